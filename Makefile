@@ -1,0 +1,53 @@
+# supplementalGroupsPolicy conformance suite. `make conformance` and `make test` do all set-up.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RESULTS_DIR ?= results
+
+# Run options (empty = default). See README "Options".
+TARGET ?=
+RUNTIME ?=
+VERSION ?=
+CRI_ENDPOINT ?=
+CONTAINERD_BIN_DIR ?=
+CRIO_BIN_DIR ?=
+CRIO_STORAGE ?=
+HANDLER ?=
+IMAGE_LOAD ?=
+ARGS ?=
+
+RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RUNTIME)") \
+  $(if $(VERSION),--version "$(VERSION)") $(if $(CRI_ENDPOINT),--cri-endpoint "$(CRI_ENDPOINT)") \
+  $(if $(CONTAINERD_BIN_DIR),--containerd-bin-dir "$(CONTAINERD_BIN_DIR)") \
+  $(if $(CRIO_BIN_DIR),--crio-bin-dir "$(CRIO_BIN_DIR)") $(if $(CRIO_STORAGE),--crio-storage "$(CRIO_STORAGE)") \
+  $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
+  --results-dir "$(RESULTS_DIR)"
+
+.PHONY: setup conformance test lint ruff proto clean
+
+$(BIN)/sgp-conformance: pyproject.toml
+	./scripts/setup.sh "$(PY)" "$(VENV)"
+	@touch $@
+
+setup: $(BIN)/sgp-conformance
+
+conformance: setup
+	$(BIN)/sgp-conformance run $(RUN_FLAGS) $(ARGS)
+
+lint: setup
+	$(BIN)/sgp-conformance lint
+
+ruff: setup
+	$(BIN)/ruff check conformance tests
+
+test: setup
+	$(BIN)/sgp-conformance lint
+	$(BIN)/ruff check conformance tests
+	$(BIN)/pytest tests $(ARGS)
+
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. conformance/cri/api.proto
+
+clean:
+	rm -rf $(RESULTS_DIR) .pytest_cache

@@ -1,0 +1,104 @@
+"""Build test images offline and deterministically into docker-archive tarballs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.errors import ProvisionError
+from conformance.image import ImageDef
+
+REPO = "localhost/sgpconf"
+APPLETS = ("sh", "id", "cat", "grep", "sleep", "echo", "ls", "true", "false", "env", "head")
+PAUSE_SCRIPT = b"#!/bin/sh\ntrap 'exit 0' TERM INT\nwhile :; do sleep 3600 & wait $!; done\n"
+
+
+@dataclass(frozen=True)
+class ImageArchive:
+    """A built image: tarball path, reference and content digests."""
+
+    name: str
+    path: Path
+    ref: str  # repository:tag, tag derived from the config digest
+    config_digest: str
+    layer_digest: str
+
+
+def find_busybox() -> Path:
+    """The static busybox the images are built from (Debian's busybox-static)."""
+    for candidate in (os.environ.get("SGP_BUSYBOX", ""), "/bin/busybox", "/usr/bin/busybox"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ProvisionError("busybox-static is needed to build the test images: apt-get install busybox-static")
+
+
+def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
+         kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = mode
+    info.type = kind
+    info.linkname = link
+    info.size = len(data) if data is not None else 0
+    tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def layer_bytes(image: ImageDef, busybox: bytes) -> bytes:
+    """The single layer: busybox, its applets, /pause and the image's /etc files."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for d in ("bin", "dev", "etc", "proc", "root", "sys"):
+            _add(tar, d + "/", kind=tarfile.DIRTYPE, mode=0o755)
+        _add(tar, "tmp/", kind=tarfile.DIRTYPE, mode=0o1777)
+        _add(tar, "bin/busybox", data=busybox, mode=0o755)
+        for applet in APPLETS:
+            _add(tar, f"bin/{applet}", kind=tarfile.SYMTYPE, link="busybox", mode=0o777)
+        _add(tar, "pause", data=PAUSE_SCRIPT, mode=0o755)
+        for path in sorted(image.files):
+            _add(tar, path, data=image.files[path], mode=0o644)
+    return buf.getvalue()
+
+
+def config_bytes(image: ImageDef, layer_digest: str) -> bytes:
+    config: dict = {"Env": ["PATH=/bin"], "Cmd": list(image.cmd), "WorkingDir": "/"}
+    if image.user is not None:
+        config["User"] = image.user
+    doc = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created_by": f"sgpconf image {image.name}"}],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def build(image: ImageDef, out_dir: Path, busybox: Path | None = None) -> ImageArchive:
+    """Write <out_dir>/<name>-<tag>.tar; same input gives the same bytes and digest."""
+    bb = (busybox or find_busybox()).read_bytes()
+    layer = layer_bytes(image, bb)
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = config_bytes(image, layer_digest)
+    config_hex = hashlib.sha256(config).hexdigest()
+    ref = f"{REPO}/{image.name}:{config_hex[:12]}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{image.name}-{config_hex[:12]}.tar"
+    if not path.exists():
+        manifest = [{"Config": f"{config_hex}.json", "RepoTags": [ref],
+                     "Layers": [f"{layer_digest[7:]}/layer.tar"]}]
+        tmp = path.with_suffix(".tmp")
+        with tarfile.open(tmp, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            _add(tar, f"{layer_digest[7:]}/", kind=tarfile.DIRTYPE, mode=0o755)
+            _add(tar, f"{layer_digest[7:]}/layer.tar", data=layer)
+            _add(tar, f"{config_hex}.json", data=config)
+            _add(tar, "manifest.json", data=json.dumps(manifest, sort_keys=True).encode())
+        shutil.move(tmp, path)
+    return ImageArchive(image.name, path, ref, "sha256:" + config_hex, layer_digest)

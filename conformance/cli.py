@@ -1,0 +1,52 @@
+"""Console command `sgp-conformance`: run | lint. `run` is a thin wrapper over pytest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance.catalogue import PROJECT
+from conformance.options import FLAGS
+
+
+def run_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The pytest command line for a run: one item per case, JUnit next to results.json."""
+    results = Path(getattr(args, "results_dir", None) or "results")
+    scenarios = Path(getattr(args, "scenarios", None) or PROJECT / "scenarios")
+    argv = [str(scenarios), "-p", "conformance.plugin", "-q", "--no-header", f"--junitxml={results / 'junit.xml'}",
+            "-o", "junit_suite_name=sgp-conformance", "-o", "junit_family=xunit1", "-rN", "--tb=no",
+            f"--rootdir={PROJECT}", "-c", str(PROJECT / "pyproject.toml")]
+    for name, _, _ in FLAGS:
+        value = getattr(args, name.replace("-", "_"), None)
+        if value:
+            argv.append(f"--sgp-{name}={value}")
+    if not getattr(args, "target", None):
+        argv.append("--sgp-target=node")
+    return argv + extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sgp-conformance", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the scenarios (extra arguments go to pytest, e.g. -k, -m, --lf, -n)")
+    for name, env, text in FLAGS:
+        run.add_argument(f"--{name}", help=f"{text} [env {env}]")
+    lint = sub.add_parser("lint", help="validate scenarios and images; expectations must equal the oracle's")
+    lint.add_argument("--scenarios", default=str(PROJECT / "scenarios"))
+    lint.add_argument("--images", default=str(PROJECT / "images"))
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "lint":
+        from conformance.lint import main as lint_main
+
+        if extra:
+            parser.error(f"unknown arguments: {extra}")
+        return lint_main(Path(args.scenarios), Path(args.images))
+    import pytest
+
+    code = int(pytest.main(run_argv(args, extra)))
+    return code if code in (0, 1) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Core value types shared by every target: identities, policies, verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+MAX_ID = 2147483647
+POLICIES = ("unset", "Merge", "Strict")
+
+
+class Verdict(str, Enum):
+    """Outcome of one case. Only PASS, UNSUPPORTED and KNOWN_FAILURE keep the exit code at 0."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNSUPPORTED = "unsupported"
+    KNOWN_FAILURE = "known-failure"
+    REJECTED = "rejected"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A process identity: uid, primary gid and the set of supplementary groups."""
+
+    uid: int
+    gid: int
+    groups: frozenset[int]
+
+    def to_json(self) -> dict:
+        return {"uid": self.uid, "gid": self.gid, "groups": sorted(self.groups)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Identity:
+        return cls(int(data["uid"]), int(data["gid"]), frozenset(int(g) for g in data["groups"]))
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a case should show: an identity, or an expected CreateContainer failure."""
+
+    identity: Identity | None = None
+    error: str | None = None  # e.g. "CreateContainer"
+
+    def to_json(self) -> dict:
+        if self.error:
+            return {"error": self.error}
+        assert self.identity is not None
+        return self.identity.to_json()
+
+
+@dataclass
+class RuntimeInfo:
+    """The runtime under test as the CRI describes it."""
+
+    name: str
+    version: str
+    api_version: str = ""
+    features: dict[str, bool] | None = None  # None: Status() carried no features message
+    handler: str = ""
+    endpoint: str = ""
+
+    @property
+    def supports_policy(self) -> bool:
+        return bool(self.features and self.features.get("supplemental_groups_policy"))
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "api_version": self.api_version,
+            "features": self.features,
+            "handler": self.handler,
+            "endpoint": self.endpoint,
+        }
+
+
+@dataclass
+class CaseResult:
+    """One scenario × policy, as written to results.json."""
+
+    scenario: str
+    policy: str
+    verdict: Verdict
+    expected: dict = field(default_factory=dict)
+    observed: dict = field(default_factory=dict)
+    detail: str = ""
+    source: str = ""
+    tags: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    links: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "scenario": self.scenario,
+            "policy": self.policy,
+            "verdict": self.verdict.value,
+            "expected": self.expected,
+            "observed": self.observed,
+            "detail": self.detail,
+            "source": self.source,
+            "tags": self.tags,
+            "links": self.links,
+            "duration": round(self.duration, 3),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> CaseResult:
+        return cls(
+            scenario=data["scenario"],
+            policy=data["policy"],
+            verdict=Verdict(data["verdict"]),
+            expected=data.get("expected", {}),
+            observed=data.get("observed", {}),
+            detail=data.get("detail", ""),
+            source=data.get("source", ""),
+            tags=list(data.get("tags", [])),
+            duration=float(data.get("duration", 0.0)),
+            links=list(data.get("links", [])),
+        )
+
+
+def exit_code(verdicts: list[Verdict]) -> int:
+    """0: all pass/unsupported/known/rejected; 1: a conformance failure; 2: an error."""
+    if Verdict.ERROR in verdicts:
+        return 2
+    if Verdict.FAIL in verdicts:
+        return 1
+    return 0

@@ -1,0 +1,88 @@
+"""What the suite reads inside a container: `id` output and /proc/<pid>/status, as one script."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+BEGIN, END = "SGP-BEGIN", "SGP-END"
+# Prints the identity of the shell running it: `id` (a child, same credentials) and the
+# Uid/Gid/Groups lines of its own /proc/$$/status.
+PROBE = (
+    f'echo {BEGIN}; echo "SGP-ID $(id)"; '
+    'while read -r k v; do case "$k" in Uid:|Gid:|Groups:) echo "SGP-STATUS $k $v";; esac; '
+    f'done < /proc/$$/status; echo {END}'
+)
+
+
+@dataclass
+class ProcessIdentity:
+    """One process's identity as `id` and the kernel show it."""
+
+    id_line: str = ""
+    id_uid: int | None = None
+    id_gid: int | None = None
+    id_groups: list[int] = field(default_factory=list)
+    status_uid: list[int] = field(default_factory=list)
+    status_gid: list[int] = field(default_factory=list)
+    status_groups: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id_line,
+            "status": {"Uid": self.status_uid, "Gid": self.status_gid, "Groups": self.status_groups},
+        }
+
+
+class ProbeError(ValueError):
+    """The probe output is missing or garbled."""
+
+
+def _ids(text: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", text)]
+
+
+def parse_id(line: str) -> tuple[int, int, list[int]]:
+    """'uid=1000(u) gid=3000 groups=3000,4000(x)' -> (1000, 3000, [3000, 4000])."""
+    uid = re.search(r"\buid=(\d+)", line)
+    gid = re.search(r"\bgid=(\d+)", line)
+    if not uid or not gid:
+        raise ProbeError(f"cannot parse id output: {line!r}")
+    groups_part = re.search(r"\bgroups=(\S*)", line)
+    groups = [int(g) for g in re.findall(r"(?:^|,)(\d+)", groups_part.group(1))] if groups_part else []
+    return int(uid.group(1)), int(gid.group(1)), groups
+
+
+def parse_probe(text: str) -> ProcessIdentity:
+    """Parse the last complete probe block in `text` (a container log or exec output)."""
+    lines = [_strip_cri_log(line) for line in text.splitlines()]
+    try:
+        end = max(i for i, line in enumerate(lines) if line.strip() == END)
+        start = max(i for i, line in enumerate(lines[:end]) if line.strip() == BEGIN)
+    except ValueError:
+        raise ProbeError("probe output incomplete:\n" + text[-800:]) from None
+    ident = ProcessIdentity()
+    for line in lines[start + 1 : end]:
+        if line.startswith("SGP-ID "):
+            ident.id_line = line[len("SGP-ID ") :].strip()
+            ident.id_uid, ident.id_gid, ident.id_groups = parse_id(ident.id_line)
+        elif line.startswith("SGP-STATUS "):
+            _, key, *rest = line.split(maxsplit=2)
+            values = _ids(rest[0]) if rest else []
+            if key == "Uid:":
+                ident.status_uid = values
+            elif key == "Gid:":
+                ident.status_gid = values
+            elif key == "Groups:":
+                ident.status_groups = values
+    if not ident.id_line or not ident.status_uid or not ident.status_gid:
+        raise ProbeError("probe output lacks id or /proc status lines:\n" + text[-800:])
+    return ident
+
+
+CRI_LOG = re.compile(r"^\S+ (stdout|stderr) [FP] ?")
+
+
+def _strip_cri_log(line: str) -> str:
+    """'2026-...Z stdout F text' -> 'text' (CRI log format); other lines unchanged."""
+    return CRI_LOG.sub("", line, count=1)

@@ -1,0 +1,62 @@
+"""Progress lines while a run goes, and the closing summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TextIO
+
+from conformance.model import CaseResult, RuntimeInfo, Verdict
+
+LABELS = {
+    Verdict.PASS: "PASS",
+    Verdict.FAIL: "FAIL",
+    Verdict.UNSUPPORTED: "UNSUPPORTED",
+    Verdict.KNOWN_FAILURE: "KNOWN-FAILURE",
+    Verdict.REJECTED: "REJECTED",
+    Verdict.ERROR: "ERROR",
+}
+
+
+class Progress:
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.total: int | None = None
+        self.done = 0
+        self.started = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def header(self, info: RuntimeInfo, startup: float, provisioned: object) -> None:
+        features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
+        how = "started by the suite" if provisioned is not None else f"existing socket {info.endpoint}"
+        handler = f", handler {info.handler}" if info.handler else ""
+        self._line(f"runtime: {info.name} {info.version} ({how}{handler}); Status().features: {features}; "
+                   f"ready in {startup:.2f}s")
+        self.started = time.monotonic()
+
+    def case(self, result: CaseResult) -> None:
+        self.done += 1
+        total = self.total if self.total is not None else "?"
+        width = len(str(total))
+        note = result.detail.splitlines()[0] if result.detail and result.verdict != Verdict.PASS else ""
+        if result.verdict == Verdict.PASS and result.detail:
+            note = result.detail
+        self._line(f"[{self.done:>{width}}/{total}] {LABELS[result.verdict]:<13} {result.scenario}[{result.policy}]"
+                   f" {result.duration:.2f}s" + (f"  {note}" if note else ""))
+
+    def summary(self, records: list[CaseResult], code: int, results_dir: Path) -> None:
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[LABELS[r.verdict]] = counts.get(LABELS[r.verdict], 0) + 1
+        elapsed = time.monotonic() - self.started
+        for r in records:
+            if r.verdict in (Verdict.FAIL, Verdict.ERROR):
+                self._line(f"--- {LABELS[r.verdict]} {r.scenario}[{r.policy}] ({r.source})")
+                for line in r.detail.splitlines():
+                    self._line(f"    {line}")
+        parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())) or "no cases"
+        self._line(f"summary: {len(records)} cases: {parts} in {elapsed:.1f}s; exit {code}; "
+                   f"results in {results_dir}/results.json")

@@ -1,0 +1,261 @@
+"""Scenario files (scenarios/*.yaml): loading and validation, errors with file, line and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance import yamlsrc
+from conformance.errors import InputError
+from conformance.image import ImageDef
+from conformance.model import POLICIES, Expectation, Identity
+from conformance.yamlsrc import LineDict
+
+TOP_KEYS = {"name", "description", "source", "tags", "image", "pod", "container", "policies", "expect",
+            "known_failures", "oracle", "raw_cri"}
+POD_KEYS = {"runAsUser", "runAsGroup", "supplementalGroups", "fsGroup"}
+CONTAINER_KEYS = {"runAsUser", "runAsGroup"}
+EXPECT_KEYS = {"uid", "gid", "groups", "error"}
+KNOWN_KEYS = {"runtime", "versions", "policies", "link", "reason"}
+RAW_CRI_KEYS = {"policy_value", "omit_user"}
+EXPECTED_ERRORS = {"CreateContainer"}
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+@dataclass(frozen=True)
+class PodContext:
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    fs_group: int | None = None
+
+
+@dataclass(frozen=True)
+class ContainerContext:
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    """An upstream issue that makes this scenario fail on some runtime versions."""
+
+    runtime: str
+    versions: str  # e.g. ">=2.0", ">=2.0,<2.3", "*"
+    policies: tuple[str, ...]
+    link: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RawCRI:
+    """Node-target-only requests no kubelet would send."""
+
+    policy_value: int | None = None  # raw enum value, e.g. 2
+    omit_user: bool = False  # send run_as_group without run_as_user/run_as_username
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    image: str
+    source: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    pod: PodContext = field(default_factory=PodContext)
+    container: ContainerContext = field(default_factory=ContainerContext)
+    policies: tuple[str, ...] = POLICIES
+    expect: dict[str, Expectation] = field(default_factory=dict)
+    expect_lines: dict[str, int] = field(default_factory=dict)
+    known_failures: tuple[KnownFailure, ...] = ()
+    oracle: bool = True  # False: the expectation is runtime-specific, lint does not compare
+    raw_cri: RawCRI | None = None
+
+    @property
+    def run_as_user(self) -> int | None:
+        return self.container.run_as_user if self.container.run_as_user is not None else self.pod.run_as_user
+
+    @property
+    def run_as_group(self) -> int | None:
+        return self.container.run_as_group if self.container.run_as_group is not None else self.pod.run_as_group
+
+
+def _str(path: Path, data: LineDict, key: str, required: bool = False) -> str:
+    if key not in data:
+        if required:
+            raise InputError(path, key, "is required", data.line)
+        return ""
+    value = data[key]
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(path, key, f"must be a non-empty string, got {value!r}", data.line_of(key))
+    return value
+
+
+def _mapping(path: Path, data: LineDict, key: str) -> LineDict:
+    value = data.get(key)
+    if value is None:
+        value = LineDict()
+        value.line, value.key_lines = data.line_of(key), {}
+    if not isinstance(value, LineDict):
+        raise InputError(path, key, f"must be a mapping, got {type(value).__name__}", data.line_of(key))
+    return value
+
+
+def _policy(path: Path, value: object, field_name: str, line: int) -> str:
+    if value not in POLICIES:
+        raise InputError(path, field_name, f"unknown policy {value!r} (allowed: {', '.join(POLICIES)})", line)
+    return str(value)
+
+
+def _pod(path: Path, data: LineDict) -> PodContext:
+    pod = _mapping(path, data, "pod")
+    yamlsrc.check_keys(path, pod, POD_KEYS, "pod.")
+    groups = pod.get("supplementalGroups", [])
+    if not isinstance(groups, list):
+        raise InputError(path, "pod.supplementalGroups", "must be a list of IDs", pod.line_of("supplementalGroups"))
+    line = pod.line_of("supplementalGroups")
+    return PodContext(
+        run_as_user=yamlsrc.expect_int_id(path, pod, "runAsUser", "pod."),
+        run_as_group=yamlsrc.expect_int_id(path, pod, "runAsGroup", "pod."),
+        supplemental_groups=tuple(yamlsrc.int_id(path, g, f"pod.supplementalGroups[{i}]", line)
+                                  for i, g in enumerate(groups)),
+        fs_group=yamlsrc.expect_int_id(path, pod, "fsGroup", "pod."),
+    )
+
+
+def _container(path: Path, data: LineDict) -> ContainerContext:
+    ctr = _mapping(path, data, "container")
+    yamlsrc.check_keys(path, ctr, CONTAINER_KEYS, "container.")
+    return ContainerContext(
+        run_as_user=yamlsrc.expect_int_id(path, ctr, "runAsUser", "container."),
+        run_as_group=yamlsrc.expect_int_id(path, ctr, "runAsGroup", "container."),
+    )
+
+
+def _expectation(path: Path, data: object, where: str, line: int) -> Expectation:
+    if not isinstance(data, LineDict):
+        raise InputError(path, where, "must be a mapping with uid, gid, groups (or error)", line)
+    yamlsrc.check_keys(path, data, EXPECT_KEYS, where + ".")
+    if "error" in data:
+        if set(data) != {"error"}:
+            raise InputError(path, where, "'error' cannot be combined with uid/gid/groups", data.line)
+        if data["error"] not in EXPECTED_ERRORS:
+            raise InputError(path, f"{where}.error", f"must be one of {sorted(EXPECTED_ERRORS)}",
+                             data.line_of("error"))
+        return Expectation(error=data["error"])
+    for key in ("uid", "gid", "groups"):
+        if key not in data:
+            raise InputError(path, f"{where}.{key}", "is required", data.line)
+    groups = data["groups"]
+    if not isinstance(groups, list):
+        raise InputError(path, f"{where}.groups", "must be a list of IDs", data.line_of("groups"))
+    gline = data.line_of("groups")
+    ident = Identity(
+        uid=yamlsrc.int_id(path, data["uid"], f"{where}.uid", data.line_of("uid")),
+        gid=yamlsrc.int_id(path, data["gid"], f"{where}.gid", data.line_of("gid")),
+        groups=frozenset(yamlsrc.int_id(path, g, f"{where}.groups[{i}]", gline) for i, g in enumerate(groups)),
+    )
+    return Expectation(identity=ident)
+
+
+def _known_failures(path: Path, data: LineDict) -> tuple[KnownFailure, ...]:
+    items = data.get("known_failures", [])
+    if not isinstance(items, list):
+        raise InputError(path, "known_failures", "must be a list", data.line_of("known_failures"))
+    out = []
+    for i, item in enumerate(items):
+        where = f"known_failures[{i}]"
+        if not isinstance(item, LineDict):
+            raise InputError(path, where, "must be a mapping", data.line_of("known_failures"))
+        yamlsrc.check_keys(path, item, KNOWN_KEYS, where + ".")
+        policies = item.get("policies", list(POLICIES))
+        if not isinstance(policies, list):
+            raise InputError(path, f"{where}.policies", "must be a list", item.line_of("policies"))
+        link = _str(path, item, "link", required=True)
+        if not link.startswith("https://"):
+            raise InputError(path, f"{where}.link", "must be an https:// link to the issue", item.line_of("link"))
+        versions = item.get("versions", "*")
+        from conformance.runtimes.versions import parse_range
+
+        try:
+            parse_range(str(versions))
+        except ValueError as exc:
+            raise InputError(path, f"{where}.versions", str(exc), item.line_of("versions")) from exc
+        out.append(KnownFailure(
+            runtime=_str(path, item, "runtime", required=True), versions=str(versions),
+            policies=tuple(_policy(path, p, f"{where}.policies", item.line_of("policies")) for p in policies),
+            link=link, reason=_str(path, item, "reason"),
+        ))
+    return tuple(out)
+
+
+def _raw_cri(path: Path, data: LineDict) -> RawCRI | None:
+    if "raw_cri" not in data:
+        return None
+    raw = _mapping(path, data, "raw_cri")
+    yamlsrc.check_keys(path, raw, RAW_CRI_KEYS, "raw_cri.")
+    value = raw.get("policy_value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InputError(path, "raw_cri.policy_value", "must be a non-negative integer", raw.line_of("policy_value"))
+    omit = raw.get("omit_user", False)
+    if not isinstance(omit, bool):
+        raise InputError(path, "raw_cri.omit_user", "must be true or false", raw.line_of("omit_user"))
+    return RawCRI(policy_value=value, omit_user=omit)
+
+
+def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
+    """Load and validate one scenario file against the known images."""
+    data = yamlsrc.load(path)
+    if not isinstance(data, LineDict):
+        raise InputError(path, "", "a scenario must be a YAML mapping")
+    yamlsrc.check_keys(path, data, TOP_KEYS, "")
+    name = _str(path, data, "name") or path.stem
+    if not set(name) <= NAME_CHARS:
+        raise InputError(path, "name", f"{name!r}: use lowercase letters, digits and '-'", data.line_of("name"))
+    image = _str(path, data, "image", required=True)
+    if image not in images:
+        raise InputError(path, "image", f"unknown image {image!r} (known: {', '.join(sorted(images))})",
+                         data.line_of("image"))
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t and set(t) <= NAME_CHARS for t in tags):
+        raise InputError(path, "tags", "must be a list of lowercase words", data.line_of("tags"))
+    policies = data.get("policies", list(POLICIES))
+    if not isinstance(policies, list) or not policies:
+        raise InputError(path, "policies", "must be a non-empty list", data.line_of("policies"))
+    policies = [_policy(path, p, "policies", data.line_of("policies")) for p in policies]
+    if len(set(policies)) != len(policies):
+        raise InputError(path, "policies", "lists a policy twice", data.line_of("policies"))
+    expect_raw = _mapping(path, data, "expect")
+    expect, expect_lines = {}, {}
+    for key in expect_raw:
+        _policy(path, key, f"expect.{key}", expect_raw.line_of(str(key)))
+    for policy in policies:
+        if policy not in expect_raw:
+            raise InputError(path, f"expect.{policy}", "missing expectation for a listed policy", expect_raw.line)
+        expect[policy] = _expectation(path, expect_raw[policy], f"expect.{policy}", expect_raw.line_of(policy))
+        expect_lines[policy] = expect_raw.line_of(policy)
+    oracle = data.get("oracle", True)
+    if not isinstance(oracle, bool):
+        raise InputError(path, "oracle", "must be true or false", data.line_of("oracle"))
+    return Scenario(
+        name=name, path=path, image=image, source=_str(path, data, "source", required=True),
+        description=_str(path, data, "description"), tags=tuple(tags), pod=_pod(path, data),
+        container=_container(path, data), policies=tuple(policies), expect=expect, expect_lines=expect_lines,
+        known_failures=_known_failures(path, data), oracle=oracle, raw_cri=_raw_cri(path, data),
+    )
+
+
+def load_catalogue(directory: Path, images: dict[str, ImageDef]) -> list[Scenario]:
+    """Every scenarios/*.yaml, validated; duplicate names are an error."""
+    if not directory.is_dir():
+        raise InputError(directory, "", "scenarios directory not found")
+    scenarios: list[Scenario] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        scn = load_scenario(path, images)
+        if scn.name in seen:
+            raise InputError(path, "name", f"duplicate scenario name {scn.name!r} (also in {seen[scn.name]})")
+        seen[scn.name] = path
+        scenarios.append(scn)
+    return scenarios

@@ -1,0 +1,147 @@
+"""A node-target session: build images, provision or reach the runtime, load images; tear down."""
+
+from __future__ import annotations
+
+import secrets
+import stat
+from pathlib import Path
+
+from conformance import archive
+from conformance.catalogue import Catalogue
+from conformance.cri.client import CRIClient
+from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
+from conformance.imageload import ImageLoader, choose
+from conformance.model import RuntimeInfo
+from conformance.options import Options
+from conformance.registry import Registry
+from conformance.runtimes import provider
+from conformance.runtimes.base import Provisioned
+from conformance.targets.node import NodeTarget, runtime_info
+
+HANDLERS = ("", "runc", "crun")
+
+
+def socket_path(endpoint: str) -> Path:
+    return Path(endpoint.removeprefix("unix://"))
+
+
+def check_endpoint(endpoint: str) -> None:
+    """An existing CRI socket must exist and be a socket; else a clear input error."""
+    path = socket_path(endpoint)
+    if not path.exists():
+        raise InputError(path, "CRI_ENDPOINT", "no such socket: nothing is listening there")
+    if not stat.S_ISSOCK(path.stat().st_mode):
+        raise InputError(path, "CRI_ENDPOINT", "is not a unix socket")
+
+
+class NodeSession:
+    """Everything one node-target run owns; stop() removes all of it, and only it."""
+
+    def __init__(self, opts: Options, catalogue: Catalogue):
+        self.opts = opts
+        self.catalogue = catalogue
+        self.run_id = secrets.token_hex(4)
+        self.provisioned: Provisioned | None = None
+        self.client: CRIClient | None = None
+        self.loader: ImageLoader | None = None
+        self.target: NodeTarget | None = None
+        self.info: RuntimeInfo | None = None
+        self.image_refs: dict[str, str] = {}
+        self.log_root: Path | None = None
+
+    def validate(self) -> None:
+        """Check the options before anything starts."""
+        if self.opts.handler not in HANDLERS:
+            raise InputError("HANDLER", "HANDLER", f"{self.opts.handler!r}: must be runc or crun")
+        if self.opts.cri_endpoint:
+            check_endpoint(self.opts.cri_endpoint)
+        elif self.opts.runtime not in ("containerd", "crio"):
+            raise InputError("RUNTIME", "RUNTIME", f"{self.opts.runtime!r}: must be containerd or crio")
+
+    def start(self) -> None:
+        self.validate()
+        archives = [archive.build(self.catalogue.images[name], self.opts.cache_dir / "images")
+                    for name in self.catalogue.image_names()]
+        if self.opts.cri_endpoint:
+            self._attach(archives)
+        else:
+            self._provision(archives)
+        assert self.client is not None
+        self.info = runtime_info(self.client, self.opts.handler)
+        if self.provisioned is not None and self.opts.handler and self.opts.handler not in self.provisioned.handlers:
+            raise ProvisionError(f"HANDLER={self.opts.handler}: not installed (have {self.provisioned.handlers})")
+        self.target = NodeTarget(self.client, self.image_refs, self._log_root(), self.run_id,
+                                 handler=self.opts.handler,
+                                 cgroup_parent=self.provisioned.cgroup_parent if self.provisioned else "")
+
+    def _log_root(self) -> Path:
+        if self.provisioned and self.provisioned.daemon:
+            self.log_root = self.provisioned.daemon.state_dir / "pods"
+        else:
+            self.log_root = self.opts.state_dir / f"pods-{self.run_id}"
+        self.log_root.mkdir(parents=True, exist_ok=True)
+        return self.log_root
+
+    def _attach(self, archives: list[archive.ImageArchive]) -> None:
+        assert self.opts.cri_endpoint
+        self.client = CRIClient(self.opts.cri_endpoint)
+        try:
+            name = self.client.version(timeout=10).runtime_name
+        except RuntimeBroken as exc:
+            raise ProvisionError(f"CRI_ENDPOINT={self.opts.cri_endpoint} does not answer: {exc}") from exc
+        ctr: tuple[str, ...] = ()
+        if name == "containerd":
+            import shutil
+
+            if shutil.which("ctr"):
+                ctr = ("ctr", "--address", str(socket_path(self.opts.cri_endpoint)))
+        method = choose(self.opts.image_load, name, ctr, self.opts.crio_storage)
+        self.loader = ImageLoader(method, self.client, ctr, self.opts.crio_storage, track_new=True)
+        self.image_refs = self.loader.load(archives)
+
+    def _provision(self, archives: list[archive.ImageArchive]) -> None:
+        prov = provider(self.opts.runtime, self.opts.version, self.opts.containerd_bin_dir, self.opts.crio_bin_dir,
+                        self.opts.cache_dir, self.opts.state_dir)
+        runtime_name = "containerd" if self.opts.runtime == "containerd" else "cri-o"
+        ctr_hint = ("ctr",) if runtime_name == "containerd" else ()
+        storage_hint = ("", "") if runtime_name == "cri-o" else None
+        method = choose(self.opts.image_load, runtime_name, ctr_hint, storage_hint)
+        by_name = {a.name: a for a in archives}
+        registry = Registry(archives) if method == "registry" else None
+        pause_ref = registry.ref(by_name["pause"]) if registry else by_name["pause"].ref
+        self.provisioned = prov.start(pause_ref)
+        daemon = self.provisioned.daemon
+        assert daemon is not None
+        if method == "skopeo":  # CRI-O reads its storage at start: copy before the daemon runs
+            pre = ImageLoader(method, None, storage=self.provisioned.storage)  # type: ignore[arg-type]
+            pre.copy_only(archives)
+        self.client = CRIClient(self.provisioned.endpoint)
+        client = self.client
+        daemon.start(lambda: bool(client.version(timeout=0.5)))
+        self.loader = ImageLoader(method, client, self.provisioned.ctr, self.provisioned.storage,
+                                  hosts_dir=self.provisioned.hosts_dir, registry=registry)
+        self.image_refs = self.loader.load(archives)
+
+    def stop(self) -> None:
+        """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""
+        errors = []
+        if self.target is not None and (self.provisioned is None or
+                                        (self.provisioned.daemon and self.provisioned.daemon.alive())):
+            self.target.remove_leftovers()
+        if self.loader is not None:
+            try:
+                self.loader.close()
+            except SuiteError as exc:
+                errors.append(str(exc))
+        if self.client is not None:
+            self.client.close()
+        if self.provisioned and self.provisioned.daemon:
+            daemon = self.provisioned.daemon
+            daemon.stop()
+            daemon.remove_state(keep_log_to=self.opts.results_dir / f"{daemon.name}.log")
+        elif self.log_root is not None:
+            import shutil
+
+            shutil.rmtree(self.log_root, ignore_errors=True)
+        if errors:
+            raise SuiteError("; ".join(errors))
