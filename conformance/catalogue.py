@@ -8,8 +8,8 @@ from pathlib import Path
 from conformance.image import ImageDef, load_images
 from conformance.model import Expectation
 from conformance.oracle import expected
-from conformance.scenario import KnownFailure, Scenario, load_catalogue
 from conformance.runtimes.versions import in_range
+from conformance.scenario import KnownFailure, Scenario, load_catalogue
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUNTIME_ALIASES = {"cri-o": "crio", "crio": "crio", "containerd": "containerd"}

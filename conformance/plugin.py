@@ -98,7 +98,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _safe_stop(session: NodeSession) -> None:
     try:
         session.stop()
-    except Exception as exc:  # noqa: BLE001 - report, keep cleaning
+    except Exception as exc:
         print(f"cleanup error: {exc}", file=sys.stderr)
 
 
@@ -108,7 +108,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _safe_stop(session)
 
 
-def _worker_target(config: pytest.Config):  # noqa: ANN202
+def _worker_target(config: pytest.Config):
     """The node target as seen from a pytest process (controller or xdist worker)."""
     cached = getattr(config, "_sgp_target", None)
     if cached is not None:
@@ -140,7 +140,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 class ScenarioFile(pytest.File):
-    def collect(self):  # noqa: ANN201
+    def collect(self):
         catalogue = self.config.stash[CATALOGUE]
         scn = next(s for s in catalogue.scenarios if s.path.resolve() == self.path.resolve())
         for policy in scn.policies:
@@ -210,7 +210,7 @@ class ScenarioItem(pytest.Item):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     if not isinstance(item, ScenarioItem):
         return
@@ -228,7 +228,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
         report.user_properties.append((CASE_PROPERTY, json.dumps(result.to_json())))
 
 
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):  # noqa: ANN201
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if _active(config) and any(k == CASE_PROPERTY for k, _ in report.user_properties):
         return report.outcome, "", ""  # our own progress line replaces pytest's dot
     return None

@@ -40,10 +40,10 @@ class Registry:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._serve(body=False)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._serve(body=True)
 
             def _serve(self, body: bool) -> None:

@@ -57,7 +57,7 @@ class PrivateDaemon:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet
+            except Exception:
                 pass
             time.sleep(0.02)
         raise ProvisionError(f"{self.name} was not ready after {timeout:.0f}s:\n" + self.log_tail())

@@ -11,7 +11,7 @@ from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import RuntimeBroken, SuiteError
 from conformance.model import RuntimeInfo
-from conformance.observe import PROBE, ProbeError, parse_probe
+from conformance.observe import END, PROBE, ProbeError, ProcessIdentity, parse_probe
 from conformance.oracle import kubelet_user, supplemental_groups
 from conformance.scenario import Scenario
 from conformance.verdict import Observation
@@ -144,21 +144,19 @@ class NodeTarget:
             obs.extra = {"state": pb.ContainerState.Name(status.state), "exit_code": status.exit_code}
         return obs
 
-    def _wait_probe(self, container_id: str, log_path: Path) -> object:
+    def _wait_probe(self, container_id: str, log_path: Path) -> ProcessIdentity:
         """Read the probe from the container log; fail early if the container exited without it."""
         deadline = time.monotonic() + LOG_WAIT
-        exited_at = None
+        polls = 0
         while True:
+            exited = polls % 20 == 19 and self.client.container_status(container_id).state == pb.CONTAINER_EXITED
             text = log_path.read_text(errors="replace") if log_path.exists() else ""
-            if "SGP-END" in text:
+            if END in text:
                 return parse_probe(text)
-            now = time.monotonic()
-            if exited_at is None and now > deadline - LOG_WAIT + 1:
-                if self.client.container_status(container_id).state == pb.CONTAINER_EXITED:
-                    exited_at = now
-            if (exited_at is not None and now - exited_at > 1.0) or now > deadline:
-                raise ProbeError(f"no probe output in {log_path} (container exited: {exited_at is not None})"
-                                 f":\n{text[-800:]}")
+            if exited or time.monotonic() > deadline:
+                state = "exited" if exited else f"still running after {LOG_WAIT:.0f}s"
+                raise ProbeError(f"no probe output in {log_path} (container {state}):\n{text[-800:]}")
+            polls += 1
             time.sleep(0.005)
 
     def remove_sandbox(self, sandbox_id: str) -> None:
