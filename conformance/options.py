@@ -29,6 +29,7 @@ class Options:
     scenarios_dir: Path = PROJECT / "scenarios"
     images_dir: Path = PROJECT / "images"
     cache_dir: Path = field(default_factory=default_cache)
+    extra_handlers: dict[str, str] = field(default_factory=dict)  # handler name -> OCI runtime binary
     state_dir: Path = Path(os.environ.get("SGP_STATE_DIR", "/var/tmp/sgpconf"))
 
 

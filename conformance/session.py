@@ -51,7 +51,7 @@ class NodeSession:
 
     def validate(self) -> None:
         """Check the options before anything starts."""
-        if self.opts.handler not in HANDLERS:
+        if self.opts.handler not in (*HANDLERS, *self.opts.extra_handlers):
             raise InputError("HANDLER", "HANDLER", f"{self.opts.handler!r}: must be runc or crun")
         if self.opts.cri_endpoint:
             check_endpoint(self.opts.cri_endpoint)
@@ -101,7 +101,7 @@ class NodeSession:
 
     def _provision(self, archives: list[archive.ImageArchive]) -> None:
         prov = provider(self.opts.runtime, self.opts.version, self.opts.containerd_bin_dir, self.opts.crio_bin_dir,
-                        self.opts.cache_dir, self.opts.state_dir)
+                        self.opts.cache_dir, self.opts.state_dir, self.opts.extra_handlers)
         runtime_name = "containerd" if self.opts.runtime == "containerd" else "cri-o"
         ctr_hint = ("ctr",) if runtime_name == "containerd" else ()
         storage_hint = ("", "") if runtime_name == "cri-o" else None

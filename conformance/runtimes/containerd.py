@@ -166,7 +166,9 @@ class Containerd:
 
     name = "containerd"
 
-    def __init__(self, version: str | None, bin_dir: Path | None, cache: Path, state_root: Path):
+    def __init__(self, version: str | None, bin_dir: Path | None, cache: Path, state_root: Path,
+                 extra_handlers: dict[str, str] | None = None):
+        self.extra_handlers = extra_handlers or {}
         self.wanted = version
         self.bin_dir = bin_dir
         self.cache = cache
@@ -174,7 +176,7 @@ class Containerd:
 
     def start(self, sandbox_image: str) -> Provisioned:
         version, bin_dir = resolve_binaries(self.wanted, self.bin_dir, self.cache)
-        oci = oci_runtimes()
+        oci = {**oci_runtimes(), **self.extra_handlers}
         if "runc" not in oci:
             raise ProvisionError("runc is needed: apt-get install runc")
         state = unique_dir(self.state_root, f"containerd-{version}")
