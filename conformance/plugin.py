@@ -7,6 +7,7 @@ pytest run of the project's own tests collects and starts nothing.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -30,20 +31,13 @@ SESSION = pytest.StashKey[NodeSession]()
 RECORDS = pytest.StashKey[list]()
 PROGRESS = pytest.StashKey[Progress]()
 CASE_PROPERTY = "sgp_case"
+WORKER_ENV = "SGP_WORKER_CONTEXT"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sgpconf", "supplementalGroupsPolicy conformance")
-    for name, env, text in FLAGS:
+    for name, _env, text in FLAGS:
         group.addoption(f"--sgp-{name}", dest=f"sgp_{name.replace('-', '_')}", default=None, help=text)
-    group.addoption("--sgp-runtime-json", dest="sgp_runtime_json", default=None, help=argparse_hidden())
-    group.addoption("--sgp-refs-json", dest="sgp_refs_json", default=None, help=argparse_hidden())
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _active(config: pytest.Config) -> bool:
@@ -81,13 +75,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SuiteError, KeyboardInterrupt) as exc:
         _safe_stop(session)
         pytest.exit(f"error: {exc}" if isinstance(exc, SuiteError) else "interrupted", returncode=2)
-    assert session.info is not None
-    config.option.sgp_cri_endpoint_resolved = session.client.endpoint if session.client else ""
-    config.option.sgp_runtime_json = json.dumps(session.info.to_json())
-    config.option.sgp_refs_json = json.dumps(session.image_refs)
-    config.option.sgp_log_root = str(session.log_root)
-    config.option.sgp_cgroup_parent = session.target.cgroup_parent if session.target else ""
-    config.option.sgp_run_id = session.run_id
+    assert session.info is not None and session.client is not None and session.target is not None
+    # xdist workers are separate processes: they inherit this environment and reach the same runtime.
+    os.environ[WORKER_ENV] = json.dumps({
+        "endpoint": session.client.endpoint, "runtime": session.info.to_json(), "refs": session.image_refs,
+        "log_root": str(session.log_root), "cgroup_parent": session.target.cgroup_parent,
+        "run_id": session.run_id,
+    })
     config.stash[PROGRESS].header(session.info, time.monotonic() - started, session.provisioned)
 
 
@@ -120,12 +114,10 @@ def _worker_target(config: pytest.Config):
     if session is not None and session.target is not None:
         target, info = session.target, session.info
     else:
-        info_doc = json.loads(config.option.sgp_runtime_json)
-        client = CRIClient(config.option.sgp_cri_endpoint_resolved)
-        target = NodeTarget(client, json.loads(config.option.sgp_refs_json), Path(config.option.sgp_log_root),
-                            config.option.sgp_run_id, handler=info_doc.get("handler", ""),
-                            cgroup_parent=config.option.sgp_cgroup_parent)
-        info = RuntimeInfo(**info_doc)
+        ctx = json.loads(os.environ[WORKER_ENV])
+        target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
+                            handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
+        info = RuntimeInfo(**ctx["runtime"])
     config._sgp_target = (target, info)  # type: ignore[attr-defined]
     return config._sgp_target  # type: ignore[attr-defined]
 
@@ -255,10 +247,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG[0] = session.config
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    progress = config.stash.get(PROGRESS, None)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    progress = session.config.stash.get(PROGRESS, None)
     if progress is not None:
-        progress.total = sum(isinstance(i, ScenarioItem) for i in items)
+        progress.total = sum(isinstance(i, ScenarioItem) for i in session.items)
 
 
 def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:

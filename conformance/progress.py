@@ -52,11 +52,17 @@ class Progress:
         for r in records:
             counts[LABELS[r.verdict]] = counts.get(LABELS[r.verdict], 0) + 1
         elapsed = time.monotonic() - self.started
-        for r in records:
-            if r.verdict in (Verdict.FAIL, Verdict.ERROR):
-                self._line(f"--- {LABELS[r.verdict]} {r.scenario}[{r.policy}] ({r.source})")
-                for line in r.detail.splitlines():
-                    self._line(f"    {line}")
+        bad = [r for r in records if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+        by_detail: dict[str, list[CaseResult]] = {}
+        for r in bad:
+            by_detail.setdefault(r.detail, []).append(r)
+        for detail, group in by_detail.items():
+            names = ", ".join(f"{r.scenario}[{r.policy}]" for r in group[:3])
+            more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+            source = f" ({group[0].source})" if len(group) == 1 else ""
+            self._line(f"--- {LABELS[group[0].verdict]} {names}{more}{source}")
+            for line in detail.splitlines():
+                self._line(f"    {line}")
         parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())) or "no cases"
         self._line(f"summary: {len(records)} cases: {parts} in {elapsed:.1f}s; exit {code}; "
                    f"results in {results_dir}/results.json")

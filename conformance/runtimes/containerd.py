@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from conformance.errors import ProvisionError
@@ -146,6 +148,20 @@ def resolve_binaries(wanted: str | None, bin_dir: Path | None, cache: Path) -> t
                 raise ProvisionError(f"CONTAINERD_BIN_DIR={bin_dir}: {binary} is missing")
         return binary_version(bin_dir), bin_dir
     wanted = wanted or DEFAULT_VERSION
+    memo = cache / "resolved-containerd.json"
+    known = json.loads(memo.read_text()) if memo.exists() else {}
+    hit = known.get(wanted)
+    if hit and Path(hit["bin_dir"]).is_dir() and time.time() - hit["at"] < debian.LIST_MAX_AGE:
+        return hit["version"], Path(hit["bin_dir"])
+    version, found = _resolve(wanted, cache)
+    known[wanted] = {"version": version, "bin_dir": str(found), "at": time.time()}
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps(known, indent=1))
+    return version, found
+
+
+def _resolve(wanted: str, cache: Path) -> tuple[str, Path]:
+    """Newest match in Debian's suites, else containerd's release tarballs."""
     if debian.available():
         archive = debian.Archive(cache)
         candidates = []

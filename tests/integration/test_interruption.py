@@ -1,0 +1,93 @@
+"""A broken runtime, a missing socket and interruptions: exit 2, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.runtimes.process import processes_mentioning
+from tests.conftest import CLI, PROJECT
+from tests.leftovers import leftovers, sgp_cgroups
+
+pytestmark = pytest.mark.runtime
+
+
+def start_suite(results: Path, state_root: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "SGP_STATE_DIR": str(state_root), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([str(CLI), "run", "--results-dir", str(results), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT)
+
+
+def wait_for_cases(proc: subprocess.Popen, count: int, timeout: float = 120) -> str:
+    """Read progress lines until `count` cases are done."""
+    seen, done = [], 0
+    deadline = time.monotonic() + timeout
+    while done < count and time.monotonic() < deadline:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("["):
+            done += 1
+    assert done >= count, "".join(seen)
+    return "".join(seen)
+
+
+def daemon_pid(state_root: Path) -> int:
+    for pid in processes_mentioning(str(state_root)):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if cmdline and cmdline[0].endswith(b"/containerd"):
+            return pid
+    raise AssertionError("containerd not found")
+
+
+def test_runtime_killed_mid_run(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    before = set(sgp_cgroups())
+    proc = start_suite(tmp_path, state_root, "--version", "2")
+    wait_for_cases(proc, 3)
+    os.kill(daemon_pid(state_root), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    doc = json.loads((tmp_path / "results.json").read_text())
+    verdicts = [c["verdict"] for c in doc["cases"]]
+    assert "error" in verdicts and "pass" in verdicts
+    assert doc["summary"]["exit_code"] == 2
+    assert leftovers(state_root, before) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_cleans_up(sig: signal.Signals, real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    before = set(sgp_cgroups())
+    proc = start_suite(tmp_path, state_root, "--version", "2")
+    wait_for_cases(proc, 2)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 2
+    assert leftovers(state_root, before) == []
+
+
+def test_missing_socket(tmp_path: Path, state_root: Path) -> None:
+    missing = tmp_path / "nowhere" / "cri.sock"
+    res = subprocess.run([str(CLI), "run", "--cri-endpoint", f"unix://{missing}", "--results-dir", str(tmp_path)],
+                         capture_output=True, text=True, env={**os.environ, "SGP_STATE_DIR": str(state_root)},
+                         timeout=120, cwd=PROJECT)
+    assert res.returncode == 2
+    assert str(missing) in res.stdout + res.stderr
+    assert list(state_root.iterdir()) == []
+
+
+def test_crio_without_bin_dir(tmp_path: Path, state_root: Path) -> None:
+    res = subprocess.run([str(CLI), "run", "--runtime", "crio", "--results-dir", str(tmp_path)],
+                         capture_output=True, text=True, env={**os.environ, "SGP_STATE_DIR": str(state_root)},
+                         timeout=120, cwd=PROJECT)
+    assert res.returncode == 2
+    assert "CRIO_BIN_DIR" in res.stdout + res.stderr
+    assert list(state_root.iterdir()) == []

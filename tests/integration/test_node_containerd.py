@@ -1,0 +1,64 @@
+"""The node target on real containerd 1.6, 1.7 and 2.x, driven through the console command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conformance.catalogue import Catalogue
+from tests.conftest import CLI, PROJECT
+from tests.leftovers import leftovers, sgp_cgroups
+
+pytestmark = pytest.mark.runtime
+
+
+def run_suite(results: Path, state_root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SGP_STATE_DIR": str(state_root)}
+    return subprocess.run([str(CLI), "run", "--results-dir", str(results), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=PROJECT)
+
+
+@pytest.mark.parametrize("version", ["2", "1.7", "1.6"])
+def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    before = set(sgp_cgroups())
+    res = run_suite(tmp_path, state_root, "--version", version, "-n", "2")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "junit.xml").exists()
+    runtime = doc["runtime"]
+    assert runtime["name"] == "containerd"
+    catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+    assert len(doc["cases"]) == sum(len(s.policies) for s in catalogue.scenarios)
+    for case in doc["cases"]:
+        assert case["verdict"] != "error", case
+        assert set(case) >= {"scenario", "policy", "verdict", "expected", "observed", "detail"}
+    if version == "2":
+        assert runtime["version"].startswith("2.")
+        assert runtime["features"] == {"supplemental_groups_policy": True}
+        assert {c["verdict"] for c in doc["cases"]} <= {"pass", "known-failure"}
+        for case in doc["cases"]:
+            if case["verdict"] == "known-failure":
+                assert case["links"], case
+            elif "error" not in case["expected"]:
+                user = case["observed"]["status_user"]
+                assert user is not None and sorted(user["supplemental_groups"]) == case["expected"]["groups"]
+    else:
+        assert runtime["version"].startswith(version + ".")
+        assert runtime["features"] is None
+        for case in doc["cases"]:
+            if case["policy"] == "Strict":
+                assert case["verdict"] == "unsupported", case
+                scn = catalogue.by_name(case["scenario"])
+                merge, strict = catalogue.oracle(scn, "Merge"), catalogue.oracle(scn, "Strict")
+                if merge.identity and strict.identity and merge.identity.groups != strict.identity.groups:
+                    assert "silently ignored" in case["detail"], case
+            else:
+                assert case["verdict"] in ("pass", "known-failure"), case
+                if case["verdict"] == "pass" and "error" not in case["expected"]:
+                    assert case["observed"]["status_user"] is None
+    assert "summary:" in res.stdout
+    assert leftovers(state_root, before) == []

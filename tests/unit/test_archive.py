@@ -1,0 +1,44 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from conformance.archive import build, find_busybox
+from conformance.image import load_images
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def busybox(tmp_path: Path) -> Path:
+    try:
+        return find_busybox()
+    except Exception:
+        fake = tmp_path / "busybox"
+        fake.write_bytes(b"\x7fELF fake busybox")
+        return fake
+
+
+def test_build_is_deterministic(tmp_path: Path, busybox: Path) -> None:
+    images = load_images(PROJECT / "images")
+    for name, image in images.items():
+        a = build(image, tmp_path / "a", busybox)
+        b = build(image, tmp_path / "b", busybox)
+        assert a.config_digest == b.config_digest and a.ref == b.ref, name
+        assert hashlib.sha256(a.path.read_bytes()).digest() == hashlib.sha256(b.path.read_bytes()).digest()
+
+
+def test_image_content(tmp_path: Path, busybox: Path) -> None:
+    import json
+    import tarfile
+
+    image = load_images(PROJECT / "images")["critest-like"]
+    built = build(image, tmp_path, busybox)
+    with tarfile.open(built.path) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        config = json.load(tar.extractfile(manifest[0]["Config"]))
+        layer = tarfile.open(fileobj=tar.extractfile(manifest[0]["Layers"][0]))
+        names = layer.getnames()
+    assert manifest[0]["RepoTags"] == [built.ref]
+    assert config["config"]["User"] == "1000"
+    assert "etc/group" in names and "etc/passwd" in names and "bin/busybox" in names

@@ -1,0 +1,55 @@
+import pytest
+
+from conformance.errors import ProvisionError
+from conformance.runtimes.debian import DebPackage
+from conformance.runtimes.release import arch, parse_checksum, pick, urls, verify
+from conformance.runtimes.versions import in_range, matches, parse_range
+
+RELEASES = [{"tag_name": t, "prerelease": "rc" in t} for t in
+            ("v2.2.0", "v2.1.5", "v2.1.4", "v2.0.7", "v1.7.29", "v1.7.28", "v1.6.39", "v2.3.0-rc.1")]
+
+
+def test_matches() -> None:
+    assert matches("2.1.9", "2") and matches("2.1.9", "2.x") and matches("2.1.9", "2.1")
+    assert not matches("1.7.24", "2") and matches("1.7.24", "1.7") and matches("1.7.24", "1.7.24")
+    assert not matches("1.7.24", "bogus")
+
+
+def test_ranges() -> None:
+    assert in_range("2.1.9", ">=2.0") and not in_range("1.7.24", ">=2.0")
+    assert in_range("2.1.9", ">=2.0,<2.3") and not in_range("2.3.0", ">=2.0,<2.3") and in_range("1.0", "*")
+    with pytest.raises(ValueError):
+        parse_range("~2")
+
+
+def test_debian_upstream_version() -> None:
+    assert DebPackage("containerd", "2.1.9+ds1-5", "sid").upstream == "2.1.9"
+    assert DebPackage("containerd", "1.7.24~ds1-6+deb13u1", "trixie").upstream == "1.7.24"
+    assert DebPackage("containerd", "1:1.6.20~ds1-1", "bookworm").upstream == "1.6.20"
+
+
+def test_release_resolution() -> None:
+    assert pick(RELEASES, "2") == "2.2.0"
+    assert pick(RELEASES, "2.1") == "2.1.5"
+    assert pick(RELEASES, "1.7") == "1.7.29"
+    assert pick(RELEASES, "2.1.4") == "2.1.4"
+    with pytest.raises(ProvisionError):
+        pick(RELEASES, "3")
+    url, sums = urls("2.1.5", "x86_64")
+    assert url == "https://github.com/containerd/containerd/releases/download/v2.1.5/containerd-2.1.5-linux-amd64.tar.gz"
+    assert sums == url + ".sha256sum"
+    assert arch("aarch64") == "arm64"
+
+
+def test_checksum() -> None:
+    import hashlib
+
+    data = b"tarball"
+    digest = hashlib.sha256(data).hexdigest()
+    name = "containerd-2.1.5-linux-amd64.tar.gz"
+    assert parse_checksum(f"{digest}  {name}\n", name) == digest
+    verify(data, digest)
+    with pytest.raises(ProvisionError):
+        verify(b"tampered", digest)
+    with pytest.raises(ProvisionError):
+        parse_checksum("garbage", "x.tar.gz")
