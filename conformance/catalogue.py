@@ -44,6 +44,7 @@ def known_failure(scn: Scenario, policy: str, runtime: str, version: str) -> Kno
     """The recorded upstream issue that applies to this case on this runtime, if any."""
     name = RUNTIME_ALIASES.get(runtime, runtime)
     for kf in scn.known_failures:
-        if RUNTIME_ALIASES.get(kf.runtime, kf.runtime) == name and policy in kf.policies and in_range(version, kf.versions):
+        same_runtime = RUNTIME_ALIASES.get(kf.runtime, kf.runtime) == name
+        if same_runtime and policy in kf.policies and in_range(version, kf.versions):
             return kf
     return None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 MAX_ID = 2147483647
 POLICIES = ("unset", "Merge", "Strict")
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """Outcome of one case. Only PASS, UNSUPPORTED and KNOWN_FAILURE keep the exit code at 0."""
 
     PASS = "pass"
