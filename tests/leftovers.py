@@ -7,18 +7,19 @@ from pathlib import Path
 from conformance.runtimes.process import CGROUP_ROOT, mounts_under, processes_mentioning
 
 
-def sgp_cgroups() -> list[Path]:
+def sgp_cgroups(suite_pid: int) -> list[Path]:
+    """cgroup dirs of runtimes started by the suite process `suite_pid` (their names carry it)."""
     found = []
     for hierarchy in [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]:
-        found += [p for p in hierarchy.glob("sgpconf-*") if p.is_dir()]
+        found += [p for p in hierarchy.glob(f"sgpconf-*-{suite_pid}-*") if p.is_dir()]
     return found
 
 
-def leftovers(state_root: Path, cgroups_before: set[Path]) -> list[str]:
+def leftovers(state_root: Path, suite_pid: int) -> list[str]:
     """Processes, mounts, cgroup dirs and state dirs left by a run under `state_root`."""
     problems = [f"process {pid} mentions {state_root}" for pid in processes_mentioning(str(state_root))]
     problems += [f"mount {m}" for m in mounts_under(state_root)]
-    problems += [f"cgroup dir {c}" for c in sorted(set(sgp_cgroups()) - cgroups_before)]
+    problems += [f"cgroup dir {c}" for c in sgp_cgroups(suite_pid)]
     if state_root.exists():
         problems += [f"state left: {p}" for p in state_root.iterdir()]
     return problems

@@ -13,7 +13,7 @@ import pytest
 
 from conformance.runtimes.process import processes_mentioning
 from tests.conftest import CLI, PROJECT
-from tests.leftovers import leftovers, sgp_cgroups
+from tests.leftovers import leftovers
 
 pytestmark = pytest.mark.runtime
 
@@ -48,7 +48,6 @@ def daemon_pid(state_root: Path) -> int:
 
 
 def test_runtime_killed_mid_run(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
-    before = set(sgp_cgroups())
     proc = start_suite(tmp_path, state_root, "--version", "2")
     wait_for_cases(proc, 3)
     os.kill(daemon_pid(state_root), signal.SIGKILL)
@@ -58,12 +57,11 @@ def test_runtime_killed_mid_run(real_runtime: None, tmp_path: Path, state_root: 
     verdicts = [c["verdict"] for c in doc["cases"]]
     assert "error" in verdicts and "pass" in verdicts
     assert doc["summary"]["exit_code"] == 2
-    assert leftovers(state_root, before) == []
+    assert leftovers(state_root, proc.pid) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_cleans_up(sig: signal.Signals, real_runtime: None, tmp_path: Path, state_root: Path) -> None:
-    before = set(sgp_cgroups())
     proc = start_suite(tmp_path, state_root, "--version", "2")
     wait_for_cases(proc, 2)
     sent = time.monotonic()
@@ -71,7 +69,7 @@ def test_interrupt_cleans_up(sig: signal.Signals, real_runtime: None, tmp_path: 
     proc.communicate(timeout=30)
     assert time.monotonic() - sent < 10
     assert proc.returncode == 2
-    assert leftovers(state_root, before) == []
+    assert leftovers(state_root, proc.pid) == []
 
 
 def test_missing_socket(tmp_path: Path, state_root: Path) -> None:

@@ -11,22 +11,24 @@ import pytest
 
 from conformance.catalogue import Catalogue
 from tests.conftest import CLI, PROJECT
-from tests.leftovers import leftovers, sgp_cgroups
+from tests.leftovers import leftovers
 
 pytestmark = pytest.mark.runtime
 
 
-def run_suite(results: Path, state_root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_suite(results: Path, state_root: Path, *args: str, timeout: int = 600) -> tuple[int, str, int]:
+    """(exit code, output, pid of the suite process)."""
     env = {**os.environ, "SGP_STATE_DIR": str(state_root)}
-    return subprocess.run([str(CLI), "run", "--results-dir", str(results), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=PROJECT)
+    proc = subprocess.Popen([str(CLI), "run", "--results-dir", str(results), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out, proc.pid
 
 
 @pytest.mark.parametrize("version", ["2", "1.7", "1.6"])
 def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Path, state_root: Path) -> None:
-    before = set(sgp_cgroups())
-    res = run_suite(tmp_path, state_root, "--version", version, "-n", "2")
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    code, out, pid = run_suite(tmp_path, state_root, "--version", version, "-n", "2")
+    assert code == 0, out[-6000:]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "junit.xml").exists()
     runtime = doc["runtime"]
@@ -60,5 +62,5 @@ def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Pat
                 assert case["verdict"] in ("pass", "known-failure"), case
                 if case["verdict"] == "pass" and "error" not in case["expected"]:
                     assert case["observed"]["status_user"] is None
-    assert "summary:" in res.stdout
-    assert leftovers(state_root, before) == []
+    assert "summary:" in out
+    assert leftovers(state_root, pid) == []
