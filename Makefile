@@ -24,7 +24,7 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 
-.PHONY: setup conformance test lint ruff proto clean
+.PHONY: setup conformance test lint ruff proto clean bench
 
 $(BIN)/sgp-conformance: pyproject.toml
 	./scripts/setup.sh "$(PY)" "$(VENV)"
@@ -45,6 +45,9 @@ test: setup
 	$(BIN)/sgp-conformance lint
 	$(BIN)/ruff check conformance tests
 	$(BIN)/pytest tests $(ARGS)
+
+bench: setup
+	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") --results-dir "$(RESULTS_DIR)/bench"
 
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. conformance/cri/api.proto
