@@ -16,6 +16,14 @@ CRIO_STORAGE ?=
 HANDLER ?=
 IMAGE_LOAD ?=
 ARGS ?=
+# Cluster targets (TARGET=kind|cluster) read these from the environment.
+K8S ?=
+DRY_RUN ?=
+KEEP ?=
+REUSE ?=
+CONTEXT ?=
+NODES ?=
+export K8S DRY_RUN KEEP REUSE CONTEXT NODES KUBECONFIG
 
 RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RUNTIME)") \
   $(if $(VERSION),--version "$(VERSION)") $(if $(CRI_ENDPOINT),--cri-endpoint "$(CRI_ENDPOINT)") \

@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     lint.add_argument("--scenarios", default=str(PROJECT / "scenarios"))
     lint.add_argument("--images", default=str(PROJECT / "images"))
     args, extra = parser.parse_known_args(argv)
+    if args.command == "run" and args.target in ("kind", "cluster"):
+        from conformance.cluster.cli import main as cluster_main
+
+        return cluster_main(list(argv if argv is not None else sys.argv[1:])[1:])
     if args.command == "lint":
         from conformance.lint import main as lint_main
 

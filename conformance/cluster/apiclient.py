@@ -1,0 +1,105 @@
+"""KubeApi over the official kubernetes client. Every read uses _preload_content=False and parses
+the raw JSON, because generated models drop fields they do not know (status.features, user)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from conformance.cluster.kube import ApiError
+
+
+def _body(exc: Any) -> dict:
+    try:
+        return json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {"message": str(exc.body)}
+
+
+class ClientApi:
+    """The KubeApi protocol on a kubernetes.client.CoreV1Api."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+        from kubernetes import client, config
+
+        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.core = client.CoreV1Api(api_client)
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            resp = fn(*args, _preload_content=False, **kwargs)
+        except ApiException as exc:
+            raise ApiError(exc.status or 0, _body(exc), what) from exc
+        except HTTPError as exc:
+            raise ConnectionError(f"{what}: {exc}") from exc
+        data = resp.data
+        return json.loads(data) if data else {}
+
+    def create_namespace(self, body: dict) -> dict:
+        return self._call("create namespace", self.core.create_namespace, body)
+
+    def delete_namespace(self, name: str) -> None:
+        self._call(f"delete namespace {name}", self.core.delete_namespace, name)
+
+    def list_namespaces(self, label_selector: str) -> list[dict]:
+        return self._call("list namespaces", self.core.list_namespace, label_selector=label_selector)["items"]
+
+    def create_pod(self, namespace: str, body: dict, dry_run: bool = False) -> dict:
+        extra = {"dry_run": "All"} if dry_run else {}
+        return self._call(f"create pod {body['metadata']['name']}", self.core.create_namespaced_pod, namespace, body,
+                          **extra)
+
+    def patch_pod(self, namespace: str, name: str, body: dict, dry_run: bool = False) -> dict:
+        extra = {"dry_run": "All"} if dry_run else {}
+        return self._call(f"patch pod {name}", self.core.patch_namespaced_pod, name, namespace, body, **extra)
+
+    def add_ephemeral(self, namespace: str, name: str, container: dict) -> dict:
+        body = {"spec": {"ephemeralContainers": [container]}}
+        return self._call(f"add ephemeral container to {name}", self.core.patch_namespaced_pod_ephemeralcontainers,
+                          name, namespace, body)
+
+    def get_pod(self, namespace: str, name: str) -> dict:
+        return self._call(f"get pod {name}", self.core.read_namespaced_pod, name, namespace)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._call(f"delete pod {name}", self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+
+    def list_pods(self, namespace: str, label_selector: str = "") -> list[dict]:
+        return self._call("list pods", self.core.list_namespaced_pod, namespace,
+                          label_selector=label_selector)["items"]
+
+    def pod_log(self, namespace: str, name: str, container: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = self.core.read_namespaced_pod_log(name, namespace, container=container, _preload_content=False)
+        except ApiException as exc:
+            raise ApiError(exc.status or 0, _body(exc), f"log of {name}/{container}") from exc
+        return resp.data.decode(errors="replace")
+
+    def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+
+        try:
+            return stream(self.core.connect_get_namespaced_pod_exec, name, namespace, container=container,
+                          command=argv, stderr=True, stdin=False, stdout=True, tty=False)
+        except ApiException as exc:
+            raise ApiError(exc.status or 0, _body(exc), f"exec in {name}/{container}") from exc
+
+    def list_events(self, namespace: str, field_selector: str) -> list[dict]:
+        return self._call("list events", self.core.list_namespaced_event, namespace,
+                          field_selector=field_selector)["items"]
+
+    def list_nodes(self, label_selector: str = "") -> list[dict]:
+        return self._call("list nodes", self.core.list_node, label_selector=label_selector)["items"]
+
+    def get_service_account(self, namespace: str, name: str) -> dict:
+        return self._call(f"get serviceaccount {name}", self.core.read_namespaced_service_account, name, namespace)
+
+    def list_kube_system_pods(self, label_selector: str) -> list[dict]:
+        return self.list_pods("kube-system", label_selector)

@@ -1,0 +1,164 @@
+"""versions.yaml: the cells of the kind matrix. Imports only the standard library and PyYAML, so the
+CI matrix job can run `python -m conformance.cluster.versions matrix` without installing the suite."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from conformance.errors import InputError
+
+VERSIONS_FILE = Path(__file__).resolve().parents[2] / "versions.yaml"
+RUNTIMES = ("containerd", "crio")
+CELL_KEYS = {"id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "digest_source", "node_image",
+             "expect", "default", "notes"}
+REQUIRED = ("id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "node_image", "expect")
+FIRST_SUPPORTED = {"containerd": (2, 0), "crio": (1, 31)}  # behaviours.md "Version facts"
+DIGEST = re.compile(r"^[a-z0-9./-]+:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$")
+ID_CHARS = re.compile(r"^[a-z0-9.-]+$")  # kind cluster names: ^[a-z0-9.-]+$
+
+
+def vkey(version: str) -> tuple[int, ...]:
+    """'v1.34.2' -> (1, 34, 2)."""
+    return tuple(int(p) for p in re.findall(r"\d+", version.split("-")[0])[:3])
+
+
+def version_matches(version: str, wanted: str) -> bool:
+    """'1.34' matches 1.34.z; '1.34.2' matches exactly."""
+    want = vkey(wanted)
+    return bool(want) and vkey(version)[: len(want)] == want
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One runtime x version x Kubernetes combination, pinned."""
+
+    id: str
+    runtime: str
+    runtime_version: str
+    k8s: str
+    kind: str
+    base_node_image: str
+    node_image: str  # stock | derived
+    supported: bool
+    default: bool = False
+    digest_source: str = ""
+    notes: str = ""
+
+    @property
+    def k8s_minor(self) -> int:
+        return vkey(self.k8s)[1]
+
+    @property
+    def runtime_prefix(self) -> str:
+        """The scheme the kubelet reports in containerRuntimeVersion."""
+        return "cri-o" if self.runtime == "crio" else "containerd"
+
+    @property
+    def expected_runtime_version(self) -> str:
+        return f"{self.runtime_prefix}://{self.runtime_version}"
+
+    @property
+    def cluster_name(self) -> str:
+        return f"sgp-{self.id}"
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "runtime": self.runtime, "runtime_version": self.runtime_version, "k8s": self.k8s,
+                "kind": self.kind, "base_node_image": self.base_node_image, "node_image": self.node_image,
+                "supported": self.supported, "digest_source": self.digest_source, "notes": self.notes}
+
+
+def _cell(path: Path, raw: object, index: int) -> Cell:
+    where = f"cells[{index}]"
+    if not isinstance(raw, dict):
+        raise InputError(path, where, "must be a mapping")
+    unknown = set(raw) - CELL_KEYS
+    if unknown:
+        raise InputError(path, where, f"unknown keys {sorted(unknown)}")
+    for key in REQUIRED:
+        if key not in raw:
+            raise InputError(path, f"{where}.{key}", "is required")
+    cid = str(raw["id"])
+    if not ID_CHARS.match(cid):
+        raise InputError(path, f"{where}.id", f"{cid!r}: use [a-z0-9.-] (it names the kind cluster)")
+    runtime = raw["runtime"]
+    if runtime not in RUNTIMES:
+        raise InputError(path, f"{where}.runtime", f"{runtime!r}: must be one of {RUNTIMES}")
+    image = str(raw["base_node_image"])
+    if not DIGEST.match(image):
+        raise InputError(path, f"{where}.base_node_image", f"{image!r}: pin it as repo:vX.Y.Z@sha256:<64 hex>")
+    if raw["node_image"] not in ("stock", "derived"):
+        raise InputError(path, f"{where}.node_image", "must be stock or derived")
+    if runtime == "crio" and raw["node_image"] == "stock":
+        raise InputError(path, f"{where}.node_image", "kindest/node carries containerd: CRI-O cells are derived")
+    expect = raw["expect"]
+    if not isinstance(expect, dict) or not isinstance(expect.get("supported"), bool):
+        raise InputError(path, f"{where}.expect.supported", "must be true or false")
+    supported = vkey(str(raw["runtime_version"]))[:2] >= FIRST_SUPPORTED[runtime]
+    if expect["supported"] != supported:
+        raise InputError(path, f"{where}.expect.supported", f"{runtime} {raw['runtime_version']} "
+                         f"{'supports' if supported else 'does not support'} the policy (behaviours.md)")
+    tag = vkey(image.split(":")[1].split("@")[0])
+    if tag != vkey(str(raw["k8s"])):
+        raise InputError(path, f"{where}.k8s", f"{raw['k8s']} differs from the node image tag {image}")
+    return Cell(id=cid, runtime=runtime, runtime_version=str(raw["runtime_version"]), k8s=str(raw["k8s"]),
+                kind=str(raw["kind"]), base_node_image=image, node_image=raw["node_image"], supported=supported,
+                default=bool(raw.get("default", False)), digest_source=str(raw.get("digest_source", "unknown")),
+                notes=str(raw.get("notes", "")).strip())
+
+
+def load(path: Path = VERSIONS_FILE) -> list[Cell]:
+    """Every cell, validated; ids are unique."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(path, "", f"cannot read: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+        raise InputError(path, "cells", "a list of cells is required")
+    cells = [_cell(path, raw, i) for i, raw in enumerate(doc["cells"])]
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.id in seen:
+            raise InputError(path, "id", f"duplicate cell id {cell.id!r}")
+        seen.add(cell.id)
+    return cells
+
+
+def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell:
+    """The cell for RUNTIME/VERSION[/K8S]: the one marked default when several match."""
+    runtime = "crio" if runtime == "cri-o" else runtime
+    found = [c for c in cells if c.runtime == runtime and (not version or version_matches(c.runtime_version, version))
+             and (not k8s or version_matches(c.k8s, k8s))]
+    if not found:
+        have = ", ".join(f"{c.runtime} {c.runtime_version} (k8s {c.k8s})" for c in cells)
+        raise InputError("versions.yaml", "cells", f"no cell for RUNTIME={runtime} VERSION={version or '*'} "
+                         f"K8S={k8s or '*'}; known: {have}")
+    if len(found) == 1:
+        return found[0]
+    defaults = [c for c in found if c.default]
+    return defaults[0] if defaults else found[0]
+
+
+def github_matrix(cells: list[Cell]) -> dict:
+    """strategy.matrix for the workflow: one include entry per cell."""
+    return {"include": [{"cell": c.id, "runtime": c.runtime, "version": c.runtime_version, "k8s": c.k8s,
+                         "kind": c.kind, "supported": c.supported} for c in cells]}
+
+
+def main(argv: list[str]) -> int:
+    """`matrix`: print `matrix=<json>` (for $GITHUB_OUTPUT); `list`: one cell id per line."""
+    cells = load(Path(argv[1]) if len(argv) > 1 else VERSIONS_FILE)
+    if argv and argv[0] == "matrix":
+        print("matrix=" + json.dumps(github_matrix(cells), separators=(",", ":")))
+    else:
+        print("\n".join(c.id for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,378 @@
+"""Kubernetes-level checks against API objects shaped as the API server returns them (fakes: no cluster)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.catalogue import PROJECT, Catalogue
+from conformance.cluster import kube
+from conformance.cluster.apiclient import ClientApi
+from conformance.cluster.kube import ApiError, KubeTarget, Waits
+from conformance.model import Verdict
+from tests.fakes import kubeapi as fk
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+
+
+@pytest.fixture
+def scn(catalogue):
+    return catalogue.by_name("upstream-e2e")
+
+
+FAST = Waits(pod=5, event=2, ready=2, interval=0.01, sleep=lambda s: None)
+REFS = {"agnhost-like": "localhost/sgpconf/agnhost-like:abc", "pause": "localhost/sgpconf/pause:abc"}
+SUPPORTED = fk.node("w1", features={"supplementalGroupsPolicy": True})
+UNSUPPORTED_134 = fk.node("w1", runtime="containerd://1.7.28", kubelet="v1.34.0")
+UNSUPPORTED_132 = fk.node("w1", runtime="containerd://1.7.24", kubelet="v1.32.0")
+MERGE = (1000, 1000, [1000, 50000, 60000])
+STRICT = (1000, 1000, [1000, 60000])
+
+
+def running(ident, key="containerStatuses", with_user=True, name="probe"):
+    def behaviour(pod, poll):
+        usr = fk.user(*ident) if with_user else None
+        if poll == 1:
+            return {"phase": "Pending", "containerStatuses": [fk.waiting_status(name, "ContainerCreating", "")]}
+        status = {"phase": "Running", key: [fk.running_status(name, usr)]}
+        if key != "containerStatuses":
+            status["containerStatuses"] = [fk.running_status("main", usr)]
+        return status
+    return behaviour
+
+
+def run(api, catalogue, scn, policy, variant="container"):
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    target.setup()
+    outcome = target.run_pod(scn, policy, variant)
+    return outcome, kube.judge_case(catalogue, scn, policy, outcome, variant)
+
+
+# --- manifests ----------------------------------------------------------------------------------
+
+
+def test_pod_manifest_carries_policy_and_ids(scn):
+    pod = kube.pod_manifest(scn, "Strict", "img:1", "r1", "p1")
+    sc = pod["spec"]["securityContext"]
+    assert sc == {"runAsUser": 1000, "supplementalGroups": [60000], "supplementalGroupsPolicy": "Strict"}
+    assert pod["metadata"]["labels"][kube.RUN_LABEL] == "r1"
+    ctr = pod["spec"]["containers"][0]
+    assert ctr["name"] == "probe" and ctr["imagePullPolicy"] == "Never"
+    assert ctr["command"][:2] == ["/bin/sh", "-c"] and "SGP-BEGIN" in ctr["command"][2]
+    assert "supplementalGroupsPolicy" not in kube.pod_manifest(scn, "unset", "i", "r", "p")["spec"]["securityContext"]
+
+
+def test_init_and_sidecar_variants(scn):
+    init = kube.pod_manifest(scn, "Merge", "i", "r", "p", "init")["spec"]
+    assert init["initContainers"][0]["name"] == "probe" and "exit 0" in init["initContainers"][0]["command"][2]
+    assert "restartPolicy" not in init["initContainers"][0]
+    side = kube.pod_manifest(scn, "Merge", "i", "r", "p", "sidecar")["spec"]
+    assert side["initContainers"][0]["restartPolicy"] == "Always"
+    eph = kube.ephemeral_manifest(scn, "i")
+    assert eph["targetContainerName"] == "main"
+
+
+def test_namespace_labelled_for_cleanup():
+    ns = kube.namespace_manifest("abcd")
+    assert ns["metadata"]["name"] == "sgp-abcd"
+    assert ns["metadata"]["labels"] == {kube.RUN_LABEL: "abcd", "app.kubernetes.io/managed-by": "sgp-conformance"}
+
+
+# --- reading raw JSON ---------------------------------------------------------------------------
+
+
+def test_status_user_from_raw_json():
+    entry = fk.running_status("probe", fk.user(1000, 1000, [1000, 60000]))
+    assert kube.status_user(entry) == {"uid": 1000, "gid": 1000, "supplemental_groups": [1000, 60000]}
+    assert kube.status_user(fk.running_status("probe", None)) is None
+    assert kube.status_user(fk.running_status("probe", {})) == {}
+
+
+def test_node_feature_absent_is_not_false():
+    assert kube.node_feature(SUPPORTED) is True
+    assert kube.node_feature(UNSUPPORTED_134) is None
+    assert kube.node_feature(fk.node("n", features={"supplementalGroupsPolicy": False})) is False
+    assert kube.runtime_info(SUPPORTED).supports_policy
+    assert kube.runtime_info(UNSUPPORTED_134).features is None
+
+
+def test_feature_problems_against_crictl():
+    assert kube.feature_problems(SUPPORTED, True) == []
+    assert kube.feature_problems(UNSUPPORTED_134, None) == []
+    assert kube.feature_problems(fk.node("n", features={"supplementalGroupsPolicy": False}), None)
+    assert kube.feature_problems(SUPPORTED, False)
+    assert kube.feature_problems(UNSUPPORTED_134, True)
+    assert kube.crictl_feature({"status": {}, "features": {"supplemental_groups_policy": True}}) is True
+    assert kube.crictl_feature({"status": {}, "features": {"supplementalGroupsPolicy": False}}) is False
+    assert kube.crictl_feature({"status": {}}) is None
+    assert kube.crictl_feature({"features": None}) is None
+
+
+def test_client_api_reads_raw_json_and_types_errors():
+    from kubernetes.client.exceptions import ApiException
+
+    class Resp:
+        data = json.dumps({"kind": "Pod", "status": {"containerStatuses": [
+            fk.running_status("probe", fk.user(1, 2, [2]))]}}).encode()
+
+    seen = {}
+
+    def read(name, ns, **kw):
+        seen.update(kw)
+        return Resp()
+
+    def invalid(*a, **kw):
+        exc = ApiException(status=422, reason="Unprocessable Entity")
+        exc.body = json.dumps(fk.status_422("p", "FieldValueNotSupported", kube.FIELD, 'Unsupported value: "x"'))
+        raise exc
+
+    api = object.__new__(ClientApi)
+    api.core = type("Core", (), {"read_namespaced_pod": staticmethod(read),
+                                 "create_namespaced_pod": staticmethod(invalid)})()
+    pod = api.get_pod("ns", "p")
+    assert seen["_preload_content"] is False
+    assert pod["status"]["containerStatuses"][0]["user"]["linux"]["supplementalGroups"] == [2]
+    with pytest.raises(ApiError) as info:
+        api.create_pod("ns", {"metadata": {"name": "p"}}, dry_run=True)
+    assert info.value.status == 422 and info.value.causes[0]["field"] == kube.FIELD
+
+
+# --- verdicts per case --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy,ident", [("unset", MERGE), ("Merge", MERGE), ("Strict", STRICT)])
+def test_supported_node_passes(catalogue, scn, policy, ident):
+    api = fk.FakeApi([SUPPORTED], running(ident), log=fk.probe(*ident), exec_out=fk.probe(*ident))
+    outcome, judgement = run(api, catalogue, scn, policy)
+    assert judgement.verdict == Verdict.PASS, judgement.detail
+    assert ("exec", outcome.pod["metadata"]["name"], "probe", ["/bin/sh", "-c", kube.PROBE]) in api.calls
+    assert ("delete_pod", outcome.pod["metadata"]["name"]) in api.calls
+
+
+def test_strict_showing_image_groups_fails(catalogue, scn):
+    api = fk.FakeApi([SUPPORTED], running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, "Strict")
+    assert judgement.verdict == Verdict.FAIL and "50000" in judgement.detail
+
+
+def test_status_user_missing_on_supported_node_fails(catalogue, scn):
+    api = fk.FakeApi([SUPPORTED], running(MERGE, with_user=False), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, "Merge")
+    assert judgement.verdict == Verdict.FAIL and "status user: absent" in judgement.detail
+
+
+def test_strict_rejected_on_unsupported_node(catalogue, scn):
+    api = fk.FakeApi([UNSUPPORTED_134], lambda pod, poll: fk.rejected_status(),
+                     events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    outcome, judgement = run(api, catalogue, scn, "Strict")
+    assert judgement.verdict == Verdict.REJECTED, judgement.detail
+    assert not [c for c in api.calls if c[0] == "exec"]
+    assert kube.case_result(catalogue, scn, "Strict", "container", outcome, judgement, 0).verdict == Verdict.REJECTED
+
+
+def test_rejection_needs_exactly_one_event_and_exact_message(catalogue, scn):
+    api = fk.FakeApi([UNSUPPORTED_134], lambda pod, poll: fk.rejected_status(),
+                     events=lambda ns, pod: [fk.rejection_event(ns, pod, count=2)])
+    _, judgement = run(api, catalogue, scn, "Strict")
+    assert judgement.verdict == Verdict.FAIL and "expected exactly 1" in judgement.detail
+    bad = dict(fk.rejected_status(), message="Pod was rejected: something else")
+    api = fk.FakeApi([UNSUPPORTED_134], lambda pod, poll: bad, events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    _, judgement = run(api, catalogue, scn, "Strict")
+    assert judgement.verdict == Verdict.FAIL and "status.message" in judgement.detail
+
+
+def test_strict_running_on_unsupported_133_node_fails(catalogue, scn):
+    api = fk.FakeApi([UNSUPPORTED_134], running(MERGE, with_user=False), log=fk.probe(*MERGE),
+                     exec_out=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, "Strict")
+    assert judgement.verdict == Verdict.FAIL and "must reject" in judgement.detail
+
+
+def test_strict_on_alpha_kubelet_is_silent_merge(catalogue, scn):
+    api = fk.FakeApi([UNSUPPORTED_132], running(MERGE, with_user=False), log=fk.probe(*MERGE),
+                     exec_out=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, "Strict")
+    assert judgement.verdict == Verdict.UNSUPPORTED and "silently ignored" in judgement.detail
+
+
+@pytest.mark.parametrize("policy", ["unset", "Merge"])
+def test_merge_on_unsupported_node_runs_without_user(catalogue, scn, policy):
+    api = fk.FakeApi([UNSUPPORTED_134], running(MERGE, with_user=False), log=fk.probe(*MERGE),
+                     exec_out=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, policy)
+    assert judgement.verdict == Verdict.PASS, judgement.detail
+    api = fk.FakeApi([UNSUPPORTED_134], running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, policy)
+    assert judgement.verdict == Verdict.FAIL and "expected absent" in judgement.detail
+
+
+def test_merge_rejected_is_failure(catalogue, scn):
+    api = fk.FakeApi([UNSUPPORTED_134], lambda pod, poll: fk.rejected_status(),
+                     events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    _, judgement = run(api, catalogue, scn, "Merge")
+    assert judgement.verdict == Verdict.FAIL and "only Strict may be rejected" in judgement.detail
+
+
+@pytest.mark.parametrize("variant", ["sidecar", "ephemeral"])
+def test_sidecar_and_ephemeral_report_user(catalogue, scn, variant):
+    key = kube.STATUS_KEY[variant]
+    api = fk.FakeApi([SUPPORTED], running(STRICT, key=key), log=fk.probe(*STRICT), exec_out=fk.probe(*STRICT))
+    _outcome, judgement = run(api, catalogue, scn, "Strict", variant)
+    assert judgement.verdict == Verdict.PASS, judgement.detail
+    if variant == "ephemeral":
+        added = [c for c in api.calls if c[0] == "add_ephemeral"]
+        assert added and added[0][2]["name"] == "probe"
+    api = fk.FakeApi([SUPPORTED], running(STRICT, key=key, with_user=False), log=fk.probe(*STRICT),
+                     exec_out=fk.probe(*STRICT))
+    _, judgement = run(api, catalogue, scn, "Strict", variant)
+    assert judgement.verdict == Verdict.FAIL
+
+
+def test_init_container_judged_on_first_process_and_exit(catalogue, scn):
+    def behaviour(pod, poll):
+        return {"phase": "Running", "initContainerStatuses": [fk.terminated_status("probe", fk.user(*STRICT))],
+                "containerStatuses": [fk.running_status("main", fk.user(*STRICT))]}
+
+    api = fk.FakeApi([SUPPORTED], behaviour, log=fk.probe(*STRICT))
+    _outcome, judgement = run(api, catalogue, scn, "Strict", "init")
+    assert judgement.verdict == Verdict.PASS, judgement.detail
+    assert not [c for c in api.calls if c[0] == "exec"]
+    api = fk.FakeApi([SUPPORTED], behaviour, log=fk.probe(*MERGE))
+    _, judgement = run(api, catalogue, scn, "Strict", "init")
+    assert judgement.verdict == Verdict.FAIL
+
+
+def test_create_container_error_stops_waiting_early(catalogue):
+    scn = catalogue.by_name("username-not-in-passwd")
+    def behaviour(pod, poll):
+        return {"phase": "Pending", "containerStatuses": [fk.waiting_status(
+            "probe", "CreateContainerError", "unable to find user ghost: no matching entries in passwd file")]}
+
+    api = fk.FakeApi([SUPPORTED], behaviour)
+    target = KubeTarget(api, {**REFS, scn.image: "img"}, run_id="t1", waits=FAST)
+    outcome = target.run_pod(scn, "Merge")
+    assert api.polls[outcome.pod["metadata"]["name"]] == 1
+    assert outcome.observation.create_error.startswith("CreateContainerError")
+
+
+def test_image_missing_is_an_error_not_a_verdict(catalogue, scn):
+    api = fk.FakeApi([SUPPORTED], lambda pod, poll: {"phase": "Pending", "containerStatuses": [
+        fk.waiting_status("probe", "ErrImageNeverPull", 'Container image "img" is not present')]})
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    results = kube.run_cases(target, catalogue, [(scn, "Merge", "container")])
+    assert results[0].verdict == Verdict.ERROR and "image not in the node" in results[0].detail
+
+
+def test_wait_is_bounded(catalogue, scn):
+    api = fk.FakeApi([SUPPORTED], lambda pod, poll: {"phase": "Pending"})
+    waits = Waits(pod=0.05, event=0.05, ready=0.05, interval=0.01)
+    target = KubeTarget(api, REFS, run_id="t1", waits=waits)
+    results = kube.run_cases(target, catalogue, [(scn, "Merge", "container")])
+    assert results[0].verdict == Verdict.ERROR and "not done after" in results[0].detail
+
+
+def test_transient_errors_retried_assertions_not(catalogue, scn):
+    api = fk.FakeApi([SUPPORTED], running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
+    api.fail_next = [ApiError(503, {"message": "etcdserver: leader changed"}), ApiError(429, {"message": "slow"})]
+    _, judgement = run(api, catalogue, scn, "Merge")
+    assert judgement.verdict == Verdict.PASS
+    api = fk.FakeApi([SUPPORTED], running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
+    api.fail_next = [ApiError(403, {"message": "forbidden"})]
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    results = kube.run_cases(target, catalogue, [(scn, "Merge", "container")])
+    assert results[0].verdict == Verdict.ERROR and "403" in results[0].detail
+    calls = []
+
+    def never():
+        calls.append(1)
+        raise AssertionError("mismatch")
+
+    with pytest.raises(AssertionError):
+        FAST.until(never, 1, "x")
+    assert calls == [1]
+
+
+def test_per_node_results_are_suffixed(catalogue, scn):
+    nodes = [fk.node("w1", features={"supplementalGroupsPolicy": True}),
+             fk.node("w2", features={"supplementalGroupsPolicy": True})]
+    api = fk.FakeApi(nodes, running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    out = []
+    for n in ("w1", "w2"):
+        out += kube.run_cases(target, catalogue, [(scn, "Merge", "container")], node=n, node_suffix=f"@{n}")
+    assert [r.scenario for r in out] == ["upstream-e2e@w1", "upstream-e2e@w2"]
+    created = [c[1] for c in api.calls if c[0] == "create_pod"]
+    assert [p["spec"]["nodeName"] for p in created] == ["w1", "w2"]
+
+
+def test_kube_cases_skip_node_only_scenarios(catalogue):
+    cases = kube.kube_cases(catalogue)
+    names = {s.name for s, _, _ in cases}
+    assert not any(s.raw_cri or s.restart for s, _, _ in cases)
+    assert "upstream-e2e" in names
+    assert {v for _, _, v in cases} == set(kube.VARIANTS)
+
+
+# --- API negatives ------------------------------------------------------------------------------
+
+
+def _negatives_api() -> fk.FakeApi:
+    api = fk.FakeApi([SUPPORTED])
+    api.create_errors = {
+        "strict": ApiError(422, fk.status_422("p", "FieldValueNotSupported", kube.FIELD,
+                                              'Unsupported value: "strict": supported values: "Merge", "Strict"')),
+        "Foo": ApiError(422, fk.status_422("p", "FieldValueNotSupported", kube.FIELD,
+                                           'Unsupported value: "Foo": supported values: "Merge", "Strict"')),
+        "Strict": ApiError(422, fk.status_422("p", "FieldValueForbidden", kube.FIELD,
+                                              "Forbidden: cannot be set for a windows pod")),
+    }
+    api.patch_error = ApiError(422, fk.status_422(
+        "p", "FieldValueForbidden", "spec", "Forbidden: pod updates may not change fields other than "
+        "`spec.containers[*].image`,..."))
+    return api
+
+
+def test_api_negatives_pass_on_expected_422():
+    api = _negatives_api()
+    results = kube.api_negatives(api, "ns", "r1", "img")
+    assert {r.scenario: r.verdict for r in results} == {
+        "api-wrong-case": Verdict.PASS, "api-unknown-value": Verdict.PASS, "api-windows-pod": Verdict.PASS,
+        "api-update-immutable": Verdict.PASS}
+    dry = [c for c in api.calls if c[0] == "create_pod" and c[2]]
+    assert len(dry) == 3
+    windows = [c[1] for c in dry if c[1]["spec"].get("os")]
+    assert windows[0]["spec"]["os"] == {"name": "windows"}
+    assert next(c for c in api.calls if c[0] == "patch_pod")[3] is True  # update tried as a dry run
+
+
+def test_api_negatives_fail_when_accepted_or_wrong_cause():
+    api = _negatives_api()
+    api.create_errors.pop("Foo")
+    api.create_errors["strict"] = ApiError(422, fk.status_422("p", "FieldValueInvalid", "spec", "x"))
+    api.patch_error = None
+    results = {r.scenario: r for r in kube.api_negatives(api, "ns", "r1", "img")}
+    assert results["api-unknown-value"].verdict == Verdict.FAIL
+    assert results["api-wrong-case"].verdict == Verdict.FAIL and "no cause" in results["api-wrong-case"].detail
+    assert results["api-update-immutable"].verdict == Verdict.FAIL
+
+
+def test_node_feature_results():
+    nodes = [SUPPORTED, UNSUPPORTED_134 | {"metadata": {"name": "w2"}}]
+    res = kube.node_feature_results(nodes, {"w1": True, "w2": None})
+    assert [r.verdict for r in res] == [Verdict.PASS, Verdict.PASS]
+    res = kube.node_feature_results(nodes, {"w1": False, "w2": None})
+    assert res[0].verdict == Verdict.FAIL
+    res = kube.node_feature_results(nodes, None)
+    assert all(r.verdict == Verdict.UNSUPPORTED for r in res)
+
+
+def test_cleanup_all_deletes_only_managed_namespaces():
+    api = fk.FakeApi([SUPPORTED])
+    api.namespaces = {"sgp-old": kube.namespace_manifest("old"), "default": {"metadata": {"name": "default"}}}
+    api.namespaces["sgp-old"]["metadata"]["name"] = "sgp-old"
+    assert KubeTarget(api, {}).cleanup_all() == ["sgp-old"]
+    assert "default" in api.namespaces

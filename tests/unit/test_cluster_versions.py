@@ -1,0 +1,91 @@
+"""versions.yaml and the kind config derived from it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conformance.cluster import kindconfig, versions
+from conformance.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return versions.load()
+
+
+def test_matrix_covers_required_runtimes(cells):
+    have = {(c.runtime, ".".join(c.runtime_version.split(".")[:2])) for c in cells}
+    for v in ("1.7", "2.0", "2.1", "2.2"):
+        assert ("containerd", v) in have
+    crio = sorted(versions.vkey(c.runtime_version)[1] for c in cells if c.runtime == "crio")
+    assert crio[0] == 31 and crio == list(range(31, crio[-1] + 1))
+    assert all(c.base_node_image.startswith("kindest/node:v") and "@sha256:" in c.base_node_image for c in cells)
+
+
+def test_select(cells):
+    assert versions.select(cells, "crio", "1.34").id == "crio-1.34-k8s-1.34"
+    assert versions.select(cells, "cri-o", "1.34").runtime == "crio"
+    c17 = versions.select(cells, "containerd", "1.7")
+    assert c17.id == "containerd-1.7-k8s-1.34" and not c17.supported and c17.node_image == "derived"
+    assert versions.select(cells, "containerd", "1.7", "1.32").node_image == "stock"
+    with pytest.raises(InputError, match="no cell"):
+        versions.select(cells, "crio", "1.20")
+
+
+def _write(tmp_path, **changes):
+    cell = {"id": "x", "runtime": "containerd", "runtime_version": "2.1.1", "k8s": "1.33.1", "kind": "v0.29.0",
+            "base_node_image": "kindest/node:v1.33.1@sha256:" + "a" * 64, "node_image": "stock",
+            "expect": {"supported": True}}
+    cell.update(changes)
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump({"cells": [cell]}))
+    return path
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"base_node_image": "kindest/node:v1.33.1"}, "pin it"),
+    ({"expect": {"supported": False}}, "supports"),
+    ({"runtime": "crio", "runtime_version": "1.33.0"}, "derived"),
+    ({"k8s": "1.34.0"}, "differs"),
+    ({"id": "Bad_Name"}, "kind cluster"),
+    ({"surprise": 1}, "unknown keys"),
+])
+def test_invalid_cells_rejected(tmp_path, changes, match):
+    with pytest.raises(InputError, match=match):
+        versions.load(_write(tmp_path, **changes))
+
+
+def test_feature_gates_by_version():
+    assert kindconfig.feature_gates("1.31.0") == {"SupplementalGroupsPolicy": True}
+    assert kindconfig.feature_gates("1.32.2") == {"SupplementalGroupsPolicy": True}
+    for v in ("1.33.1", "1.34.0", "1.35.0", "1.36.1", "1.38.0"):
+        assert kindconfig.feature_gates(v) == {}
+    assert kindconfig.check_gates("1.35.0", {"SupplementalGroupsPolicy": False})
+    assert kindconfig.check_gates("1.38.0", {"SupplementalGroupsPolicy": True})
+    assert not kindconfig.check_gates("1.34.0", {"SupplementalGroupsPolicy": True})
+
+
+def test_crio_config_has_cri_socket_patches(cells):
+    cell = versions.select(cells, "crio", "1.34")
+    doc = yaml.safe_load(kindconfig.to_yaml(kindconfig.config(cell, "img:1", workers=2)))
+    assert doc["apiVersion"] == "kind.x-k8s.io/v1alpha4" and doc["kind"] == "Cluster"
+    assert [n["role"] for n in doc["nodes"]] == ["control-plane", "worker", "worker"]
+    patches = [yaml.safe_load(p) for p in doc["kubeadmConfigPatches"]]
+    assert {p["kind"] for p in patches} == {"InitConfiguration", "JoinConfiguration"}
+    assert all(p["nodeRegistration"]["criSocket"] == "unix:///var/run/crio/crio.sock" for p in patches)
+    assert "featureGates" not in doc
+
+
+def test_containerd_config_has_no_patches_and_gate_on_alpha(cells):
+    doc = kindconfig.config(versions.select(cells, "containerd", "2.0"), "img:1")
+    assert "kubeadmConfigPatches" not in doc and doc["featureGates"] == {"SupplementalGroupsPolicy": True}
+    for cell in cells:
+        gates = kindconfig.config(cell, "i").get("featureGates", {})
+        assert gates.get("SupplementalGroupsPolicy", True) is True
+
+
+def test_github_matrix_json(cells):
+    matrix = versions.github_matrix(cells)
+    assert len(matrix["include"]) == len(cells)
+    assert {"cell", "runtime", "version", "k8s", "kind", "supported"} <= set(matrix["include"][0])
