@@ -86,6 +86,16 @@ def _id(path: Path, text: str, field_name: str, lineno: int) -> int:
     return value
 
 
+def _read_text(path: Path) -> str:
+    """A passwd or group file as UTF-8; bad bytes are an input error naming their line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, "", f"not UTF-8: byte {data[exc.start]:#04x}", data.count(b"\n", 0, exc.start) + 1) \
+            from exc
+
+
 def load_image(directory: Path) -> ImageDef:
     """Load and validate images/<name>/."""
     meta_path = directory / "image.yaml"
@@ -99,7 +109,7 @@ def load_image(directory: Path) -> ImageDef:
     if user is not None:
         if isinstance(user, int) and not isinstance(user, bool):
             user = str(user)
-        if not isinstance(user, str) or not user or user.count(":") > 1:
+        if not isinstance(user, str) or not user or user.count(":") > 1 or not all(user.split(":")):
             raise InputError(meta_path, "user", f"must be 'uid', 'name', 'uid:gid' or 'name:group', got {user!r}",
                              meta.line_of("user"))
     cmd = meta.get("cmd", ["/bin/sh"])
@@ -111,11 +121,11 @@ def load_image(directory: Path) -> ImageDef:
     img = ImageDef(name=directory.name, directory=directory, description=description, user=user, cmd=tuple(cmd))
     passwd_path, group_path = directory / "passwd", directory / "group"
     if passwd_path.exists():
-        text = passwd_path.read_text(encoding="utf-8")
+        text = _read_text(passwd_path)
         img.passwd = _parse_passwd(passwd_path, text)
         img.files["etc/passwd"] = text.encode()
     if group_path.exists():
-        text = group_path.read_text(encoding="utf-8")
+        text = _read_text(group_path)
         img.group = _parse_group(group_path, text)
         img.files["etc/group"] = text.encode()
     return img

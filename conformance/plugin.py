@@ -76,11 +76,19 @@ def pytest_configure(config: pytest.Config) -> None:
         _safe_stop(session)
         pytest.exit(f"error: {exc}" if isinstance(exc, SuiteError) else "interrupted", returncode=2)
     assert session.info is not None and session.client is not None and session.target is not None
+    restart_socket = ""
+    if session.provisioned is not None and session.log_root is not None:  # `restart` cases: targets/node.py
+        from conformance.targets.node import RestartServer
+
+        config._sgp_restart = RestartServer(session.log_root / ".sgp-restart.sock",  # type: ignore[attr-defined]
+                                            session.restart_runtime)
+        restart_socket = str(config._sgp_restart.path)  # type: ignore[attr-defined]
+        session.target.restart_socket = restart_socket
     # xdist workers are separate processes: they inherit this environment and reach the same runtime.
     os.environ[WORKER_ENV] = json.dumps({
         "endpoint": session.client.endpoint, "runtime": session.info.to_json(), "refs": session.image_refs,
         "log_root": str(session.log_root), "cgroup_parent": session.target.cgroup_parent,
-        "run_id": session.run_id,
+        "run_id": session.run_id, "restart_socket": restart_socket,
     })
     config.stash[PROGRESS].header(session.info, time.monotonic() - started, session.provisioned)
 
@@ -97,6 +105,9 @@ def _safe_stop(session: NodeSession) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    restart = getattr(config, "_sgp_restart", None)
+    if restart is not None:
+        restart.close()
     session = config.stash.get(SESSION, None)
     if session is not None:
         _safe_stop(session)
@@ -118,6 +129,7 @@ def _worker_target(config: pytest.Config):
         target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
                             handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
         info = RuntimeInfo(**ctx["runtime"])
+        target.restart_socket = ctx.get("restart_socket", "")
     config._sgp_target = (target, info)  # type: ignore[attr-defined]
     return config._sgp_target  # type: ignore[attr-defined]
 
@@ -139,6 +151,8 @@ class ScenarioFile(pytest.File):
             item = ScenarioItem.from_parent(self, name=f"{scn.name}[{policy}]", scenario=scn, policy=policy)
             for marker in (*scn.tags, policy.lower()):
                 item.add_marker(marker)
+            if scn.restart:  # restarts the runtime: keep these on one xdist worker (with --dist loadgroup)
+                item.add_marker(pytest.mark.xdist_group("runtime-restart"))
             yield item
 
 
@@ -172,7 +186,7 @@ class ScenarioItem(pytest.Item):
         merge = catalogue.expectation(self.scenario, "Merge") if "Merge" in self.scenario.expect else \
             catalogue.oracle(self.scenario, "Merge")
         self.judgement = judge(self.policy, catalogue.expectation(self.scenario, self.policy), self.observation,
-                               self.info, merge, known)
+                               self.info, merge, known, self.scenario.expect_messages.get(self.policy, ""))
         verdict = self.judgement.verdict
         if verdict == Verdict.FAIL:
             raise CaseFailed(self.judgement.detail)

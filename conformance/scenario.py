@@ -12,13 +12,15 @@ from conformance.model import POLICIES, Expectation, Identity
 from conformance.yamlsrc import LineDict
 
 TOP_KEYS = {"name", "description", "source", "tags", "image", "pod", "container", "policies", "expect",
-            "known_failures", "oracle", "raw_cri"}
+            "known_failures", "oracle", "raw_cri", "first_process"}
 POD_KEYS = {"runAsUser", "runAsGroup", "supplementalGroups", "fsGroup"}
 CONTAINER_KEYS = {"runAsUser", "runAsGroup"}
-EXPECT_KEYS = {"uid", "gid", "groups", "error"}
+EXPECT_KEYS = {"uid", "gid", "groups", "error", "message"}
 KNOWN_KEYS = {"runtime", "versions", "policies", "link", "reason"}
 RAW_CRI_KEYS = {"policy_value", "omit_user"}
-EXPECTED_ERRORS = {"CreateContainer"}
+FIRST_PROCESS_KEYS = {"exit"}
+RESTART_TAG = "restart"  # the node target restarts the runtime between two status reads
+EXPECTED_ERRORS = {"CreateContainer", "RunPodSandbox"}
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -71,6 +73,13 @@ class Scenario:
     known_failures: tuple[KnownFailure, ...] = ()
     oracle: bool = True  # False: the expectation is runtime-specific, lint does not compare
     raw_cri: RawCRI | None = None
+    first_exit: int | None = None  # first_process.exit: the first process exits with this code after the probe
+    expect_messages: dict[str, str] = field(default_factory=dict)  # policy -> text the error must contain
+
+    @property
+    def restart(self) -> bool:
+        """The case restarts the runtime daemon (tag `restart`)."""
+        return RESTART_TAG in self.tags
 
     @property
     def run_as_user(self) -> int | None:
@@ -137,8 +146,10 @@ def _expectation(path: Path, data: object, where: str, line: int) -> Expectation
     if not isinstance(data, LineDict):
         raise InputError(path, where, "must be a mapping with uid, gid, groups (or error)", line)
     yamlsrc.check_keys(path, data, EXPECT_KEYS, where + ".")
+    if "message" in data and "error" not in data:
+        raise InputError(path, f"{where}.message", "only goes with 'error'", data.line_of("message"))
     if "error" in data:
-        if set(data) != {"error"}:
+        if set(data) - {"error", "message"}:
             raise InputError(path, where, "'error' cannot be combined with uid/gid/groups", data.line)
         if data["error"] not in EXPECTED_ERRORS:
             raise InputError(path, f"{where}.error", f"must be one of {sorted(EXPECTED_ERRORS)}",
@@ -204,6 +215,29 @@ def _raw_cri(path: Path, data: LineDict) -> RawCRI | None:
     return RawCRI(policy_value=value, omit_user=omit)
 
 
+def _message(path: Path, data: object, where: str) -> str:
+    """The optional `message` of an error expectation: text the runtime's error must contain."""
+    if not isinstance(data, LineDict) or "message" not in data:
+        return ""
+    return _str(path, data, "message")
+
+
+def _first_exit(path: Path, data: LineDict) -> int | None:
+    """first_process: {exit: N}: the first process exits with N after the probe (status of an exited
+    container); absent: it keeps running and is exec'd into."""
+    if "first_process" not in data:
+        return None
+    first = _mapping(path, data, "first_process")
+    yamlsrc.check_keys(path, first, FIRST_PROCESS_KEYS, "first_process.")
+    if "exit" not in first:
+        raise InputError(path, "first_process.exit", "is required", first.line)
+    code = first["exit"]
+    if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
+        raise InputError(path, "first_process.exit", f"must be an exit code 0..255, got {code!r}",
+                         first.line_of("exit"))
+    return code
+
+
 def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
     """Load and validate one scenario file against the known images."""
     data = yamlsrc.load(path)
@@ -227,7 +261,7 @@ def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
     if len(set(policies)) != len(policies):
         raise InputError(path, "policies", "lists a policy twice", data.line_of("policies"))
     expect_raw = _mapping(path, data, "expect")
-    expect, expect_lines = {}, {}
+    expect, expect_lines, expect_messages = {}, {}, {}
     for key in expect_raw:
         _policy(path, key, f"expect.{key}", expect_raw.line_of(str(key)))
     for policy in policies:
@@ -235,14 +269,22 @@ def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
             raise InputError(path, f"expect.{policy}", "missing expectation for a listed policy", expect_raw.line)
         expect[policy] = _expectation(path, expect_raw[policy], f"expect.{policy}", expect_raw.line_of(policy))
         expect_lines[policy] = expect_raw.line_of(policy)
+        message = _message(path, expect_raw[policy], f"expect.{policy}")
+        if message:
+            expect_messages[policy] = message
     oracle = data.get("oracle", True)
     if not isinstance(oracle, bool):
         raise InputError(path, "oracle", "must be true or false", data.line_of("oracle"))
+    raw_cri = _raw_cri(path, data)
+    if raw_cri is not None and data.get("oracle") is not False:
+        raise InputError(path, "oracle", "a raw_cri scenario sends what no kubelet sends, so the oracle cannot "
+                         "compute it: say `oracle: false`", data.line_of("raw_cri"))
     return Scenario(
         name=name, path=path, image=image, source=_str(path, data, "source", required=True),
         description=_str(path, data, "description"), tags=tuple(tags), pod=_pod(path, data),
         container=_container(path, data), policies=tuple(policies), expect=expect, expect_lines=expect_lines,
-        known_failures=_known_failures(path, data), oracle=oracle, raw_cri=_raw_cri(path, data),
+        known_failures=_known_failures(path, data), oracle=oracle, raw_cri=raw_cri,
+        first_exit=_first_exit(path, data), expect_messages=expect_messages,
     )
 
 
@@ -255,7 +297,8 @@ def load_catalogue(directory: Path, images: dict[str, ImageDef]) -> list[Scenari
     for path in sorted(directory.glob("*.yaml")):
         scn = load_scenario(path, images)
         if scn.name in seen:
-            raise InputError(path, "name", f"duplicate scenario name {scn.name!r} (also in {seen[scn.name]})")
+            raise InputError(path, "name", f"duplicate scenario name {scn.name!r} (also in {seen[scn.name]})",
+                             yamlsrc.load(path).line_of("name"))
         seen[scn.name] = path
         scenarios.append(scn)
     return scenarios

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import stat
+import subprocess
 from pathlib import Path
 
 from conformance import archive
@@ -121,6 +123,27 @@ class NodeSession:
         self.loader = ImageLoader(method, client, self.provisioned.ctr, self.provisioned.storage,
                                   hosts_dir=self.provisioned.hosts_dir, registry=registry)
         self.image_refs = self.loader.load(archives)
+
+    def restart_runtime(self, timeout: float = 30.0) -> None:
+        """Restart the daemon the suite started, keeping its state dir: SIGTERM the daemon only (shims
+        and containers keep running, as on a real node), then start it again and wait for the CRI."""
+        daemon = self.provisioned.daemon if self.provisioned else None
+        if daemon is None or daemon.proc is None:
+            raise ProvisionError("cannot restart a runtime the suite did not start (CRI_ENDPOINT is set)")
+        if daemon.proc.poll() is None:
+            daemon.proc.send_signal(signal.SIGTERM)
+            try:
+                daemon.proc.wait(timeout)
+            except subprocess.TimeoutExpired as exc:
+                raise ProvisionError(f"{daemon.name} did not exit within {timeout:.0f}s of SIGTERM") from exc
+        log = getattr(daemon, "_log", None)
+        if log is not None:
+            log.close()
+        probe = CRIClient(self.provisioned.endpoint)  # a fresh channel: no reconnect back-off
+        try:
+            daemon.start(lambda: bool(probe.version(timeout=0.5)), timeout)
+        finally:
+            probe.close()
 
     def stop(self) -> None:
         """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from conformance.model import Expectation, Identity, RuntimeInfo, Verdict
 from conformance.observe import ProcessIdentity
@@ -18,7 +18,19 @@ class Observation:
     exec: ProcessIdentity | None = None  # a process started with ExecSync
     user: dict | None = None  # ContainerStatus.user.linux: uid, gid, supplemental_groups
     create_error: str | None = None  # CreateContainer refused the container
+    sandbox_error: str | None = None  # RunPodSandbox refused the pod (recorded only where expected)
     extra: dict | None = None
+    sent_policy: int | None = None  # the supplemental_groups_policy enum value sent; None: left unset
+    expected_exit: int | None = None  # the first process was meant to exit with this code (no exec then)
+    state: str | None = None  # ContainerStatus.state when the status user was read (exited cases)
+    exit_code: int | None = None  # ContainerStatus.exit_code of an exited container
+    later_users: dict[str, dict | None] = field(default_factory=dict)  # label -> status user read later
+    later_execs: dict[str, ProcessIdentity | None] = field(default_factory=dict)  # label -> exec read later
+
+    @property
+    def needs_feature(self) -> bool:
+        """The case depends on the policy field: something other than Merge/unset was sent."""
+        return self.sent_policy not in (None, 0)
 
     def to_json(self) -> dict:
         out: dict = {
@@ -26,8 +38,18 @@ class Observation:
             "exec_process": self.exec.to_json() if self.exec else None,
             "status_user": self.user,
         }
+        if self.sent_policy is not None:
+            out["sent_policy_value"] = self.sent_policy
         if self.create_error is not None:
             out["create_error"] = self.create_error
+        if self.sandbox_error is not None:
+            out["sandbox_error"] = self.sandbox_error
+        if self.expected_exit is not None:
+            out.update({"expected_exit": self.expected_exit, "state": self.state, "exit_code": self.exit_code})
+        for label, user in self.later_users.items():
+            out[f"status_user {label}"] = user
+        for label, proc in self.later_execs.items():
+            out[f"exec_process {label}"] = proc.to_json() if proc else None
         if self.extra:
             out.update(self.extra)
         return out
@@ -101,17 +123,59 @@ def silent_ignore_evidence(first: ProcessIdentity | None, strict: Identity, merg
     return f"groups {_fmt(have)} match neither Strict {_fmt(strict.groups)} nor Merge {_fmt(merge.groups)}"
 
 
-def judge(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
-          merge: Expectation | None = None, known: KnownFailure | None = None) -> Judgement:
-    """The verdict for one case; never PASS unless every piece of evidence matched."""
-    advertised = runtime.supports_policy
-    if expectation.error:
-        if obs.create_error is not None:
-            return Judgement(Verdict.PASS, f"{expectation.error} refused as expected: {obs.create_error}")
+def exit_problems(obs: Observation) -> list[str]:
+    """An exited-container case: the container must have exited with the planned code."""
+    if obs.expected_exit is None:
+        return []
+    problems = []
+    if obs.state != "CONTAINER_EXITED":
+        problems.append(f"container state {obs.state}, expected CONTAINER_EXITED")
+    if obs.exit_code != obs.expected_exit:
+        problems.append(f"container exit code {obs.exit_code}, expected {obs.expected_exit}")
+    return problems
+
+
+def later_problems(obs: Observation, want: Identity, advertised: bool) -> list[str]:
+    """Evidence read again later (e.g. after a runtime restart): the same identity, the same user."""
+    problems = []
+    for label, user in obs.later_users.items():
+        problems += [f"{p} ({label})" for p in user_problems(user, want, advertised)]
+        if user != obs.user:
+            problems.append(f"status user {label}: {user}, but {obs.user} before: the runtime must keep "
+                            "reporting the same user")
+    for label, proc in obs.later_execs.items():
+        problems += process_problems(f"exec'd process {label}", proc, want)
+    return problems
+
+
+def _error_judgement(expectation: Expectation, obs: Observation, known: KnownFailure | None,
+                     error_contains: str) -> Judgement:
+    error = obs.sandbox_error if expectation.error == "RunPodSandbox" else obs.create_error
+    if error is None:
         return _failed([f"expected {expectation.error} to fail, but it succeeded"], known)
+    if error_contains and error_contains.lower() not in error.lower():
+        return _failed([f"{expectation.error} failed, but its error lacks {error_contains!r}: {error}"], known)
+    return Judgement(Verdict.PASS, f"{expectation.error} refused as expected: {error}")
+
+
+def judge(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
+          merge: Expectation | None = None, known: KnownFailure | None = None,
+          error_contains: str = "") -> Judgement:
+    """The verdict for one case; never PASS unless every piece of evidence matched.
+
+    A case that needs the feature (Strict, or a raw enum value other than Merge) is UNSUPPORTED on a
+    runtime that does not advertise it, whatever happened, with the evidence of what it did."""
+    advertised = runtime.supports_policy
+    unsupported = (policy == "Strict" or obs.needs_feature) and not advertised
+    if expectation.error:
+        if unsupported:
+            refused = obs.sandbox_error or obs.create_error
+            outcome = (f"{expectation.error} refused: {refused}" if refused is not None
+                       else f"{expectation.error} accepted it (the field is silently ignored)")
+            return Judgement(Verdict.UNSUPPORTED, f"runtime does not advertise supplemental_groups_policy; {outcome}")
+        return _error_judgement(expectation, obs, known, error_contains)
     want = expectation.identity
     assert want is not None
-    unsupported = policy == "Strict" and not advertised
     if obs.create_error is not None:
         if unsupported:
             return Judgement(Verdict.UNSUPPORTED, f"runtime does not advertise the feature; CreateContainer "
@@ -121,8 +185,10 @@ def judge(policy: str, expectation: Expectation, obs: Observation, runtime: Runt
         merge_id = merge.identity if merge else None
         evidence = silent_ignore_evidence(obs.first, want, merge_id)
         return Judgement(Verdict.UNSUPPORTED, "runtime does not advertise supplemental_groups_policy; " + evidence)
-    problems = (process_problems("first process", obs.first, want) + process_problems("exec'd process", obs.exec, want)
-                + user_problems(obs.user, want, advertised))
+    problems = process_problems("first process", obs.first, want) + exit_problems(obs)
+    if obs.expected_exit is None:
+        problems += process_problems("exec'd process", obs.exec, want)
+    problems += user_problems(obs.user, want, advertised) + later_problems(obs, want, advertised)
     if problems:
         return _failed(problems, known)
     if known is not None:

@@ -20,6 +20,14 @@ class LineDict(dict):
         return self.key_lines.get(key, self.line)
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping names the same key twice (YAML would silently keep the last one)."""
+
+    def __init__(self, key: str, first_line: int, mark: yaml.Mark):
+        super().__init__(None, None, f"duplicate key (already on line {first_line})", mark)
+        self.key = key
+
+
 class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
         result = LineDict()
@@ -28,9 +36,7 @@ class _Loader(yaml.SafeLoader):
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in result:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise DuplicateKey(str(key), result.key_lines[str(key)], key_node.start_mark)
             result[key] = self.construct_object(value_node, deep=True)
             result.key_lines[str(key)] = key_node.start_mark.line + 1
         return result
@@ -53,7 +59,7 @@ def load(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise InputError(path, "", f"invalid YAML: {exc.problem or exc}", line) from exc
+        raise InputError(path, getattr(exc, "key", ""), f"invalid YAML: {exc.problem or exc}", line) from exc
     except yaml.YAMLError as exc:
         raise InputError(path, "", f"invalid YAML: {exc}") from exc
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import secrets
+import socket
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +24,9 @@ from conformance.verdict import Observation
 POLICY_ENUM = {"unset": None, "Merge": pb.Merge, "Strict": pb.Strict}
 RUN_LABEL = "sgpconf.run"
 LOG_WAIT = 30.0
+EXIT_WAIT = 30.0
+RESTART_WAIT = 120.0
+RESTART_LABEL = "after runtime restart"
 
 
 @dataclass
@@ -27,6 +35,110 @@ class CaseSpec:
 
     keep_running: bool = True  # False: the first process exits after the probe
     exit_code: int = 0
+    restart: bool = False  # restart the runtime daemon, then read the status user (and exec) again
+
+    @classmethod
+    def for_scenario(cls, scn: Scenario) -> CaseSpec:
+        """first_process.exit and the `restart` tag of a scenario."""
+        if scn.first_exit is not None:
+            return cls(keep_running=False, exit_code=scn.first_exit, restart=scn.restart)
+        return cls(restart=scn.restart)
+
+
+class CaseLock:
+    """A readers-writer lock shared by every pytest process of a run (flock on files in the log root).
+
+    Ordinary cases hold it shared; a case that restarts the runtime holds it exclusive, so no other
+    case talks to the runtime meanwhile. A gate lock gives the writer precedence over new readers."""
+
+    def __init__(self, directory: Path):
+        self.gate = directory / ".sgp-gate.lock"
+        self.main = directory / ".sgp-cases.lock"
+
+    @contextlib.contextmanager
+    def hold(self, exclusive: bool) -> Iterator[None]:
+        with open(self.gate, "a") as gate, open(self.main, "a") as main:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                if not exclusive:
+                    fcntl.flock(gate, fcntl.LOCK_UN)
+            try:
+                yield
+            finally:
+                fcntl.flock(main, fcntl.LOCK_UN)
+                if exclusive:
+                    fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+class RestartServer:
+    """Serves runtime-restart requests from any pytest process on a unix socket; the process that
+    owns the daemon (the controller) runs it and calls `hook` for each request."""
+
+    def __init__(self, path: Path, hook: Callable[[], None]):
+        self.path = path
+        self.hook = hook
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path.unlink(missing_ok=True)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self._serve, name="sgp-restart", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(64)
+                    self.hook()
+                    reply = "ok\n"
+                except Exception as exc:
+                    reply = f"error {type(exc).__name__}: {exc}".replace("\n", " ") + "\n"
+                with contextlib.suppress(OSError):
+                    conn.sendall(reply.encode())
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+def request_restart(path: str) -> None:
+    """Ask the RestartServer at `path` to restart the runtime; SuiteError unless it says ok."""
+    if not path:
+        raise SuiteError("a `restart` case needs the runtime's owner to restart it; this run has no restart hook")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(RESTART_WAIT)
+        try:
+            sock.connect(path)
+            sock.sendall(b"restart\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as exc:
+            raise SuiteError(f"runtime restart request failed: {exc}") from exc
+    text = reply.decode(errors="replace").strip()
+    if text != "ok":
+        raise SuiteError(f"runtime restart failed: {text or 'no answer'}")
+
+
+def status_user(status: pb.ContainerStatus) -> dict | None:
+    """ContainerStatus.user.linux as a dict; {} for a user without linux, None when absent."""
+    if status.HasField("user") and status.user.HasField("linux"):
+        lu = status.user.linux
+        return {"uid": lu.uid, "gid": lu.gid, "supplemental_groups": list(lu.supplemental_groups)}
+    if status.HasField("user"):
+        return {}
+    return None
 
 
 def runtime_info(client: CRIClient, handler: str = "") -> RuntimeInfo:
@@ -52,6 +164,8 @@ class NodeTarget:
         self.run_id = run_id
         self.handler = handler
         self.cgroup_parent = cgroup_parent
+        self.restart_socket = ""  # RestartServer path; set by whoever owns the runtime daemon
+        self.lock = CaseLock(log_root)
 
     def _sandbox_config(self, name: str, scn: Scenario, policy: str) -> pb.PodSandboxConfig:
         sc = pb.LinuxSandboxSecurityContext(
@@ -73,12 +187,18 @@ class NodeTarget:
         )
 
     @staticmethod
-    def _set_policy(sc: pb.LinuxSandboxSecurityContext | pb.LinuxContainerSecurityContext, scn: Scenario,
-                    policy: str) -> None:
+    def policy_value(scn: Scenario, policy: str) -> int | None:
+        """The enum value sent for the case (a raw_cri value wins); None leaves the field unset."""
         if scn.raw_cri and scn.raw_cri.policy_value is not None:
-            sc.supplemental_groups_policy = scn.raw_cri.policy_value  # type: ignore[assignment]
-        elif POLICY_ENUM[policy] is not None:
-            sc.supplemental_groups_policy = POLICY_ENUM[policy]  # type: ignore[assignment]
+            return scn.raw_cri.policy_value
+        return POLICY_ENUM[policy]
+
+    @classmethod
+    def _set_policy(cls, sc: pb.LinuxSandboxSecurityContext | pb.LinuxContainerSecurityContext, scn: Scenario,
+                    policy: str) -> None:
+        value = cls.policy_value(scn, policy)
+        if value is not None:
+            sc.supplemental_groups_policy = value  # type: ignore[assignment]
 
     def _container_config(self, scn: Scenario, policy: str, ref: str, spec: CaseSpec) -> pb.ContainerConfig:
         image = self.client.image_status(ref)
@@ -108,16 +228,26 @@ class NodeTarget:
         )
 
     def run_case(self, scn: Scenario, policy: str, spec: CaseSpec | None = None) -> Observation:
-        """Create a sandbox and a container for the case, read every piece of evidence, clean up."""
-        spec = spec or CaseSpec()
-        name = f"{scn.name[:40]}-{policy.lower()}-{secrets.token_hex(3)}"
-        (self.log_root / name / "probe").mkdir(parents=True, exist_ok=True)
-        sandbox_config = self._sandbox_config(name, scn, policy)
-        sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
-        try:
-            return self._observe(scn, policy, spec, sandbox_id, sandbox_config)
-        finally:
-            self.remove_sandbox(sandbox_id)
+        """Create a sandbox and a container for the case, read every piece of evidence, clean up.
+        A restart case runs alone: no other case of the run talks to the runtime meanwhile."""
+        spec = spec or CaseSpec.for_scenario(scn)
+        with self.lock.hold(exclusive=spec.restart):
+            name = f"{scn.name[:40]}-{policy.lower()}-{secrets.token_hex(3)}"
+            (self.log_root / name / "probe").mkdir(parents=True, exist_ok=True)
+            sandbox_config = self._sandbox_config(name, scn, policy)
+            try:
+                sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
+            except CRIError as exc:  # evidence only where the scenario expects this refusal; else an error
+                expectation = scn.expect.get(policy)
+                if expectation is None or expectation.error != "RunPodSandbox":
+                    raise
+                return Observation(sandbox_error=exc.details, sent_policy=self.policy_value(scn, policy))
+            try:
+                obs = self._observe(scn, policy, spec, sandbox_id, sandbox_config)
+            finally:
+                self.remove_sandbox(sandbox_id)
+            obs.sent_policy = self.policy_value(scn, policy)
+            return obs
 
     def _observe(self, scn: Scenario, policy: str, spec: CaseSpec, sandbox_id: str,
                  sandbox_config: pb.PodSandboxConfig) -> Observation:
@@ -130,19 +260,50 @@ class NodeTarget:
         log_path = Path(sandbox_config.log_directory) / config.log_path
         obs = Observation(first=self._wait_probe(container_id, log_path))
         if spec.keep_running:
-            res = self.client.exec_sync(container_id, ["/bin/sh", "-c", PROBE])
-            if res.exit_code != 0:
-                raise SuiteError(f"exec'd probe exited {res.exit_code}: {res.stderr.decode(errors='replace')}")
-            obs.exec = parse_probe(res.stdout.decode(errors="replace"))
-        status = self.client.container_status(container_id)
-        if status.HasField("user") and status.user.HasField("linux"):
-            lu = status.user.linux
-            obs.user = {"uid": lu.uid, "gid": lu.gid, "supplemental_groups": list(lu.supplemental_groups)}
-        elif status.HasField("user"):
-            obs.user = {}
-        if not spec.keep_running:
-            obs.extra = {"state": pb.ContainerState.Name(status.state), "exit_code": status.exit_code}
+            obs.exec = self._exec_probe(container_id)
+            status = self.client.container_status(container_id)
+        else:
+            obs.expected_exit = spec.exit_code
+            status = self._wait_exit(container_id)
+            obs.state, obs.exit_code = pb.ContainerState.Name(status.state), status.exit_code
+        obs.user = status_user(status)
+        if spec.restart:
+            self.restart_runtime()
+            obs.later_users[RESTART_LABEL] = status_user(self.client.container_status(container_id))
+            if spec.keep_running:
+                obs.later_execs[RESTART_LABEL] = self._exec_probe(container_id)
         return obs
+
+    def _exec_probe(self, container_id: str) -> ProcessIdentity:
+        res = self.client.exec_sync(container_id, ["/bin/sh", "-c", PROBE])
+        if res.exit_code != 0:
+            raise SuiteError(f"exec'd probe exited {res.exit_code}: {res.stderr.decode(errors='replace')}")
+        return parse_probe(res.stdout.decode(errors="replace"))
+
+    def _wait_exit(self, container_id: str) -> pb.ContainerStatus:
+        """Poll ContainerStatus until the container has exited."""
+        deadline = time.monotonic() + EXIT_WAIT
+        while True:
+            status = self.client.container_status(container_id)
+            if status.state == pb.CONTAINER_EXITED:
+                return status
+            if time.monotonic() > deadline:
+                raise SuiteError(f"container {container_id} still {pb.ContainerState.Name(status.state)} "
+                                 f"{EXIT_WAIT:.0f}s after its probe; it should have exited")
+            time.sleep(0.01)
+
+    def restart_runtime(self) -> None:
+        """Have the runtime's owner restart it, then wait until the CRI answers again."""
+        request_restart(self.restart_socket)
+        deadline = time.monotonic() + RESTART_WAIT
+        while True:
+            try:
+                self.client.version(timeout=2)
+                return
+            except (CRIError, RuntimeBroken) as exc:
+                if time.monotonic() > deadline:
+                    raise SuiteError(f"the runtime does not answer after its restart: {exc}") from exc
+                time.sleep(0.1)
 
     def _wait_probe(self, container_id: str, log_path: Path) -> ProcessIdentity:
         """Read the probe from the container log; fail early if the container exited without it."""
@@ -160,6 +321,7 @@ class NodeTarget:
             time.sleep(0.005)
 
     def remove_sandbox(self, sandbox_id: str) -> None:
+        """Stop and remove one sandbox (and its containers)."""
         try:
             self.client.stop_pod_sandbox(sandbox_id)
         finally:

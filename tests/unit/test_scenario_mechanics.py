@@ -1,0 +1,102 @@
+"""Scenario keys for the catalogue's mechanics: first_process.exit, error messages, raw_cri, restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.errors import InputError
+from conformance.image import load_images
+from conformance.scenario import load_catalogue, load_scenario
+from conformance.targets.node import CaseLock, CaseSpec
+
+PROJECT = Path(__file__).resolve().parents[2]
+IMAGES = load_images(PROJECT / "images")
+BASE = "source: test\nimage: agnhost-like\npod: {runAsUser: 1000}\n"
+EXPECT = ("expect:\n  unset: {uid: 1000, gid: 1000, groups: [1000, 50000]}\n"
+          "  Merge: {uid: 1000, gid: 1000, groups: [1000, 50000]}\n  Strict: {uid: 1000, gid: 1000, groups: [1000]}\n")
+
+
+def scenario(tmp_path: Path, text: str):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return load_scenario(path, IMAGES)
+
+
+def test_first_process_exit_is_loaded_and_drives_the_case_spec(tmp_path: Path) -> None:
+    scn = scenario(tmp_path, BASE + "first_process: {exit: 3}\n" + EXPECT)
+    assert scn.first_exit == 3
+    assert CaseSpec.for_scenario(scn) == CaseSpec(keep_running=False, exit_code=3, restart=False)
+
+
+@pytest.mark.parametrize("value", ["-1", "256", "true", "'0'"])
+def test_first_process_exit_must_be_an_exit_code(tmp_path: Path, value: str) -> None:
+    with pytest.raises(InputError, match=r"first_process\.exit"):
+        scenario(tmp_path, BASE + f"first_process: {{exit: {value}}}\n" + EXPECT)
+
+
+def test_first_process_needs_exit(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"first_process\.exit: is required"):
+        scenario(tmp_path, BASE + "first_process: {}\n" + EXPECT)
+
+
+def test_restart_tag_makes_a_restart_case(tmp_path: Path) -> None:
+    scn = scenario(tmp_path, BASE + "tags: [restart]\n" + EXPECT)
+    assert scn.restart and CaseSpec.for_scenario(scn).restart and CaseSpec.for_scenario(scn).keep_running
+
+
+def test_raw_cri_requires_explicit_oracle_false(tmp_path: Path) -> None:
+    text = BASE + "policies: [unset]\nraw_cri: {policy_value: 2}\nexpect:\n  unset: {error: CreateContainer}\n"
+    with pytest.raises(InputError, match="oracle: false"):
+        scenario(tmp_path, text)
+    scn = scenario(tmp_path, text + "oracle: false\n")
+    assert scn.raw_cri is not None and scn.raw_cri.policy_value == 2 and not scn.oracle
+
+
+def test_error_message_is_kept_per_policy(tmp_path: Path) -> None:
+    scn = scenario(tmp_path, BASE + "policies: [unset]\noracle: false\nraw_cri: {policy_value: 2}\n"
+                   "expect:\n  unset: {error: CreateContainer, message: not implemented}\n")
+    assert scn.expect["unset"].error == "CreateContainer" and scn.expect_messages == {"unset": "not implemented"}
+
+
+def test_message_without_error_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="only goes with 'error'"):
+        scenario(tmp_path, BASE + "policies: [unset]\nexpect:\n  unset: {uid: 1000, gid: 1000, groups: [1000], "
+                 "message: x}\n")
+
+
+def test_sandbox_error_is_an_allowed_expectation(tmp_path: Path) -> None:
+    scn = scenario(tmp_path, "source: t\nimage: critest-like\npod: {runAsGroup: 3000}\noracle: false\n"
+                   "policies: [Merge]\nexpect:\n  Merge: {error: RunPodSandbox}\n")
+    assert scn.expect["Merge"].error == "RunPodSandbox"
+
+
+def test_catalogue_size_and_sources() -> None:
+    scenarios = load_catalogue(PROJECT / "scenarios", IMAGES)
+    assert len(scenarios) >= 40
+    assert all(s.source for s in scenarios)
+    assert any(s.restart for s in scenarios) and any(s.first_exit for s in scenarios)
+    assert all(not s.oracle for s in scenarios if s.raw_cri is not None)
+
+
+def test_case_lock_exclusive_waits_for_shared(tmp_path: Path) -> None:
+    import fcntl
+    import threading
+
+    lock = CaseLock(tmp_path)
+    order: list[str] = []
+    with lock.hold(exclusive=False):
+        def writer() -> None:
+            with lock.hold(exclusive=True):
+                order.append("writer")
+        thread = threading.Thread(target=writer)
+        thread.start()
+        thread.join(0.3)
+        assert order == []  # blocked while a case holds the lock shared
+        with open(lock.main, "a") as probe:  # another reader is held off by the waiting writer's gate
+            fcntl.flock(probe, fcntl.LOCK_SH)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        order.append("reader done")
+    thread.join(5)
+    assert order == ["reader done", "writer"]
