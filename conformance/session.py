@@ -36,6 +36,18 @@ def check_endpoint(endpoint: str) -> None:
         raise InputError(path, "CRI_ENDPOINT", "is not a unix socket")
 
 
+def find_ctr(cache: Path) -> str | None:
+    """containerd's `ctr`: on PATH, else one the suite fetched earlier."""
+    import shutil
+
+    found = shutil.which("ctr")
+    if found:
+        return found
+    cached = sorted((cache / "runtimes").glob("containerd-*/usr/bin/ctr")) + \
+        sorted((cache / "runtimes").glob("containerd-*/bin/ctr"))
+    return str(cached[-1]) if cached else None
+
+
 class NodeSession:
     """Everything one node-target run owns; stop() removes all of it, and only it."""
 
@@ -93,10 +105,9 @@ class NodeSession:
             raise ProvisionError(f"CRI_ENDPOINT={self.opts.cri_endpoint} does not answer: {exc}") from exc
         ctr: tuple[str, ...] = ()
         if name == "containerd":
-            import shutil
-
-            if shutil.which("ctr"):
-                ctr = ("ctr", "--address", str(socket_path(self.opts.cri_endpoint)))
+            binary = find_ctr(self.opts.cache_dir)
+            if binary:
+                ctr = (binary, "--address", str(socket_path(self.opts.cri_endpoint)))
         method = choose(self.opts.image_load, name, ctr, self.opts.crio_storage)
         self.loader = ImageLoader(method, self.client, ctr, self.opts.crio_storage, track_new=True)
         self.image_refs = self.loader.load(archives)
