@@ -105,6 +105,10 @@ def _safe_stop(session: NodeSession) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    cached = getattr(config, "_sgp_target", None)
+    if cached is not None and _is_worker(config):
+        for problem in cached[0].drain():
+            print(f"warning: {problem}", file=sys.stderr)
     restart = getattr(config, "_sgp_restart", None)
     if restart is not None:
         restart.close()

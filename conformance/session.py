@@ -6,6 +6,7 @@ import secrets
 import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from conformance import archive
@@ -159,6 +160,9 @@ class NodeSession:
     def stop(self) -> None:
         """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""
         errors = []
+        if self.target is not None:
+            for problem in self.target.drain():
+                print(f"warning: {problem}", file=sys.stderr)
         if self.target is not None and (self.provisioned is None or
                                         (self.provisioned.daemon and self.provisioned.daemon.alive())):
             self.target.remove_leftovers()

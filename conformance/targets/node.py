@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,8 @@ class NodeTarget:
         self.cgroup_parent = cgroup_parent
         self.restart_socket = ""  # RestartServer path; set by whoever owns the runtime daemon
         self.lock = CaseLock(log_root)
+        self._cleanup = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sgp-cleanup")
+        self._pending: list[Future] = []
 
     def _sandbox_config(self, name: str, scn: Scenario, policy: str) -> pb.PodSandboxConfig:
         sc = pb.LinuxSandboxSecurityContext(
@@ -231,6 +234,8 @@ class NodeTarget:
         """Create a sandbox and a container for the case, read every piece of evidence, clean up.
         A restart case runs alone: no other case of the run talks to the runtime meanwhile."""
         spec = spec or CaseSpec.for_scenario(scn)
+        if spec.restart:
+            self.drain()
         with self.lock.hold(exclusive=spec.restart):
             name = f"{scn.name[:40]}-{policy.lower()}-{secrets.token_hex(3)}"
             (self.log_root / name / "probe").mkdir(parents=True, exist_ok=True)
@@ -245,7 +250,10 @@ class NodeTarget:
             try:
                 obs = self._observe(scn, policy, spec, sandbox_id, sandbox_config)
             finally:
-                self.remove_sandbox(sandbox_id)
+                if spec.restart:
+                    self.remove_sandbox(sandbox_id)
+                else:
+                    self._remove_later(sandbox_id)
             obs.sent_policy = self.policy_value(scn, policy)
             return obs
 
@@ -319,6 +327,26 @@ class NodeTarget:
                 raise ProbeError(f"no probe output in {log_path} (container {state}):\n{text[-800:]}")
             polls += 1
             time.sleep(0.005)
+
+    def _remove_later(self, sandbox_id: str) -> None:
+        """Remove a finished case's sandbox in the background, so the next case starts at once."""
+
+        def work() -> None:
+            with self.lock.hold(exclusive=False):
+                self.remove_sandbox(sandbox_id)
+
+        self._pending.append(self._cleanup.submit(work))
+
+    def drain(self) -> list[str]:
+        """Wait for background removals; the problems they hit, one line each."""
+        problems = []
+        for future in self._pending:
+            try:
+                future.result(timeout=120)
+            except Exception as exc:
+                problems.append(f"sandbox removal failed: {exc}")
+        self._pending.clear()
+        return problems
 
     def remove_sandbox(self, sandbox_id: str) -> None:
         """Stop and remove one sandbox (and its containers)."""
