@@ -161,7 +161,7 @@ class NodeSession:
         """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""
         errors = []
         if self.target is not None:
-            for problem in self.target.drain():
+            for problem in self.target.drain(timeout=5.0):
                 print(f"warning: {problem}", file=sys.stderr)
         if self.target is not None and (self.provisioned is None or
                                         (self.provisioned.daemon and self.provisioned.daemon.alive())):

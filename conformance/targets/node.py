@@ -337,12 +337,13 @@ class NodeTarget:
 
         self._pending.append(self._cleanup.submit(work))
 
-    def drain(self) -> list[str]:
-        """Wait for background removals; the problems they hit, one line each."""
+    def drain(self, timeout: float = 60.0) -> list[str]:
+        """Wait (at most `timeout` in all) for background removals; the problems they hit."""
         problems = []
+        deadline = time.monotonic() + timeout
         for future in self._pending:
             try:
-                future.result(timeout=120)
+                future.result(timeout=max(0.1, deadline - time.monotonic()))
             except Exception as exc:
                 problems.append(f"sandbox removal failed: {exc}")
         self._pending.clear()
