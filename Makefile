@@ -16,6 +16,8 @@ CRIO_STORAGE ?=
 HANDLER ?=
 IMAGE_LOAD ?=
 ARGS ?=
+CELLS ?=
+MATRIX_JOBS ?=
 # Cluster targets (TARGET=kind|cluster) read these from the environment.
 K8S ?=
 DRY_RUN ?=
@@ -32,7 +34,7 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 
-.PHONY: setup conformance test lint ruff proto clean bench
+.PHONY: setup conformance test lint ruff proto clean bench matrix report
 
 $(BIN)/sgp-conformance: pyproject.toml
 	./scripts/setup.sh "$(PY)" "$(VENV)"
@@ -53,6 +55,12 @@ test: setup
 	$(BIN)/sgp-conformance lint
 	$(BIN)/ruff check conformance tests
 	$(BIN)/pytest tests $(ARGS)
+
+matrix: setup
+	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") $(ARGS)
+
+report: setup
+	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"
 
 bench: setup
 	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") --results-dir "$(RESULTS_DIR)/bench"

@@ -11,6 +11,7 @@ command -v crun >/dev/null || need+=(crun)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2; exit 2

@@ -1,0 +1,94 @@
+"""matrix.md: scenarios x cells as GitHub-flavoured Markdown (fit for a CI step summary)."""
+
+from __future__ import annotations
+
+from conformance.report.collect import VERDICT_ORDER, Cell, Matrix, Row
+from conformance.report.describe import MEANINGS, SYMBOLS, expected_text, observed_lines
+
+NOT_RUN = "· not run"
+MAX_PROBLEMS = 30
+
+
+def esc(text: str) -> str:
+    """Make `text` safe inside one Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>").replace("`", "'")
+
+
+def badge(verdict: str) -> str:
+    return f"{SYMBOLS[verdict]} {verdict}"
+
+
+def _elapsed(cell: Cell) -> str:
+    return f"{cell.elapsed:.1f}s" if isinstance(cell.elapsed, int | float) else ""
+
+
+def cells_table(matrix: Matrix) -> list[str]:
+    head = ["Cell", "Runtime", "Run", "Cases", *(badge(v) for v in VERDICT_ORDER), "Exit", "Time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell in matrix.cells:
+        counts = cell.counts
+        status = cell.status if not cell.message else f"{cell.status}: {cell.message.splitlines()[-1][:120]}"
+        row = [f"`{esc(cell.id)}`", esc(cell.label), esc(status), str(len(cell.cases)),
+               *(str(counts[v]) for v in VERDICT_ORDER), f"**{cell.exit_code}**", _elapsed(cell)]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def matrix_table(matrix: Matrix) -> list[str]:
+    head = ["Scenario", "Policy", *(f"`{esc(c.id)}`" for c in matrix.cells)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in matrix.rows:
+        marks = []
+        for cell in matrix.cells:
+            case = matrix.result(row, cell)
+            marks.append(badge(case.verdict.value) if case else NOT_RUN)
+        lines.append("| " + " | ".join([esc(row.scenario), esc(row.policy), *marks]) + " |")
+    return lines
+
+
+def legend() -> list[str]:
+    items = [f"{badge(v)}: {MEANINGS[v]}" for v in VERDICT_ORDER]
+    return ["**Legend:** " + "; ".join(items) + f"; {NOT_RUN}: no result for this case in this cell."]
+
+
+def _problem(cell: Cell, row: Row) -> list[str]:
+    case = cell.cases[row.key]
+    body = [f"- expected: `{expected_text(case.expected)}`"]
+    body += [f"- {label}: `{text}`" for label, text in observed_lines(case.observed)]
+    body += [f"- source: {case.source}"] if case.source else []
+    detail = "\n".join(case.detail.splitlines()[:12])
+    return [f"<details><summary>{badge(case.verdict.value)}: {row.scenario}[{row.policy}] on "
+            f"<code>{cell.id}</code></summary>", "", *body, "", "```", detail, "```", "</details>", ""]
+
+
+def problems(matrix: Matrix) -> list[str]:
+    """Expected vs observed for every fail and error (at most MAX_PROBLEMS), and every crashed cell."""
+    found = [(cell, row) for row in matrix.rows for cell in matrix.cells
+             if (case := matrix.result(row, cell)) is not None and case.verdict.value in ("fail", "error")]
+    out: list[str] = []
+    for cell, row in found[:MAX_PROBLEMS]:
+        out += _problem(cell, row)
+    if len(found) > MAX_PROBLEMS:
+        out += [f"… and {len(found) - MAX_PROBLEMS} more: see matrix.html", ""]
+    for cell in (c for c in matrix.cells if c.status != "complete" or c.message):
+        out.append(f"- `{cell.id}`: **{cell.status}** (exit {cell.exit_code}) {esc(cell.message[-300:])}")
+    return ["### Failures and errors", "", *out] if out else []
+
+
+def render_markdown(matrix: Matrix) -> str:
+    verdict = {0: "passed", 1: "conformance failure", 2: "error"}.get(matrix.exit_code, "error")
+    lines = [
+        "## supplementalGroupsPolicy conformance matrix",
+        "",
+        f"**Exit {matrix.exit_code}** ({verdict}; worst cell wins) · {len(matrix.cells)} cells, "
+        f"{len(matrix.rows)} cases · generated {matrix.generated}",
+        "",
+        *cells_table(matrix),
+        "",
+        *matrix_table(matrix),
+        "",
+        *legend(),
+        "",
+        *problems(matrix),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
