@@ -17,6 +17,7 @@ HANDLER ?=
 IMAGE_LOAD ?=
 ARGS ?=
 CELLS ?=
+N ?= 20
 MATRIX_JOBS ?=
 # Cluster targets (TARGET=kind|cluster) read these from the environment.
 K8S ?=
@@ -34,7 +35,7 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 
-.PHONY: setup conformance test lint ruff proto clean bench matrix report
+.PHONY: setup conformance test lint ruff proto clean bench matrix report faults soak
 
 $(BIN)/sgp-conformance: pyproject.toml
 	./scripts/setup.sh "$(PY)" "$(VENV)"
@@ -61,6 +62,12 @@ matrix: setup
 
 report: setup
 	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"
+
+faults: setup
+	$(BIN)/python -m tests.faults
+
+soak: setup
+	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(VERSION),--version "$(VERSION)") $(ARGS)
 
 bench: setup
 	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") --results-dir "$(RESULTS_DIR)/bench"

@@ -1,0 +1,1 @@
+"""Bad input: malformed scenario and image files must be refused before anything starts."""

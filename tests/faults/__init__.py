@@ -1,0 +1,1 @@
+"""Fault injection: the suite must fail broken runtimes (run with `python -m tests.faults`)."""

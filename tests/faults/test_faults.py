@@ -1,0 +1,48 @@
+"""Every injected fault must be caught (never `pass`), every control must pass; real containerd 2.x and 1.7."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.harness import CONTROLS, FAULTS, Fault, Lab
+
+pytestmark = pytest.mark.runtime
+
+
+@pytest.fixture(scope="module")
+def lab(real_runtime: None) -> Iterator[Lab]:
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        leftovers = lab.close()
+    assert not leftovers, "the fault runs left:\n" + "\n".join(leftovers)
+
+
+@pytest.mark.parametrize("fault", CONTROLS, ids=lambda f: f.name)
+def test_control_passes(lab: Lab, fault: Fault) -> None:
+    outcome = lab.run(fault)
+    assert outcome.caught, outcome.diff()
+    assert set(outcome.verdicts.values()) == {"pass"}, outcome.diff()
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+def test_fault_is_caught(lab: Lab, fault: Fault) -> None:
+    outcome = lab.run(fault)
+    assert outcome.caught, outcome.diff()
+    assert "pass" not in {outcome.verdicts[p] for p in fault.allowed}, outcome.diff()
+    assert not outcome.notes, outcome.diff()
+
+
+def test_a_fault_that_passes_is_missed() -> None:
+    """The judge of the faults itself: a `pass` on an affected case is reported as missed."""
+    from tests.faults.harness import Outcome, assess
+
+    fault = next(f for f in FAULTS if f.name == "proxy-strip-policy")
+    outcome = assess(Outcome(fault, verdicts={"unset": "pass", "Merge": "pass", "Strict": "pass"},
+                             details={"unset": "", "Merge": "", "Strict": ""}, exit_code=0))
+    assert not outcome.caught
+    assert outcome.line().startswith("missed")
+    assert "Strict: verdict pass" in outcome.diff()
