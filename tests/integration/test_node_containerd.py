@@ -64,3 +64,16 @@ def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Pat
                     assert case["observed"]["status_user"] is None
     assert "summary:" in out
     assert leftovers(state_root, pid) == []
+
+
+def test_same_verdicts_with_and_without_xdist(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    """Parallel cases share one runtime safely: the verdicts are those of a serial run."""
+    subset = "-k", "blog or upstream or restart or status-exited or many-groups"
+    verdicts = []
+    for name, extra in (("serial", ()), ("xdist", ("-n", "2"))):
+        code, out, pid = run_suite(tmp_path / name, state_root, *subset, *extra)
+        assert code == 0, out[-4000:]
+        doc = json.loads((tmp_path / name / "results.json").read_text())
+        verdicts.append({(c["scenario"], c["policy"]): (c["verdict"], c["expected"]) for c in doc["cases"]})
+        assert leftovers(state_root, pid) == []
+    assert verdicts[0] == verdicts[1] and len(verdicts[0]) >= 15
