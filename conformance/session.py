@@ -123,7 +123,7 @@ class NodeSession:
         by_name = {a.name: a for a in archives}
         registry = Registry(archives) if method == "registry" else None
         pause_ref = registry.ref(by_name["pause"]) if registry else by_name["pause"].ref
-        self.provisioned = prov.start(pause_ref)
+        self.provisioned = prov.start(pause_ref, want_crun=self.opts.handler == "crun")
         daemon = self.provisioned.daemon
         assert daemon is not None
         if method == "skopeo":  # CRI-O reads its storage at start: copy before the daemon runs

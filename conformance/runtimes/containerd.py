@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import debian, release
+from conformance.runtimes import crun, debian, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
 from conformance.runtimes.versions import matches, version_key
@@ -122,11 +122,20 @@ def render_config(version: str, state_dir: Path, sandbox_image: str, oci: dict[s
                            runtimes=runtimes)
 
 
-def oci_runtimes(overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """OCI runtime handlers found on this machine (runc, crun), by name → binary path."""
+def oci_runtimes(overrides: dict[str, str] | None = None, want_crun: bool = False, cache: Path | None = None,
+                 state: Path | None = None) -> dict[str, str]:
+    """OCI runtime handlers found on this machine (runc, crun), by name → binary path.
+
+    With `want_crun` (and no override for it), crun is one that works with this containerd: the system
+    crun if new enough, else built once from Debian source into `cache`; on a hybrid-cgroup host the
+    path is a wrapper written into `state` (see conformance/runtimes/crun.py)."""
     found = {}
     for name, candidates in OCI_RUNTIMES.items():
         path = (overrides or {}).get(name) or next((shutil.which(c) for c in candidates if shutil.which(c)), None)
+        if name == "crun" and want_crun and not (overrides or {}).get(name):
+            if cache is None or state is None:
+                raise ProvisionError("oci_runtimes(want_crun=True) needs cache and state")
+            path = str(crun.handler_binary(crun.ensure_crun(cache), state))
         if path:
             found[name] = path
     return found
@@ -190,12 +199,16 @@ class Containerd:
         self.cache = cache
         self.state_root = state_root
 
-    def start(self, sandbox_image: str) -> Provisioned:
+    def start(self, sandbox_image: str, want_crun: bool = False) -> Provisioned:
         version, bin_dir = resolve_binaries(self.wanted, self.bin_dir, self.cache)
-        oci = {**oci_runtimes(), **self.extra_handlers}
-        if "runc" not in oci:
-            raise ProvisionError("runc is needed: apt-get install runc")
         state = unique_dir(self.state_root, f"containerd-{version}")
+        try:
+            oci = {**oci_runtimes(self.extra_handlers, want_crun, self.cache, state), **self.extra_handlers}
+            if "runc" not in oci:
+                raise ProvisionError("runc is needed: apt-get install runc")
+        except BaseException:
+            shutil.rmtree(state, ignore_errors=True)
+            raise
         for sub in ("root", "state", "tmp", "opt", "cni/bin", "cni/conf", "verifier", "oci", "certs.d"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         config = state / "config.toml"

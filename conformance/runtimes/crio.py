@@ -102,7 +102,9 @@ class Crio:
         match = re.search(r"(?i)version:?\s+v?(\d+\.\d+\.\d+\S*)", out.stdout)
         return match.group(1) if match else "unknown"
 
-    def start(self, sandbox_image: str) -> Provisioned:
+    def start(self, sandbox_image: str, want_crun: bool = False) -> Provisioned:
+        """Write the private config and return the daemon (not yet started). `want_crun` makes crun the
+        default OCI runtime; CRIO_BIN_DIR must then hold (or PATH offer) a crun."""
         version = self.version()
         oci = find_oci(self.bin_dir)
         state = unique_dir(self.state_root, f"crio-{version}")
@@ -116,6 +118,8 @@ class Crio:
         (state / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\nroot = "{state}/storage"\n'
                                             f'runroot = "{state}/runroot"\n')
         config = state / "crio.conf"
+        if want_crun and "crun" not in oci:
+            raise ProvisionError(f"HANDLER=crun: no crun in CRIO_BIN_DIR={self.bin_dir} or on PATH")
         default = "crun" if "crun" in oci else "runc"
         config.write_text(render_config(state, self.bin_dir, sandbox_image, oci, default))
         env = {"PATH": f"{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

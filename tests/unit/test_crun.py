@@ -1,0 +1,138 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conformance.errors import ProvisionError
+from conformance.runtimes import containerd, crun
+
+SHOWSRC = """Package: crun
+Format: 3.0 (quilt)
+Binary: crun
+Version: 1.21-1
+Build-Depends: automake, debhelper-compat (= 13), go-md2man, gperf, libcap-dev, libcriu-dev [amd64 arm64],
+ libseccomp-dev, libsystemd-dev, libwasmedge-dev [amd64 arm64], libyajl-dev, pkgconf, python3
+Checksums-Sha256:
+ f513b39c99ca94d5e054c922c9407bb8aeee461ff8385953848a4bc2ebb6189d 2425 crun_1.21-1.dsc
+ 4bfb700e764a4804a4de3ecf07753f4c391005356d60356df65d80ae0914c486 1788933 crun_1.21.orig.tar.gz
+ 5817d5f11912ab5d68a6f41a96fac06ad26c110b877aa6785ae6c795c0393be9 484 crun_1.21.orig.tar.gz.asc
+ a382dd0713c451f27987b45bc7a3aed8c23cbe9c2478ecae0f4b932bd13c5a67 19112 crun_1.21-1.debian.tar.xz
+Homepage: https://github.com/containers/crun
+
+Package: crun
+Version: 1.28-1
+Build-Depends: automake, gperf, libblake3-dev, libcap-dev, libjson-c-dev, libseccomp-dev, pkgconf, python3
+Checksums-Sha256:
+ eb8fe73ffe44d868b14bb94fa6c295bd57e8bf023de43b61579da826c07cc406 1585077 crun_1.28.orig.tar.gz
+
+Package: crun-other
+Version: 9.9-1
+"""
+
+
+def fake_crun(path: Path, version: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho 'crun version {version}'\necho 'spec: 1.0.0'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_parse_showsrc_records_and_orig_tarball() -> None:
+    records = crun.parse_showsrc(SHOWSRC)
+    assert [r["Version"] for r in records] == ["1.21-1", "1.28-1"]
+    assert crun.orig_file(records[0]) == (
+        "crun_1.21.orig.tar.gz", "4bfb700e764a4804a4de3ecf07753f4c391005356d60356df65d80ae0914c486")
+    assert crun.orig_file(records[1])[0] == "crun_1.28.orig.tar.gz"
+
+
+def test_orig_file_missing_is_a_provision_error() -> None:
+    with pytest.raises(ProvisionError, match=r"no \.orig tarball"):
+        crun.orig_file({"Version": "1.0-1", "Checksums-Sha256": "abc 1 crun_1.0-1.dsc"})
+
+
+def test_build_deps_keep_only_what_configure_needs() -> None:
+    records = crun.parse_showsrc(SHOWSRC)
+    assert crun.build_deps(records[0]["Build-Depends"]) == ["gcc", "make", "pkgconf", "libyajl-dev",
+                                                            "libseccomp-dev", "libcap-dev"]
+    assert "libjson-c-dev" in crun.build_deps(records[1]["Build-Depends"])
+    assert "libsystemd-dev" not in crun.build_deps(records[0]["Build-Depends"])
+
+
+def test_versions() -> None:
+    assert crun.upstream("1.21-1") == "1.21" and crun.upstream("1:1.14.3+ds-2") == "1.14.3"
+    assert not crun.new_enough("1.8.1") and not crun.new_enough("1.14.2") and not crun.new_enough(None)
+    assert crun.new_enough("1.14.3") and crun.new_enough("1.21") and crun.new_enough("1.28")
+
+
+def test_crun_version_reads_the_binary(tmp_path: Path) -> None:
+    assert crun.crun_version(fake_crun(tmp_path / "crun", "1.21")) == "1.21"
+    assert crun.crun_version(tmp_path / "missing") is None
+
+
+def test_system_crun_used_when_new_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = fake_crun(tmp_path / "bin" / "crun", "1.21")
+    monkeypatch.setattr(crun.shutil, "which", lambda name: str(system) if name == "crun" else None)
+    monkeypatch.setattr(crun.SourceBuild, "build", lambda self: pytest.fail("must not build"))
+    assert crun.ensure_crun(tmp_path / "cache") == system
+
+
+def test_cached_build_used_when_system_is_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = fake_crun(tmp_path / "bin" / "crun", "1.8.1")
+    monkeypatch.setattr(crun.shutil, "which", lambda name: str(system) if name == "crun" else None)
+    monkeypatch.setattr(crun.SourceBuild, "build", lambda self: pytest.fail("must not build"))
+    cache = tmp_path / "cache"
+    built = fake_crun(cache / "crun-1.21" / "crun", "1.21")
+    fake_crun(cache / "crun-1.28" / "crun", "1.28")  # incomplete: no .complete marker
+    (built.parent / ".complete").touch()
+    assert crun.ensure_crun(cache) == built
+
+
+def test_builds_when_nothing_usable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crun.shutil, "which", lambda name: None)
+    monkeypatch.setattr(crun.debian, "available", lambda: True)
+    monkeypatch.setattr(crun.SourceBuild, "build", lambda self: self.cache / "crun-9.9" / "crun")
+    assert crun.ensure_crun(tmp_path) == tmp_path / "crun-9.9" / "crun"
+
+
+def test_no_archive_is_a_provision_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crun.shutil, "which", lambda name: None)
+    monkeypatch.setattr(crun.debian, "available", lambda: False)
+    with pytest.raises(ProvisionError, match="no Debian archive"):
+        crun.ensure_crun(tmp_path)
+
+
+def test_hybrid_detection(tmp_path: Path) -> None:
+    (tmp_path / "unified").mkdir()
+    assert not crun.hybrid_with_controllers(tmp_path)  # pure v1: no cgroup2 at unified
+    (tmp_path / "unified" / "cgroup.controllers").write_text("\n")
+    assert not crun.hybrid_with_controllers(tmp_path)  # hybrid, but cgroup2 has no controllers: crun is fine
+    (tmp_path / "unified" / "cgroup.controllers").write_text("hugetlb\n")
+    assert crun.hybrid_with_controllers(tmp_path)
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    assert not crun.hybrid_with_controllers(tmp_path)  # unified mode
+
+
+def test_wrapper_written_into_state_on_hybrid_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = Path("/opt/crun dir/crun")
+    monkeypatch.setattr(crun, "hybrid_with_controllers", lambda: False)
+    assert crun.handler_binary(binary, tmp_path) == binary
+    monkeypatch.setattr(crun, "hybrid_with_controllers", lambda: True)
+    wrapper = crun.handler_binary(binary, tmp_path)
+    assert wrapper == tmp_path / "bin" / "crun" and wrapper.stat().st_mode & 0o111
+    text = wrapper.read_text()
+    assert "--mount --propagation private" in text and "-l /sys/fs/cgroup/unified" in text
+    assert "'/opt/crun dir/crun' \"$@\"" in text
+    subprocess.run(["sh", "-n", str(wrapper)], check=True)
+
+
+def test_oci_runtimes_wants_crun_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(crun, "ensure_crun", lambda cache: calls.append(cache) or Path("/built/crun"))
+    monkeypatch.setattr(crun, "hybrid_with_controllers", lambda: False)
+    containerd.oci_runtimes()
+    assert calls == []
+    found = containerd.oci_runtimes(want_crun=True, cache=tmp_path, state=tmp_path)
+    assert found["crun"] == "/built/crun" and calls == [tmp_path]
+    assert containerd.oci_runtimes({"crun": "/mine/crun"}, want_crun=True, cache=tmp_path,
+                                   state=tmp_path)["crun"] == "/mine/crun"
+    assert calls == [tmp_path]
