@@ -22,11 +22,11 @@ from conformance.options import Options
 from conformance.session import NodeSession
 
 
-def floor(session: NodeSession, rounds: int) -> list[float]:
-    """Seconds per bare pod: sandbox, container running /bin/true, wait for exit, remove."""
+def floor(session: NodeSession, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds per bare pod (sandbox, container running /bin/true, wait for exit) and per removal."""
     client, refs = session.client, session.image_refs
     assert client is not None and session.log_root is not None and session.target is not None
-    times = []
+    times, removals = [], []
     for _ in range(rounds):
         name = f"bench-{secrets.token_hex(3)}"
         ns = pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER, ipc=pb.POD)
@@ -48,9 +48,11 @@ def floor(session: NodeSession, rounds: int) -> list[float]:
         client.start_container(container_id)
         while client.container_status(container_id).state != pb.CONTAINER_EXITED:
             time.sleep(0.005)
+        exited = time.perf_counter()
+        times.append(exited - started)
         session.target.remove_sandbox(sandbox_id)
-        times.append(time.perf_counter() - started)
-    return times
+        removals.append(time.perf_counter() - exited)
+    return times, removals
 
 
 def suite_run(version: str, workers: str | None, results: Path) -> tuple[float, int]:
@@ -83,18 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         assert session.info is not None
         runtime = f"{session.info.name} {session.info.version}"
         floor(session, 2)  # warm-up
-        bare = floor(session, args.rounds)
+        bare, removal = floor(session, args.rounds)
     finally:
         session.stop()
     serial_wall, cases = suite_run(args.version, None, results / "serial")
     parallel_wall, _ = suite_run(args.version, args.workers, results / "parallel")
-    serial_cases = json.loads((results / "serial" / "results.json").read_text())["cases"]
-    per_case = statistics.median(c["duration"] for c in serial_cases)
-    f = statistics.median(bare)
+    f, r = statistics.median(bare), statistics.median(removal)
+    serial, parallel = serial_wall / cases, parallel_wall / cases
     print(f"runtime: {runtime}; {cases} cases; {os.cpu_count()} cores")
-    print(f"floor (bare sandbox+create+start+exit+remove): median {f * 1000:.0f} ms over {args.rounds} pods "
-          f"(min {min(bare) * 1000:.0f}, max {max(bare) * 1000:.0f})")
-    print(f"suite per case (all observations), serial: median {per_case * 1000:.0f} ms = {per_case / f:.2f}x floor")
+    print(f"floor: bare RunPodSandbox+CreateContainer+StartContainer+wait for exit: median {f * 1000:.0f} ms "
+          f"over {args.rounds} pods (min {min(bare) * 1000:.0f}, max {max(bare) * 1000:.0f}); "
+          f"removing the pod: {r * 1000:.0f} ms more")
+    print(f"suite per case, all observations, start to report / cases: serial {serial * 1000:.0f} ms = "
+          f"{serial / f:.2f}x floor ({serial / (f + r):.2f}x floor+removal); -n {args.workers} "
+          f"{parallel * 1000:.0f} ms = {parallel / f:.2f}x floor")
     print(f"whole catalogue, start to report: serial {serial_wall:.1f} s ({cases / serial_wall:.1f} cases/s), "
           f"-n {args.workers} {parallel_wall:.1f} s ({cases / parallel_wall:.1f} cases/s)")
     return 0
