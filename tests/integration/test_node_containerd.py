@@ -77,3 +77,14 @@ def test_same_verdicts_with_and_without_xdist(real_runtime: None, tmp_path: Path
         verdicts.append({(c["scenario"], c["policy"]): (c["verdict"], c["expected"]) for c in doc["cases"]})
         assert leftovers(state_root, pid) == []
     assert verdicts[0] == verdicts[1] and len(verdicts[0]) >= 15
+
+
+def test_crun_handler(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    """The same cases under crun: pass or known-failure on containerd 2.x (crun#1543 broke exactly this)."""
+    code, out, pid = run_suite(tmp_path, state_root, "--version", "2", "--handler", "crun",
+                               "-k", "upstream or blog or critest or fsgroup or many-groups or status-exited")
+    assert code == 0, out[-4000:]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["runtime"]["handler"] == "crun" and len(doc["cases"]) >= 20
+    assert {c["verdict"] for c in doc["cases"]} <= {"pass", "known-failure"}
+    assert leftovers(state_root, pid) == []
