@@ -22,6 +22,7 @@ from conformance.runtimes.base import Provisioned
 from conformance.targets.node import NodeTarget, runtime_info
 
 HANDLERS = ("", "runc", "crun")
+CRIO_DEFAULT_STORAGE = ("/var/lib/containers/storage", "/run/containers/storage")
 
 
 def socket_path(endpoint: str) -> Path:
@@ -109,8 +110,11 @@ class NodeSession:
             binary = find_ctr(self.opts.cache_dir)
             if binary:
                 ctr = (binary, "--address", str(socket_path(self.opts.cri_endpoint)))
-        method = choose(self.opts.image_load, name, ctr, self.opts.crio_storage)
-        self.loader = ImageLoader(method, self.client, ctr, self.opts.crio_storage, track_new=True)
+        storage = self.opts.crio_storage
+        if name == "cri-o" and storage is None and all(Path(p).is_dir() for p in CRIO_DEFAULT_STORAGE):
+            storage = CRIO_DEFAULT_STORAGE  # CRI-O's default containers-storage on this host
+        method = choose(self.opts.image_load, name, ctr, storage)
+        self.loader = ImageLoader(method, self.client, ctr, storage, track_new=True)
         self.image_refs = self.loader.load(archives)
 
     def _provision(self, archives: list[archive.ImageArchive]) -> None:
