@@ -94,7 +94,7 @@ def build(image: ImageDef, out_dir: Path, busybox: Path | None = None) -> ImageA
     if not path.exists():
         manifest = [{"Config": f"{config_hex}.json", "RepoTags": [ref],
                      "Layers": [f"{layer_digest[7:]}/layer.tar"]}]
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # cells running side by side share the cache
         with tarfile.open(tmp, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             _add(tar, f"{layer_digest[7:]}/", kind=tarfile.DIRTYPE, mode=0o755)
             _add(tar, f"{layer_digest[7:]}/layer.tar", data=layer)
@@ -102,3 +102,26 @@ def build(image: ImageDef, out_dir: Path, busybox: Path | None = None) -> ImageA
             _add(tar, "manifest.json", data=json.dumps(manifest, sort_keys=True).encode())
         shutil.move(tmp, path)
     return ImageArchive(image.name, path, ref, "sha256:" + config_hex, layer_digest)
+
+
+def bundle(archives: list[ImageArchive], out_dir: Path) -> Path:
+    """One docker-archive holding every image, so a runtime imports them in a single call."""
+    key = hashlib.sha256("\n".join(sorted(a.ref for a in archives)).encode()).hexdigest()[:12]
+    path = out_dir / f"bundle-{key}.tar"
+    if path.exists():
+        return path
+    manifest, seen = [], set()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tarfile.open(tmp, mode="w", format=tarfile.USTAR_FORMAT) as out:
+        for archive in sorted(archives, key=lambda a: a.ref):
+            with tarfile.open(archive.path) as tar:
+                entry = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+                manifest.append(entry)
+                for member in tar.getmembers():
+                    if member.name == "manifest.json" or member.name in seen:
+                        continue
+                    seen.add(member.name)
+                    out.addfile(member, tar.extractfile(member) if member.isfile() else None)
+        _add(out, "manifest.json", data=json.dumps(manifest, sort_keys=True).encode())
+    shutil.move(tmp, path)
+    return path

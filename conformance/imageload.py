@@ -4,9 +4,10 @@ containers-storage (CRI-O), or CRI PullImage from the suite's loopback registry 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
-from conformance.archive import ImageArchive
+from conformance.archive import ImageArchive, bundle
 from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import CommandError, ProvisionError
 from conformance.registry import Registry
@@ -62,17 +63,24 @@ class ImageLoader:
         if self.method == "registry":
             return self._pull_all(archives)
         missing = [a for a in archives if self.client.image_status(a.ref) is None]
-        if self.method == "ctr":
-            for archive in missing:
-                _run([*self.ctr, "-n", "k8s.io", "images", "import", str(archive.path)])
+        if self.method == "ctr" and missing:
+            combined = bundle(missing, missing[0].path.parent)
+            _run([*self.ctr, "-n", "k8s.io", "images", "import", str(combined)])
         elif self.method == "skopeo" and missing:
             self.copy_only(missing)
         self.added = [a.ref for a in missing]
         for archive in archives:
-            if self.client.image_status(archive.ref) is None:
-                raise ProvisionError(f"image {archive.ref} is not visible to the runtime after {self.method} load")
+            self._wait_visible(archive.ref)
             self.refs[archive.name] = archive.ref
         return self.refs
+
+    def _wait_visible(self, ref: str, timeout: float = 10.0) -> None:
+        """containerd's CRI learns of imported images through events: give it a moment."""
+        deadline = time.monotonic() + timeout
+        while self.client.image_status(ref) is None:
+            if time.monotonic() > deadline:
+                raise ProvisionError(f"image {ref} is not visible to the runtime after {self.method} load")
+            time.sleep(0.02)
 
     def _pull_all(self, archives: list[ImageArchive]) -> dict[str, str]:
         if self.registry is None:

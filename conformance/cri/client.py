@@ -31,7 +31,14 @@ class CRIClient:
         self.endpoint = endpoint
         self.timeout = timeout
         target = endpoint if endpoint.startswith("unix:") else f"unix://{endpoint}"
-        self.channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 16 << 20)])
+        # Short reconnect backoff: a runtime that is starting (or restarting) answers within
+        # milliseconds of its socket appearing; gRPC's default first backoff is a whole second.
+        self.channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_receive_message_length", 16 << 20),
+            ("grpc.initial_reconnect_backoff_ms", 20),
+            ("grpc.min_reconnect_backoff_ms", 20),
+            ("grpc.max_reconnect_backoff_ms", 250),
+        ])
         self.runtime = rpc.RuntimeServiceStub(self.channel)
         self.images = rpc.ImageServiceStub(self.channel)
 
