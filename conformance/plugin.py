@@ -242,7 +242,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if _active(config) and any(k == CASE_PROPERTY for k, _ in report.user_properties):
-        return report.outcome, "", ""  # our own progress line replaces pytest's dot
+        category = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
+        return category, "", ""  # our own progress line replaces pytest's dot
     return None
 
 
