@@ -53,7 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     opts = from_mapping({name: getattr(config.option, f"sgp_{name.replace('-', '_')}") for name, _, _ in FLAGS})
     if opts.target != "node":
-        pytest.exit(f"TARGET={opts.target}: only 'node' runs here; use the kind/cluster commands", returncode=2)
+        pytest.exit(f"TARGET={opts.target}: the pytest plugin runs the node target; run kind and cluster "
+                    f"targets with `sgp-conformance run --target {opts.target}` (make conformance TARGET=...)",
+                    returncode=2)
     try:
         catalogue = Catalogue.load(opts.scenarios_dir, opts.images_dir)
     except SuiteError as exc:
