@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import secrets
-import signal
+import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,8 +39,6 @@ def check_endpoint(endpoint: str) -> None:
 
 def find_ctr(cache: Path) -> str | None:
     """containerd's `ctr`: on PATH, else one the suite fetched earlier."""
-    import shutil
-
     found = shutil.which("ctr")
     if found:
         return found
@@ -146,15 +143,8 @@ class NodeSession:
         daemon = self.provisioned.daemon if self.provisioned else None
         if daemon is None or daemon.proc is None:
             raise ProvisionError("cannot restart a runtime the suite did not start (CRI_ENDPOINT is set)")
-        if daemon.proc.poll() is None:
-            daemon.proc.send_signal(signal.SIGTERM)
-            try:
-                daemon.proc.wait(timeout)
-            except subprocess.TimeoutExpired as exc:
-                raise ProvisionError(f"{daemon.name} did not exit within {timeout:.0f}s of SIGTERM") from exc
-        log = getattr(daemon, "_log", None)
-        if log is not None:
-            log.close()
+        if not daemon.terminate(timeout):
+            raise ProvisionError(f"{daemon.name} did not exit within {timeout:.0f}s of SIGTERM")
         probe = CRIClient(self.provisioned.endpoint)  # a fresh channel: no reconnect back-off
         try:
             daemon.start(lambda: bool(probe.version(timeout=0.5)), timeout)
@@ -182,8 +172,6 @@ class NodeSession:
             daemon.stop()
             daemon.remove_state(keep_log_to=self.opts.results_dir / f"{daemon.name}.log")
         elif self.log_root is not None:
-            import shutil
-
             shutil.rmtree(self.log_root, ignore_errors=True)
         if errors:
             raise SuiteError("; ".join(errors))

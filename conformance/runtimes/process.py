@@ -71,16 +71,25 @@ class PrivateDaemon:
         except OSError:
             return "(no log)"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the daemon, SIGKILL if it lingers, then remove everything it left."""
+    def terminate(self, timeout: float) -> bool:
+        """SIGTERM the daemon alone (its shims and containers keep running) and wait for it to exit;
+        close its log. False if it is still running after `timeout`."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                return False
         if getattr(self, "_log", None):
+            self._log.close()
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the daemon, SIGKILL if it lingers, then remove everything it left."""
+        if not self.terminate(timeout):
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(5)
             self._log.close()
         kill_processes_mentioning(str(self.state_dir))
         remove_cgroups(self.cgroup_parent)
