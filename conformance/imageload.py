@@ -21,15 +21,16 @@ def _run(argv: list[str]) -> None:
         raise CommandError(argv, res.returncode, res.stdout, res.stderr)
 
 
-def choose(method: str, runtime_name: str, ctr: tuple[str, ...], storage: tuple[str, str] | None) -> str:
-    """Resolve 'auto' for the runtime at hand: ctr for containerd, skopeo for CRI-O, else registry."""
+def choose(method: str, runtime_name: str, have_ctr: bool, have_storage: bool) -> str:
+    """Resolve 'auto' for the runtime at hand: ctr for containerd (when a ctr is there), skopeo for
+    CRI-O (when its storage is known), else the loopback registry."""
     if method not in METHODS:
         raise ProvisionError(f"IMAGE_LOAD={method!r}: must be one of {', '.join(METHODS)}")
     if method != "auto":
         return method
-    if runtime_name == "containerd" and ctr:
+    if runtime_name == "containerd" and have_ctr:
         return "ctr"
-    if runtime_name == "cri-o" and storage:
+    if runtime_name == "cri-o" and have_storage:
         return "skopeo"
     return "registry"
 

@@ -110,7 +110,7 @@ class NodeSession:
         storage = self.opts.crio_storage
         if name == "cri-o" and storage is None and all(Path(p).is_dir() for p in CRIO_DEFAULT_STORAGE):
             storage = CRIO_DEFAULT_STORAGE  # CRI-O's default containers-storage on this host
-        method = choose(self.opts.image_load, name, ctr, storage)
+        method = choose(self.opts.image_load, name, bool(ctr), storage is not None)
         self.loader = ImageLoader(method, self.client, ctr, storage, track_new=True)
         self.image_refs = self.loader.load(archives)
 
@@ -118,9 +118,8 @@ class NodeSession:
         prov = provider(self.opts.runtime, self.opts.version, self.opts.containerd_bin_dir, self.opts.crio_bin_dir,
                         self.opts.cache_dir, self.opts.state_dir, self.opts.extra_handlers)
         runtime_name = "containerd" if self.opts.runtime == "containerd" else "cri-o"
-        ctr_hint = ("ctr",) if runtime_name == "containerd" else ()
-        storage_hint = ("", "") if runtime_name == "cri-o" else None
-        method = choose(self.opts.image_load, runtime_name, ctr_hint, storage_hint)
+        # a private runtime always comes with its ctr (containerd) or its known storage (CRI-O)
+        method = choose(self.opts.image_load, runtime_name, have_ctr=True, have_storage=True)
         by_name = {a.name: a for a in archives}
         registry = Registry(archives) if method == "registry" else None
         pause_ref = registry.ref(by_name["pause"]) if registry else by_name["pause"].ref
