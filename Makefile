@@ -12,6 +12,7 @@ VERSION ?=
 CRI_ENDPOINT ?=
 CONTAINERD_BIN_DIR ?=
 CRIO_BIN_DIR ?=
+OCI_BIN_DIR ?=
 CRIO_STORAGE ?=
 HANDLER ?=
 IMAGE_LOAD ?=
@@ -32,10 +33,11 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(VERSION),--version "$(VERSION)") $(if $(CRI_ENDPOINT),--cri-endpoint "$(CRI_ENDPOINT)") \
   $(if $(CONTAINERD_BIN_DIR),--containerd-bin-dir "$(CONTAINERD_BIN_DIR)") \
   $(if $(CRIO_BIN_DIR),--crio-bin-dir "$(CRIO_BIN_DIR)") $(if $(CRIO_STORAGE),--crio-storage "$(CRIO_STORAGE)") \
+  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") \
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 
-.PHONY: setup conformance test lint ruff proto clean bench matrix report faults soak
+.PHONY: setup conformance test lint ruff proto clean bench matrix report faults soak crun
 
 $(BIN)/sgp-conformance: pyproject.toml
 	./scripts/setup.sh "$(PY)" "$(VENV)"
@@ -62,6 +64,9 @@ matrix: setup
 
 report: setup
 	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"
+
+crun: setup
+	$(BIN)/python -m conformance.runtimes.crun
 
 faults: setup
 	$(BIN)/python -m tests.faults

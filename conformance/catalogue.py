@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.image import ImageDef, load_images
-from conformance.model import Expectation
+from conformance.model import Expectation, RuntimeInfo
 from conformance.oracle import expected
 from conformance.runtimes.versions import in_range
 from conformance.scenario import KnownFailure, Scenario, load_catalogue
+from conformance.verdict import Judgement, Observation, judge_outcomes
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUNTIME_ALIASES = {"cri-o": "crio", "crio": "crio", "containerd": "containerd"}
@@ -34,6 +35,13 @@ class Catalogue:
     def expectation(self, scn: Scenario, policy: str) -> Expectation:
         """The written expectation (lint keeps it equal to the oracle's where the oracle applies)."""
         return scn.expect[policy]
+
+    def judge(self, scn: Scenario, policy: str, obs: Observation, info: RuntimeInfo) -> Judgement:
+        """The verdict of one case on any target: every allowed outcome, known failures, and for Strict on
+        a runtime without the feature the Merge identity as the evidence of a silent ignore."""
+        merge = scn.expect.get("Merge") or self.oracle(scn, "Merge")
+        known = known_failure(scn, policy, info.name, info.version)
+        return judge_outcomes(policy, scn.outcomes(policy), obs, info, merge, known, scn.choice)
 
     def image_names(self) -> list[str]:
         """Images the catalogue uses, plus the sandbox image."""

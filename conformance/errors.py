@@ -19,7 +19,8 @@ class InputError(SuiteError):
         self.line = line
         self.message = message
         where = f"{self.path}:{line}" if line else str(self.path)
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+        named = field and field != str(path)  # an option (CRI_ENDPOINT, ...) is both the place and the field
+        super().__init__(f"{where}: {field}: {message}" if named else f"{where}: {message}")
 
 
 class CommandError(SuiteError):

@@ -3,9 +3,11 @@
 Each cell is its own `sgp-conformance run` child process writing RESULTS_DIR/<cell-id>/; at most
 --jobs cells run at once. Exit code: the worst cell wins (2 error > 1 conformance failure > 0).
 
-Cell syntax (CELLS, separated by spaces or commas), each optionally followed by `+<handler>`:
+Cell syntax (CELLS, separated by spaces or commas), each optionally followed by `+<handler>` and
+optionally preceded by `local:` (TARGET=local: the same runtime under a private kubelet and API server):
   containerd-<version>   a private containerd (2 = newest 2.x, 2.1, 1.7, 1.6 or exact)
   containerd@<bin-dir>   a private containerd from your binaries
+  crio-<version>         a private CRI-O from its static bundle (1.34 = newest 1.34.z, or exact; downloaded)
   crio@<bin-dir>         a private CRI-O from your binaries (crio, pinns, conmon)
   socket@<endpoint>      an already running runtime, e.g. socket@unix:///run/containerd/containerd.sock
 """
@@ -42,52 +44,58 @@ class Cell:
 
     spec: str
     kind: str  # containerd | crio | socket
-    version: str = ""  # containerd-<version>
+    version: str = ""  # containerd-<version>, crio-<version>
     location: str = ""  # bin dir (containerd@, crio@) or CRI endpoint (socket@)
     handler: str = ""
+    target: str = "node"  # node | local
 
     @property
     def id(self) -> str:
-        """A folder name: 'containerd-2.1+crun', 'crio-opt-crio-bin', 'socket-unix-run-x.sock'."""
-        if self.kind == "containerd" and not self.location:
-            base = f"containerd-{self.version}" if self.version else "containerd"
+        """A folder name: 'containerd-2.1+crun', 'crio-opt-crio-bin', 'local-containerd-2', 'socket-unix-run-x.sock'."""
+        if not self.location:
+            base = f"{self.kind}-{self.version}" if self.version else self.kind
         else:
             base = f"{self.kind}-" + (re.sub(r"[^A-Za-z0-9.]+", "-", self.location).strip("-.") or "default")
-        return base + (f"+{self.handler}" if self.handler else "")
+        prefix = "local-" if self.target == "local" else ""
+        return prefix + base + (f"+{self.handler}" if self.handler else "")
 
     def flags(self) -> list[str]:
         """The `sgp-conformance run` options for this cell."""
         if self.kind == "socket":
             out = ["--cri-endpoint", self.location]
-        elif self.kind == "crio":
-            out = ["--runtime", "crio", "--crio-bin-dir", self.location]
         elif self.location:
-            out = ["--runtime", "containerd", "--containerd-bin-dir", self.location]
+            out = ["--runtime", self.kind, f"--{self.kind}-bin-dir", self.location]
         else:
-            out = ["--runtime", "containerd"] + (["--version", self.version] if self.version else [])
-        return out + (["--handler", self.handler] if self.handler else [])
+            out = ["--runtime", self.kind] + (["--version", self.version] if self.version else [])
+        target = ["--target", "local"] if self.target == "local" else []
+        return target + out + (["--handler", self.handler] if self.handler else [])
 
 
 def parse_cell(spec: str) -> Cell:
     """'containerd-2.1+crun' -> Cell; ValueError with the accepted forms otherwise."""
     text = spec.strip()
-    body, plus, handler = text.rpartition("+")
+    target = "local" if text.startswith("local:") else "node"
+    body, plus, handler = text.removeprefix("local:").rpartition("+")
     if not plus or not HANDLER.fullmatch(handler):
-        body, handler = text, ""
+        body, handler = text.removeprefix("local:"), ""
     if "@" in body:
         kind, _, location = body.partition("@")
         if kind in ("containerd", "crio", "socket") and location:
             if kind == "socket" and "://" not in location and not location.startswith("/"):
                 raise ValueError(f"cell {spec!r}: socket@ needs an endpoint like unix:///run/x.sock")
-            return Cell(text, kind, location=location, handler=handler)
+            if kind == "socket" and target == "local":
+                raise ValueError(f"cell {spec!r}: a local cell starts its own runtime; socket@ cannot be local")
+            return Cell(text, kind, location=location, handler=handler, target=target)
     elif body == "containerd":
-        return Cell(text, "containerd", handler=handler)
-    elif body.startswith("containerd-"):
-        version = body.removeprefix("containerd-").removeprefix("v").removesuffix(".x")
-        if VERSION.fullmatch(version):
-            return Cell(text, "containerd", version=version, handler=handler)
-    raise ValueError(f"cell {spec!r}: use containerd-<version>, containerd@<bin-dir>, crio@<bin-dir> or "
-                     "socket@<endpoint>, each optionally +<handler> (e.g. containerd-2.1+crun)")
+        return Cell(text, "containerd", handler=handler, target=target)
+    elif body.startswith(("containerd-", "crio-")):
+        kind, _, version = body.partition("-")
+        version = version.removeprefix("v").removesuffix(".x")
+        if VERSION.fullmatch(version) and (kind == "containerd" or version.count(".") >= 1):
+            return Cell(text, kind, version=version, handler=handler, target=target)
+    raise ValueError(f"cell {spec!r}: use containerd-<version>, containerd@<bin-dir>, crio-<version>, crio@<bin-dir> "
+                     "or socket@<endpoint>, each optionally +<handler> and local: in front "
+                     "(e.g. containerd-2.1+crun, local:crio@/opt/crio/bin)")
 
 
 def parse_cells(text: str | None) -> list[Cell]:

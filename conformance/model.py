@@ -38,16 +38,24 @@ class Identity:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What a case should show: an identity, or an expected CreateContainer failure."""
+    """What a case should show: an identity, or an expected CreateContainer/RunPodSandbox failure.
+    `label` names the outcome when the runtime may choose between several (a scenario's runtime_choice)."""
 
     identity: Identity | None = None
     error: str | None = None  # e.g. "CreateContainer"
+    message: str = ""  # text the runtime's error must contain (errors only)
+    label: str = ""
 
     def to_json(self) -> dict:
+        out: dict = {"as": self.label} if self.label else {}
         if self.error:
-            return {"error": self.error}
+            return {**out, "error": self.error, **({"message": self.message} if self.message else {})}
         assert self.identity is not None
-        return self.identity.to_json()
+        return {**out, **self.identity.to_json()}
+
+    def same_outcome(self, other: Expectation) -> bool:
+        """Equal apart from the label and message (the oracle knows neither)."""
+        return self.identity == other.identity and self.error == other.error
 
 
 @dataclass
@@ -60,6 +68,7 @@ class RuntimeInfo:
     features: dict[str, bool] | None = None  # None: Status() carried no features message
     handler: str = ""
     endpoint: str = ""
+    oci: dict | None = None  # the OCI runtime: name, path, version (and a wrapper, if the suite put one in front)
 
     @property
     def supports_policy(self) -> bool:
@@ -73,7 +82,14 @@ class RuntimeInfo:
             "features": self.features,
             "handler": self.handler,
             "endpoint": self.endpoint,
+            "oci_runtime": self.oci,
         }
+
+    @classmethod
+    def from_json(cls, data: dict) -> RuntimeInfo:
+        return cls(name=data["name"], version=data["version"], api_version=data.get("api_version", ""),
+                   features=data.get("features"), handler=data.get("handler", ""),
+                   endpoint=data.get("endpoint", ""), oci=data.get("oci_runtime"))
 
 
 @dataclass
@@ -90,8 +106,10 @@ class CaseResult:
     tags: list[str] = field(default_factory=list)
     duration: float = 0.0
     links: list[str] = field(default_factory=list)
+    choice: str = ""  # which allowed outcome the runtime chose (scenarios with a runtime_choice)
 
     def to_json(self) -> dict:
+        extra = {"choice": self.choice} if self.choice else {}
         return {
             "scenario": self.scenario,
             "policy": self.policy,
@@ -103,6 +121,7 @@ class CaseResult:
             "tags": self.tags,
             "links": self.links,
             "duration": round(self.duration, 3),
+            **extra,
         }
 
     @classmethod
@@ -118,6 +137,7 @@ class CaseResult:
             tags=list(data.get("tags", [])),
             duration=float(data.get("duration", 0.0)),
             links=list(data.get("links", [])),
+            choice=data.get("choice", ""),
         )
 
 

@@ -21,6 +21,7 @@ class Options:
     version: str | None = None
     containerd_bin_dir: Path | None = None
     crio_bin_dir: Path | None = None
+    oci_bin_dir: Path | None = None
     cri_endpoint: str | None = None
     handler: str = ""
     image_load: str = "auto"
@@ -40,8 +41,10 @@ FLAGS: list[tuple[str, str, str]] = [
     ("version", "VERSION", "runtime version: 2 (newest 2.x, default), 2.1, 1.7, 1.6 or exact"),
     ("containerd-bin-dir", "CONTAINERD_BIN_DIR", "folder with your containerd binaries instead of a download"),
     ("crio-bin-dir", "CRIO_BIN_DIR", "folder with crio, pinns, conmon, runc or crun"),
+    ("oci-bin-dir", "OCI_BIN_DIR", "folder searched first for the OCI runtime HANDLER names (runc, crun)"),
     ("cri-endpoint", "CRI_ENDPOINT", "use an already running runtime at this CRI socket"),
-    ("handler", "HANDLER", "OCI runtime handler for the pods: runc (default) or crun"),
+    ("handler", "HANDLER", "OCI runtime for the pods: runc (default) or crun, from OCI_BIN_DIR, the runtime's "
+                           "folder, then PATH"),
     ("image-load", "IMAGE_LOAD", "how images get into the runtime: auto, ctr, skopeo, registry"),
     ("crio-storage", "CRIO_STORAGE", "containers-storage root:runroot of an existing CRI-O (skopeo loading)"),
     ("results-dir", "RESULTS_DIR", "where results.json and runtime logs go (default results/)"),
@@ -65,6 +68,8 @@ def from_mapping(values: dict[str, str | None]) -> Options:
         opts.containerd_bin_dir = Path(get("containerd-bin-dir"))  # type: ignore[arg-type]
     if get("crio-bin-dir"):
         opts.crio_bin_dir = Path(get("crio-bin-dir"))  # type: ignore[arg-type]
+    if get("oci-bin-dir"):
+        opts.oci_bin_dir = Path(get("oci-bin-dir"))  # type: ignore[arg-type]
     opts.cri_endpoint = get("cri-endpoint")
     opts.handler = get("handler") or ""
     opts.image_load = get("image-load") or "auto"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import Catalogue, known_failure
+from conformance.catalogue import Catalogue
 from conformance.errors import SuiteError
 from conformance.model import CaseResult, RuntimeInfo, Verdict, exit_code
 from conformance.options import FLAGS, Options, from_mapping
@@ -23,7 +23,7 @@ from conformance.progress import Progress
 from conformance.results import write
 from conformance.scenario import Scenario
 from conformance.session import NodeSession
-from conformance.verdict import Judgement, Observation, judge
+from conformance.verdict import Judgement, Observation
 
 CATALOGUE = pytest.StashKey[Catalogue]()
 OPTIONS = pytest.StashKey[Options]()
@@ -134,7 +134,7 @@ def _worker_target(config: pytest.Config):
         ctx = json.loads(os.environ[WORKER_ENV])
         target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
                             handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
-        info = RuntimeInfo(**ctx["runtime"])
+        info = RuntimeInfo.from_json(ctx["runtime"])
         target.restart_socket = ctx.get("restart_socket", "")
     config._sgp_target = (target, info)  # type: ignore[attr-defined]
     return config._sgp_target  # type: ignore[attr-defined]
@@ -189,12 +189,7 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         catalogue = self.config.stash[CATALOGUE]
         assert self.observation is not None and self.info is not None
-        runtime = "crio" if self.info.name == "cri-o" else self.info.name
-        known = known_failure(self.scenario, self.policy, runtime, self.info.version)
-        merge = catalogue.expectation(self.scenario, "Merge") if "Merge" in self.scenario.expect else \
-            catalogue.oracle(self.scenario, "Merge")
-        self.judgement = judge(self.policy, catalogue.expectation(self.scenario, self.policy), self.observation,
-                               self.info, merge, known, self.scenario.expect_messages.get(self.policy, ""))
+        self.judgement = catalogue.judge(self.scenario, self.policy, self.observation, self.info)
         verdict = self.judgement.verdict
         if verdict == Verdict.FAIL:
             raise CaseFailed(self.judgement.detail)
@@ -212,14 +207,14 @@ class ScenarioItem(pytest.Item):
         return self.path, self.scenario.expect_lines.get(self.policy, 1) - 1, self.name
 
     def record(self, verdict: Verdict, detail: str) -> CaseResult:
-        catalogue = self.config.stash[CATALOGUE]
         return CaseResult(
             scenario=self.scenario.name, policy=self.policy, verdict=verdict,
-            expected=catalogue.expectation(self.scenario, self.policy).to_json(),
+            expected=self.scenario.expected_json(self.policy),
             observed=self.observation.to_json() if self.observation else {},
             detail=detail, source=self.scenario.source, tags=list(self.scenario.tags),
             duration=time.monotonic() - self.started,
             links=list(self.judgement.links) if self.judgement else [],
+            choice=self.judgement.choice if self.judgement else "",
         )
 
 

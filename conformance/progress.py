@@ -33,7 +33,9 @@ class Progress:
         features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
         how = "started by the suite" if provisioned is not None else f"existing socket {info.endpoint}"
         handler = f", handler {info.handler}" if info.handler else ""
-        self._line(f"runtime: {info.name} {info.version} ({how}{handler}); Status().features: {features}; "
+        oci = info.oci or {}
+        oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
+        self._line(f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}; "
                    f"ready in {startup:.2f}s")
         self.started = time.monotonic()
 

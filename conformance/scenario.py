@@ -12,10 +12,11 @@ from conformance.model import POLICIES, Expectation, Identity
 from conformance.yamlsrc import LineDict
 
 TOP_KEYS = {"name", "description", "source", "tags", "image", "pod", "container", "policies", "expect",
-            "known_failures", "oracle", "raw_cri", "first_process"}
+            "known_failures", "oracle", "raw_cri", "first_process", "runtime_choice"}
 POD_KEYS = {"runAsUser", "runAsGroup", "supplementalGroups", "fsGroup"}
 CONTAINER_KEYS = {"runAsUser", "runAsGroup"}
 EXPECT_KEYS = {"uid", "gid", "groups", "error", "message"}
+CHOICE_KEYS = {"why", "source"}
 KNOWN_KEYS = {"runtime", "versions", "policies", "link", "reason"}
 RAW_CRI_KEYS = {"policy_value", "omit_user"}
 FIRST_PROCESS_KEYS = {"exit"}
@@ -57,6 +58,14 @@ class RawCRI:
     omit_user: bool = False  # send run_as_group without run_as_user/run_as_username
 
 
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The CRI and KEP-3619 leave this case open: a runtime may take any of the listed outcomes."""
+
+    why: str
+    source: str
+
+
 @dataclass
 class Scenario:
     name: str
@@ -74,7 +83,20 @@ class Scenario:
     oracle: bool = True  # False: the expectation is runtime-specific, lint does not compare
     raw_cri: RawCRI | None = None
     first_exit: int | None = None  # first_process.exit: the first process exits with this code after the probe
-    expect_messages: dict[str, str] = field(default_factory=dict)  # policy -> text the error must contain
+    choice: RuntimeChoice | None = None
+    choices: dict[str, tuple[Expectation, ...]] = field(default_factory=dict)  # policy -> allowed outcomes
+
+    def outcomes(self, policy: str) -> tuple[Expectation, ...]:
+        """Every outcome the case may end in: the allowed ones of a runtime_choice, else the one expected."""
+        return self.choices.get(policy) or (self.expect[policy],)
+
+    def expected_json(self, policy: str) -> dict:
+        """The expectation as results.json records it ({"any_of": [...]} for a runtime_choice)."""
+        if policy in self.choices:
+            assert self.choice is not None
+            return {"any_of": [o.to_json() for o in self.choices[policy]], "why": self.choice.why,
+                    "choice_source": self.choice.source}
+        return self.expect[policy].to_json()
 
     @property
     def restart(self) -> bool:
@@ -142,19 +164,24 @@ def _container(path: Path, data: LineDict) -> ContainerContext:
     )
 
 
-def _expectation(path: Path, data: object, where: str, line: int) -> Expectation:
+def _expectation(path: Path, data: object, where: str, line: int, keys: set[str] = EXPECT_KEYS) -> Expectation:
     if not isinstance(data, LineDict):
         raise InputError(path, where, "must be a mapping with uid, gid, groups (or error)", line)
-    yamlsrc.check_keys(path, data, EXPECT_KEYS, where + ".")
+    yamlsrc.check_keys(path, data, keys, where + ".")
+    label = ""
+    if "as" in keys:
+        if "as" not in data:
+            raise InputError(path, f"{where}.as", "is required: name this allowed outcome", data.line)
+        label = _str(path, data, "as")
     if "message" in data and "error" not in data:
         raise InputError(path, f"{where}.message", "only goes with 'error'", data.line_of("message"))
     if "error" in data:
-        if set(data) - {"error", "message"}:
+        if set(data) - {"error", "message", "as"}:
             raise InputError(path, where, "'error' cannot be combined with uid/gid/groups", data.line)
         if data["error"] not in EXPECTED_ERRORS:
             raise InputError(path, f"{where}.error", f"must be one of {sorted(EXPECTED_ERRORS)}",
                              data.line_of("error"))
-        return Expectation(error=data["error"])
+        return Expectation(error=data["error"], message=_str(path, data, "message"), label=label)
     for key in ("uid", "gid", "groups"):
         if key not in data:
             raise InputError(path, f"{where}.{key}", "is required", data.line)
@@ -167,7 +194,26 @@ def _expectation(path: Path, data: object, where: str, line: int) -> Expectation
         gid=yamlsrc.int_id(path, data["gid"], f"{where}.gid", data.line_of("gid")),
         groups=frozenset(yamlsrc.int_id(path, g, f"{where}.groups[{i}]", gline) for i, g in enumerate(groups)),
     )
-    return Expectation(identity=ident)
+    return Expectation(identity=ident, label=label)
+
+
+def _alternatives(path: Path, data: list, where: str, line: int) -> tuple[Expectation, ...]:
+    """A list of allowed outcomes (a runtime_choice): at least two, each named with `as`, names unique."""
+    if len(data) < 2:
+        raise InputError(path, where, "a list of allowed outcomes needs at least two", line)
+    outs = tuple(_expectation(path, item, f"{where}[{i}]", line, EXPECT_KEYS | {"as"}) for i, item in enumerate(data))
+    labels = [o.label for o in outs]
+    if len(set(labels)) != len(labels):
+        raise InputError(path, where, f"outcome names repeat: {labels}", line)
+    return outs
+
+
+def _runtime_choice(path: Path, data: LineDict) -> RuntimeChoice | None:
+    if "runtime_choice" not in data:
+        return None
+    raw = _mapping(path, data, "runtime_choice")
+    yamlsrc.check_keys(path, raw, CHOICE_KEYS, "runtime_choice.")
+    return RuntimeChoice(why=_str(path, raw, "why", required=True), source=_str(path, raw, "source", required=True))
 
 
 def _known_failures(path: Path, data: LineDict) -> tuple[KnownFailure, ...]:
@@ -215,13 +261,6 @@ def _raw_cri(path: Path, data: LineDict) -> RawCRI | None:
     return RawCRI(policy_value=value, omit_user=omit)
 
 
-def _message(path: Path, data: object, where: str) -> str:
-    """The optional `message` of an error expectation: text the runtime's error must contain."""
-    if not isinstance(data, LineDict) or "message" not in data:
-        return ""
-    return _str(path, data, "message")
-
-
 def _first_exit(path: Path, data: LineDict) -> int | None:
     """first_process: {exit: N}: the first process exits with N after the probe (status of an exited
     container); absent: it keeps running and is exec'd into."""
@@ -261,17 +300,27 @@ def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
     if len(set(policies)) != len(policies):
         raise InputError(path, "policies", "lists a policy twice", data.line_of("policies"))
     expect_raw = _mapping(path, data, "expect")
-    expect, expect_lines, expect_messages = {}, {}, {}
+    choice = _runtime_choice(path, data)
+    expect, expect_lines, choices = {}, {}, {}
     for key in expect_raw:
         _policy(path, key, f"expect.{key}", expect_raw.line_of(str(key)))
     for policy in policies:
         if policy not in expect_raw:
             raise InputError(path, f"expect.{policy}", "missing expectation for a listed policy", expect_raw.line)
-        expect[policy] = _expectation(path, expect_raw[policy], f"expect.{policy}", expect_raw.line_of(policy))
-        expect_lines[policy] = expect_raw.line_of(policy)
-        message = _message(path, expect_raw[policy], f"expect.{policy}")
-        if message:
-            expect_messages[policy] = message
+        raw, line = expect_raw[policy], expect_raw.line_of(policy)
+        if isinstance(raw, list):
+            if choice is None:
+                raise InputError(path, f"expect.{policy}", "must be a mapping with uid, gid, groups (or error); a "
+                                 "list of allowed outcomes needs a runtime_choice (why the CRI and KEP-3619 leave "
+                                 "the case open, and the source)", line)
+            choices[policy] = _alternatives(path, raw, f"expect.{policy}", line)
+            expect[policy] = choices[policy][0]
+        else:
+            expect[policy] = _expectation(path, raw, f"expect.{policy}", line)
+        expect_lines[policy] = line
+    if choice is not None and not choices:
+        raise InputError(path, "runtime_choice", "no expect entry lists allowed outcomes",
+                         data.line_of("runtime_choice"))
     oracle = data.get("oracle", True)
     if not isinstance(oracle, bool):
         raise InputError(path, "oracle", "must be true or false", data.line_of("oracle"))
@@ -284,7 +333,7 @@ def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
         description=_str(path, data, "description"), tags=tuple(tags), pod=_pod(path, data),
         container=_container(path, data), policies=tuple(policies), expect=expect, expect_lines=expect_lines,
         known_failures=_known_failures(path, data), oracle=oracle, raw_cri=raw_cri,
-        first_exit=_first_exit(path, data), expect_messages=expect_messages,
+        first_exit=_first_exit(path, data), choice=choice, choices=choices,
     )
 
 

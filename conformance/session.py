@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conformance import archive
 from conformance.catalogue import Catalogue
-from conformance.cri.client import CRIClient
+from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
 from conformance.imageload import ImageLoader, choose
 from conformance.model import RuntimeInfo
@@ -35,6 +35,28 @@ def check_endpoint(endpoint: str) -> None:
         raise InputError(path, "CRI_ENDPOINT", "no such socket: nothing is listening there")
     if not stat.S_ISSOCK(path.stat().st_mode):
         raise InputError(path, "CRI_ENDPOINT", "is not a unix socket")
+
+
+def check_storage(storage: tuple[str, str]) -> None:
+    """CRIO_STORAGE must name an existing containers-storage (root with a <driver>-images folder, and a
+    runroot), or skopeo would create a new, empty one that CRI-O never reads."""
+    root, runroot = (Path(p) for p in storage)
+    if not root.is_dir() or not any(root.glob("*-images")):
+        raise InputError("CRIO_STORAGE", "CRIO_STORAGE", f"{root} is not a containers-storage root (no <driver>-images "
+                         "folder): give the root:runroot of the CRI-O under test (crio.conf [crio] root, runroot)")
+    if not runroot.is_dir():
+        raise InputError("CRIO_STORAGE", "CRIO_STORAGE", f"runroot {runroot} does not exist")
+
+
+def load_failure(exc: Exception, method: str, runtime: str) -> ProvisionError:
+    """One line for a failed image load, naming what to set."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    hint = {"registry": "the runtime must pull from the suite's loopback registry over HTTP (CRI-O: insecure = "
+                        "true for it in registries.conf); or set IMAGE_LOAD=skopeo with CRIO_STORAGE=<root>:<runroot>"
+                        if runtime == "cri-o" else "or set IMAGE_LOAD=ctr",
+            "skopeo": "check CRIO_STORAGE=<root>:<runroot> (the CRI-O's own storage) and that skopeo is installed",
+            "ctr": "check that ctr (containerd's client) can reach the socket, or set IMAGE_LOAD=registry"}[method]
+    return ProvisionError(f"loading the test images with IMAGE_LOAD={method} failed: {first}; {hint}")
 
 
 def find_ctr(cache: Path) -> str | None:
@@ -66,6 +88,8 @@ class NodeSession:
         """Check the options before anything starts."""
         if self.opts.handler not in (*HANDLERS, *self.opts.extra_handlers):
             raise InputError("HANDLER", "HANDLER", f"{self.opts.handler!r}: must be runc or crun")
+        if self.opts.crio_storage is not None:
+            check_storage(self.opts.crio_storage)
         if self.opts.cri_endpoint:
             check_endpoint(self.opts.cri_endpoint)
         elif self.opts.runtime not in ("containerd", "crio"):
@@ -81,6 +105,8 @@ class NodeSession:
             self._provision(archives)
         assert self.client is not None
         self.info = runtime_info(self.client, self.opts.handler)
+        if self.provisioned is not None and self.provisioned.oci is not None:
+            self.info.oci = self.provisioned.oci.to_json()
         if self.provisioned is not None and self.opts.handler and self.opts.handler not in self.provisioned.handlers:
             raise ProvisionError(f"HANDLER={self.opts.handler}: not installed (have {self.provisioned.handlers})")
         self.target = NodeTarget(self.client, self.image_refs, self._log_root(), self.run_id,
@@ -112,29 +138,39 @@ class NodeSession:
             storage = CRIO_DEFAULT_STORAGE  # CRI-O's default containers-storage on this host
         method = choose(self.opts.image_load, name, bool(ctr), storage is not None)
         self.loader = ImageLoader(method, self.client, ctr, storage, track_new=True)
-        self.image_refs = self.loader.load(archives)
+        self.image_refs = self._load(archives, name)
+
+    def _load(self, archives: list[archive.ImageArchive], runtime_name: str) -> dict[str, str]:
+        assert self.loader is not None
+        try:
+            return self.loader.load(archives)
+        except (CRIError, SuiteError, OSError) as exc:
+            raise load_failure(exc, self.loader.method, runtime_name) from exc
 
     def _provision(self, archives: list[archive.ImageArchive]) -> None:
         prov = provider(self.opts.runtime, self.opts.version, self.opts.containerd_bin_dir, self.opts.crio_bin_dir,
-                        self.opts.cache_dir, self.opts.state_dir, self.opts.extra_handlers)
+                        self.opts.cache_dir, self.opts.state_dir, self.opts.extra_handlers, self.opts.oci_bin_dir)
         runtime_name = "containerd" if self.opts.runtime == "containerd" else "cri-o"
         # a private runtime always comes with its ctr (containerd) or its known storage (CRI-O)
         method = choose(self.opts.image_load, runtime_name, have_ctr=True, have_storage=True)
         by_name = {a.name: a for a in archives}
         registry = Registry(archives) if method == "registry" else None
         pause_ref = registry.ref(by_name["pause"]) if registry else by_name["pause"].ref
-        self.provisioned = prov.start(pause_ref, want_crun=self.opts.handler == "crun")
+        self.provisioned = prov.start(pause_ref, self.opts.handler)
         daemon = self.provisioned.daemon
         assert daemon is not None
         if method == "skopeo":  # CRI-O reads its storage at start: copy before the daemon runs
             pre = ImageLoader(method, None, storage=self.provisioned.storage)  # type: ignore[arg-type]
-            pre.copy_only(archives)
+            try:
+                pre.copy_only(archives)
+            except SuiteError as exc:
+                raise load_failure(exc, method, runtime_name) from exc
         self.client = CRIClient(self.provisioned.endpoint)
         client = self.client
         daemon.start(lambda: bool(client.version(timeout=0.5)))
         self.loader = ImageLoader(method, client, self.provisioned.ctr, self.provisioned.storage,
                                   hosts_dir=self.provisioned.hosts_dir, registry=registry)
-        self.image_refs = self.loader.load(archives)
+        self.image_refs = self._load(archives, runtime_name)
 
     def restart_runtime(self, timeout: float = 30.0) -> None:
         """Restart the daemon the suite started, keeping its state dir: SIGTERM the daemon only (shims
@@ -159,18 +195,23 @@ class NodeSession:
         if self.target is not None and (self.provisioned is None or
                                         (self.provisioned.daemon and self.provisioned.daemon.alive())):
             self.target.remove_leftovers()
+        self.target = None
         if self.loader is not None:
             try:
                 self.loader.close()
-            except SuiteError as exc:
+            except (SuiteError, CRIError, RuntimeBroken) as exc:
                 errors.append(str(exc))
+            self.loader = None
         if self.client is not None:
             self.client.close()
+            self.client = None
         if self.provisioned and self.provisioned.daemon:
             daemon = self.provisioned.daemon
             daemon.stop()
             daemon.remove_state(keep_log_to=self.opts.results_dir / f"{daemon.name}.log")
+            self.provisioned = None
         elif self.log_root is not None:
             shutil.rmtree(self.log_root, ignore_errors=True)
+            self.log_root = None
         if errors:
             raise SuiteError("; ".join(errors))

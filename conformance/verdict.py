@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from conformance.model import Expectation, Identity, RuntimeInfo, Verdict
 from conformance.observe import ProcessIdentity
-from conformance.scenario import KnownFailure
+from conformance.scenario import KnownFailure, RuntimeChoice
 
 
 @dataclass
@@ -60,6 +60,7 @@ class Judgement:
     verdict: Verdict
     detail: str
     links: tuple[str, ...] = ()
+    choice: str = ""  # the allowed outcome the runtime took (scenarios with a runtime_choice)
 
 
 def _fmt(groups: Iterable[int]) -> str:
@@ -148,19 +149,17 @@ def later_problems(obs: Observation, want: Identity, advertised: bool) -> list[s
     return problems
 
 
-def _error_judgement(expectation: Expectation, obs: Observation, known: KnownFailure | None,
-                     error_contains: str) -> Judgement:
+def _error_judgement(expectation: Expectation, obs: Observation, known: KnownFailure | None) -> Judgement:
     error = obs.sandbox_error if expectation.error == "RunPodSandbox" else obs.create_error
     if error is None:
         return _failed([f"expected {expectation.error} to fail, but it succeeded"], known)
-    if error_contains and error_contains.lower() not in error.lower():
-        return _failed([f"{expectation.error} failed, but its error lacks {error_contains!r}: {error}"], known)
+    if expectation.message and expectation.message.lower() not in error.lower():
+        return _failed([f"{expectation.error} failed, but its error lacks {expectation.message!r}: {error}"], known)
     return Judgement(Verdict.PASS, f"{expectation.error} refused as expected: {error}")
 
 
 def judge(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
-          merge: Expectation | None = None, known: KnownFailure | None = None,
-          error_contains: str = "") -> Judgement:
+          merge: Expectation | None = None, known: KnownFailure | None = None) -> Judgement:
     """The verdict for one case; never PASS unless every piece of evidence matched.
 
     A case that needs the feature (Strict, or a raw enum value other than Merge) is UNSUPPORTED on a
@@ -173,9 +172,11 @@ def judge(policy: str, expectation: Expectation, obs: Observation, runtime: Runt
             outcome = (f"{expectation.error} refused: {refused}" if refused is not None
                        else f"{expectation.error} accepted it (the field is silently ignored)")
             return Judgement(Verdict.UNSUPPORTED, f"runtime does not advertise supplemental_groups_policy; {outcome}")
-        return _error_judgement(expectation, obs, known, error_contains)
+        return _error_judgement(expectation, obs, known)
     want = expectation.identity
     assert want is not None
+    if obs.sandbox_error is not None:
+        return _failed([f"RunPodSandbox failed: {obs.sandbox_error}"], known)
     if obs.create_error is not None:
         if unsupported:
             return Judgement(Verdict.UNSUPPORTED, f"runtime does not advertise the feature; CreateContainer "
@@ -203,3 +204,24 @@ def _failed(problems: list[str], known: KnownFailure | None) -> Judgement:
         return Judgement(Verdict.KNOWN_FAILURE, f"known failure ({known.link}): {known.reason}\n{text}",
                          (known.link,))
     return Judgement(Verdict.FAIL, text)
+
+
+def judge_outcomes(policy: str, outcomes: tuple[Expectation, ...], obs: Observation, runtime: RuntimeInfo,
+                   merge: Expectation | None = None, known: KnownFailure | None = None,
+                   choice: RuntimeChoice | None = None) -> Judgement:
+    """The verdict against every outcome a scenario allows: one expectation, or the alternatives of a
+    runtime_choice, where matching any one of them passes and the one taken is recorded."""
+    if len(outcomes) == 1:
+        return judge(policy, outcomes[0], obs, runtime, merge, known)
+    tried = [(o, judge(policy, o, obs, runtime, merge)) for o in outcomes]
+    for outcome, judgement in tried:
+        if judgement.verdict == Verdict.PASS:
+            why = f" ({choice.why.split('. ')[0].rstrip('.')})" if choice else ""
+            return Judgement(Verdict.PASS, f"runtime choice '{outcome.label}', an allowed outcome{why}",
+                             choice=outcome.label)
+    if tried[0][1].verdict != Verdict.FAIL:  # unsupported: the same for every outcome
+        return tried[0][1]
+    problems = ["matches none of the allowed outcomes:"]
+    for outcome, judgement in tried:
+        problems += [f"[{outcome.label}] {line}" for line in judgement.detail.splitlines()]
+    return _failed(problems, known)

@@ -15,13 +15,13 @@ from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from conformance.catalogue import Catalogue, known_failure
+from conformance.catalogue import Catalogue
 from conformance.cluster.versions import vkey
 from conformance.errors import SuiteError
 from conformance.model import CaseResult, Expectation, RuntimeInfo, Verdict
 from conformance.observe import END, PROBE, ProbeError, parse_probe
 from conformance.scenario import Scenario
-from conformance.verdict import Judgement, Observation, judge
+from conformance.verdict import Judgement, Observation
 
 RUN_LABEL = "sgp.conformance/run-id"
 MANAGED = {"app.kubernetes.io/managed-by": "sgp-conformance"}
@@ -506,11 +506,7 @@ def judge_case(catalogue: Catalogue, scn: Scenario, policy: str, outcome: PodOut
         return admission
     if is_rejected(outcome.pod):
         raise AssertionError("rejection_judgement returned None for a rejected pod")
-    runtime = "crio" if info.name == "cri-o" else info.name
-    known = known_failure(scn, policy, runtime, info.version)
-    merge = scn.expect.get("Merge") or catalogue.oracle(scn, "Merge")
-    return judge(policy, catalogue.expectation(scn, policy), outcome.observation, info, merge, known,
-                 scn.expect_messages.get(policy, ""))
+    return catalogue.judge(scn, policy, outcome.observation, info)
 
 
 def case_result(catalogue: Catalogue, scn: Scenario, policy: str, variant: str, outcome: PodOutcome | None,

@@ -83,6 +83,14 @@ class CRIClient:
     def start_container(self, container_id: str) -> None:
         self.call(self.runtime, "StartContainer", pb.StartContainerRequest(container_id=container_id), timeout=60)
 
+    def stop_container(self, container_id: str, timeout: int = 0) -> None:
+        req = pb.StopContainerRequest(container_id=container_id, timeout=timeout)
+        self.call(self.runtime, "StopContainer", req, timeout=timeout + 30)
+
+    def list_containers(self, sandbox_id: str) -> list[pb.Container]:
+        req = pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=sandbox_id))
+        return list(self.call(self.runtime, "ListContainers", req).containers)
+
     def container_status(self, container_id: str) -> pb.ContainerStatus:
         req = pb.ContainerStatusRequest(container_id=container_id)
         return self.call(self.runtime, "ContainerStatus", req).status

@@ -93,7 +93,11 @@ JS = r"""
     panel.appendChild(el("h2", {}, [scenario + "[" + policy + "]"]));
     panel.appendChild(el("div", {}, ["on ", el("code", {}, [cellId]), " · " + cell.label]));
     panel.appendChild(el("div", {"class": "verdict v-" + res.verdict, "id": "detail-verdict"},
-                         [symbols[res.verdict] + " " + res.verdict]));
+                         [symbols[res.verdict] + " " + res.verdict + (res.choice ? " · " + res.choice : "")]));
+    if (res.choice) {
+      panel.appendChild(el("p", {"id": "detail-choice"}, ["runtime choice: this runtime took the allowed outcome \u201c"
+        + res.choice + "\u201d; " + (res.expected.why || "")]));
+    }
     panel.appendChild(el("h3", {}, ["Expected vs observed"]));
     var cmp = el("table", {"class": "cmp", "id": "detail-cmp"});
     cmp.appendChild(row("expected", res.expected_text, "expected"));

@@ -113,6 +113,7 @@ class Matrix:
                 "detail": case.detail,
                 "links": case.links,
                 "duration": case.duration,
+                "choice": case.choice,
             }
         return {"scenario": row.scenario, "policy": row.policy, "source": row.source, "tags": row.tags,
                 "results": results}

@@ -26,9 +26,12 @@ def _groups(groups: object) -> str:
 
 
 def expected_text(expected: dict) -> str:
-    """'uid=1000 gid=3000 groups=3000,4000', or 'CreateContainer fails'."""
+    """'uid=1000 gid=3000 groups=3000,4000', 'CreateContainer fails', or for a runtime choice
+    'one of: [refuses] RunPodSandbox fails | [runs] uid=...'."""
     if not expected:
         return "(none recorded)"
+    if expected.get("any_of"):
+        return "one of: " + " | ".join(f"[{o.get('as', '?')}] {expected_text(o)}" for o in expected["any_of"])
     if expected.get("error"):
         return f"{expected['error']} fails"
     return f"uid={expected.get('uid')} gid={expected.get('gid')} groups={_groups(expected.get('groups', []))}"
@@ -65,9 +68,15 @@ def observed_lines(observed: dict) -> list[tuple[str, str]]:
     return lines
 
 
-def tooltip(verdict: str, expected: dict, observed: dict, detail: str) -> str:
+def verdict_text(verdict: str, choice: str = "") -> str:
+    """'✔ pass', or with the allowed outcome a runtime chose '✔ pass · refuses-sandbox'."""
+    return f"{SYMBOLS[verdict]} {verdict}" + (f" · {choice}" if choice else "")
+
+
+def tooltip(verdict: str, expected: dict, observed: dict, detail: str, choice: str = "") -> str:
     """Plain-text hover summary: verdict, expected vs observed, first detail lines."""
-    parts = [verdict.upper(), f"expected: {expected_text(expected)}"]
+    head = verdict.upper() + (f" (runtime choice: {choice})" if choice else "")
+    parts = [head, f"expected: {expected_text(expected)}"]
     parts += [f"{label}: {text}" for label, text in observed_lines(observed)]
     if detail:
         parts.append("detail: " + " | ".join(detail.splitlines()[:4]))

@@ -8,7 +8,7 @@ from html import escape
 
 from conformance.report.assets import CSS, JS
 from conformance.report.collect import VERDICT_ORDER, Cell, Matrix, Row
-from conformance.report.describe import MEANINGS, SYMBOLS, tooltip
+from conformance.report.describe import MEANINGS, SYMBOLS, tooltip, verdict_text
 
 HINT = "Click a result to see expected vs observed, the detail and the scenario's source. Hover for a summary."
 EXIT_WORDS = {0: "passed", 1: "conformance failure", 2: "error"}
@@ -39,10 +39,10 @@ def _result_cell(matrix: Matrix, row: Row, cell: Cell) -> str:
         why = f"no result: cell {cell.status}" if cell.status != "complete" else "not run in this cell"
         return f'<td class="v v-none" title="{_attr(why)}">· not run</td>'
     verdict = case.verdict.value
-    tip = tooltip(verdict, case.expected, case.observed, case.detail)
+    tip = tooltip(verdict, case.expected, case.observed, case.detail, case.choice)
     return (f'<td class="v v-{verdict}"><button type="button" data-cell="{_attr(cell.id)}" '
             f'data-scenario="{_attr(row.scenario)}" data-policy="{_attr(row.policy)}" data-verdict="{verdict}" '
-            f'title="{_attr(tip)}">{SYMBOLS[verdict]} {verdict}</button></td>')
+            f'title="{_attr(tip)}">{escape(verdict_text(verdict, case.choice))}</button></td>')
 
 
 def _body(matrix: Matrix) -> list[str]:
@@ -66,11 +66,13 @@ def _body(matrix: Matrix) -> list[str]:
 
 
 def row_flags(matrix: Matrix, row: Row) -> dict[str, bool]:
-    """What the row filter needs: not every cell passed; the cells disagree; a failure of any kind."""
+    """What the row filter needs: not every cell passed; the cells disagree (in verdict or in the allowed
+    outcome they chose); a failure of any kind."""
     verdicts = [c.verdict.value if (c := matrix.result(row, cell)) else "none" for cell in matrix.cells]
+    outcomes = [f"{c.verdict.value}/{c.choice}" if (c := matrix.result(row, cell)) else "none" for cell in matrix.cells]
     return {
         "problems": any(v != "pass" for v in verdicts),
-        "differ": len(set(verdicts)) > 1,
+        "differ": len(set(outcomes)) > 1,
         "failing": any(v in ("fail", "error", "known-failure", "rejected", "none") for v in verdicts),
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.report.collect import VERDICT_ORDER, Cell, Matrix, Row
-from conformance.report.describe import MEANINGS, SYMBOLS, expected_text, observed_lines
+from conformance.report.describe import MEANINGS, SYMBOLS, expected_text, observed_lines, verdict_text
 
 NOT_RUN = "· not run"
 MAX_PROBLEMS = 30
@@ -41,7 +41,7 @@ def matrix_table(matrix: Matrix) -> list[str]:
         marks = []
         for cell in matrix.cells:
             case = matrix.result(row, cell)
-            marks.append(badge(case.verdict.value) if case else NOT_RUN)
+            marks.append(verdict_text(case.verdict.value, case.choice) if case else NOT_RUN)
         lines.append("| " + " | ".join([esc(row.scenario), esc(row.policy), *marks]) + " |")
     return lines
 
@@ -75,6 +75,20 @@ def problems(matrix: Matrix) -> list[str]:
     return ["### Failures and errors", "", *out] if out else []
 
 
+def choices(matrix: Matrix) -> list[str]:
+    """Cases the CRI and KEP-3619 leave open: which allowed outcome each cell's runtime took, and why any is allowed."""
+    out: list[str] = []
+    for row in matrix.rows:
+        cases = [(cell, case) for cell in matrix.cells if (case := matrix.result(row, cell)) is not None]
+        open_case = next((case for _, case in cases if case.expected.get("any_of")), None)
+        if open_case is None:
+            continue
+        taken = ", ".join(f"`{cell.id}`: {case.choice or case.verdict.value}" for cell, case in cases)
+        out.append(f"- **{esc(row.scenario)}[{esc(row.policy)}]**: {taken}. Allowed: "
+                   f"{esc(expected_text(open_case.expected))}. Why: {esc(open_case.expected.get('why', ''))}")
+    return ["### Runtime choices (allowed differences)", "", *out, ""] if out else []
+
+
 def render_markdown(matrix: Matrix) -> str:
     verdict = {0: "passed", 1: "conformance failure", 2: "error"}.get(matrix.exit_code, "error")
     lines = [
@@ -89,6 +103,7 @@ def render_markdown(matrix: Matrix) -> str:
         "",
         *legend(),
         "",
+        *choices(matrix),
         *problems(matrix),
     ]
     return "\n".join(lines).rstrip() + "\n"

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.runtimes.oci import OCIRuntime
 from conformance.runtimes.process import PrivateDaemon
 
 
@@ -19,6 +20,7 @@ class Provisioned:
     endpoint: str
     daemon: PrivateDaemon | None = None
     handlers: list[str] = field(default_factory=list)
+    oci: OCIRuntime | None = None  # the OCI runtime HANDLER chose (the runtime's default)
     ctr: tuple[str, ...] = ()  # containerd's ctr with --address, for image import
     storage: tuple[str, str] | None = None  # CRI-O containers-storage (root, runroot)
     hosts_dir: Path | None = None  # containerd certs.d: lets it pull from the loopback registry over HTTP

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, debian, release
+from conformance.runtimes import crun, debian, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
 from conformance.runtimes.versions import matches, version_key
 
 DEFAULT_VERSION = "2"
-OCI_RUNTIMES = {"runc": ("runc",), "crun": ("crun",)}
 
 CONFIG_V3 = """version = 3
 root = '{d}/root'
@@ -42,7 +40,7 @@ disabled_plugins = ['io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapsho
   disable_apparmor = true
   restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
-    default_runtime_name = 'runc'
+    default_runtime_name = '{default}'
 {runtimes}
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ['{d}/cni/bin']
@@ -89,7 +87,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
-    default_runtime_name = "runc"
+    default_runtime_name = "{default}"
 {runtimes}
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "{d}/certs.d"
@@ -113,32 +111,15 @@ RUNTIME_V2 = """    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{na
 """
 
 
-def render_config(version: str, state_dir: Path, sandbox_image: str, oci: dict[str, str]) -> str:
-    """The config file for `version`: format 3 for 2.x, format 2 for 1.x."""
+def render_config(version: str, state_dir: Path, sandbox_image: str, runtimes: dict[str, str],
+                  default: str = "runc") -> str:
+    """The config file for `version` (format 3 for 2.x, format 2 for 1.x); `runtimes` maps handler name →
+    OCI runtime binary, `default` is one of them."""
     major = version_key(version)[0]
     template, runtime = (CONFIG_V3, RUNTIME_V3) if major >= 2 else (CONFIG_V2, RUNTIME_V2)
-    runtimes = "".join(runtime.format(name=n, binary=b, d=state_dir) for n, b in sorted(oci.items()))
+    tables = "".join(runtime.format(name=n, binary=b, d=state_dir) for n, b in sorted(runtimes.items()))
     return template.format(d=state_dir, sock=state_dir / "containerd.sock", sandbox_image=sandbox_image,
-                           runtimes=runtimes)
-
-
-def oci_runtimes(overrides: dict[str, str] | None = None, want_crun: bool = False, cache: Path | None = None,
-                 state: Path | None = None) -> dict[str, str]:
-    """OCI runtime handlers found on this machine (runc, crun), by name → binary path.
-
-    With `want_crun` (and no override for it), crun is one that works with this containerd: the system
-    crun if new enough, else built once from Debian source into `cache`; on a hybrid-cgroup host the
-    path is a wrapper written into `state` (see conformance/runtimes/crun.py)."""
-    found = {}
-    for name, candidates in OCI_RUNTIMES.items():
-        path = (overrides or {}).get(name) or next((shutil.which(c) for c in candidates if shutil.which(c)), None)
-        if name == "crun" and want_crun and not (overrides or {}).get(name):
-            if cache is None or state is None:
-                raise ProvisionError("oci_runtimes(want_crun=True) needs cache and state")
-            path = str(crun.handler_binary(crun.ensure_crun(cache), state))
-        if path:
-            found[name] = path
-    return found
+                           runtimes=tables, default=default)
 
 
 def binary_version(bin_dir: Path) -> str:
@@ -192,32 +173,33 @@ class Containerd:
     name = "containerd"
 
     def __init__(self, version: str | None, bin_dir: Path | None, cache: Path, state_root: Path,
-                 extra_handlers: dict[str, str] | None = None):
+                 extra_handlers: dict[str, str] | None = None, oci_bin_dir: Path | None = None):
         self.extra_handlers = extra_handlers or {}
         self.wanted = version
         self.bin_dir = bin_dir
         self.cache = cache
         self.state_root = state_root
+        self.oci_bin_dir = oci_bin_dir
 
-    def start(self, sandbox_image: str, want_crun: bool = False) -> Provisioned:
+    def start(self, sandbox_image: str, handler: str = "") -> Provisioned:
+        """Write the private config and return the daemon (not yet started), with the OCI runtime HANDLER
+        asks for (default runc) as containerd's default and only OCI runtime (plus extra handlers)."""
         version, bin_dir = resolve_binaries(self.wanted, self.bin_dir, self.cache)
+        chosen = oci.resolve(handler, "containerd", version,
+                             oci.search_dirs(self.oci_bin_dir, "CONTAINERD_BIN_DIR", self.bin_dir))
         state = unique_dir(self.state_root, f"containerd-{version}")
-        try:
-            oci = {**oci_runtimes(self.extra_handlers, want_crun, self.cache, state), **self.extra_handlers}
-            if "runc" not in oci:
-                raise ProvisionError("runc is needed: apt-get install runc")
-        except BaseException:
-            shutil.rmtree(state, ignore_errors=True)
-            raise
+        if chosen.name == "crun":
+            chosen = crun.wrapped(chosen, state / "bin")
         for sub in ("root", "state", "tmp", "opt", "cni/bin", "cni/conf", "verifier", "oci", "certs.d"):
             (state / sub).mkdir(parents=True, exist_ok=True)
+        runtimes = {chosen.name: chosen.exec_path, **self.extra_handlers}
         config = state / "config.toml"
-        config.write_text(render_config(version, state, sandbox_image, oci))
+        config.write_text(render_config(version, state, sandbox_image, runtimes, chosen.name))
         env = {"PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "TMPDIR": str(state / "tmp"), "HOME": str(state)}
         daemon = PrivateDaemon("containerd", state, [str(bin_dir / "containerd"), "--config", str(config)],
                                env, cgroup_parent=f"sgpconf-{state.name}")
         sock = state / "containerd.sock"
         return Provisioned(runtime="containerd", version=version, endpoint=f"unix://{sock}", daemon=daemon,
-                           handlers=sorted(oci), ctr=(str(bin_dir / "ctr"), "--address", str(sock)),
+                           handlers=sorted(runtimes), oci=chosen, ctr=(str(bin_dir / "ctr"), "--address", str(sock)),
                            hosts_dir=state / "certs.d")

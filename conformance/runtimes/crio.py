@@ -1,26 +1,31 @@
-"""A private CRI-O from a folder of the user's binaries (CRIO_BIN_DIR): crio, pinns, conmon, runc or crun.
+"""A private CRI-O: from a folder of the user's binaries (CRIO_BIN_DIR: crio, pinns, conmon and the OCI
+runtime), or from CRI-O's static bundle of a chosen VERSION (downloaded and checksum-verified).
 
-CRI-O is not packaged by Debian, so the suite never downloads it. Everything CRI-O writes is
-kept under the state folder: config, storage, registries and policy files, run dirs.
+Everything CRI-O writes is kept under the state folder: config, storage, registries and policy files,
+version and clean-shutdown files, run dirs. A restart reuses the same config and state (see
+PrivateDaemon), so CRI-O restores its pods and containers the way it does on a node.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 from conformance.errors import ProvisionError
+from conformance.runtimes import crun, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
 
 NEEDED = ("crio", "pinns", "conmon")
+NO_SOURCE = ("RUNTIME=crio needs CRIO_BIN_DIR=<folder with crio, pinns, conmon and runc or crun> or VERSION=<x.y> "
+             "(CRI-O's static bundle, downloaded); or point CRI_ENDPOINT at a running CRI-O")
 
 CONFIG = """[crio]
 root = "{d}/storage"
 runroot = "{d}/runroot"
 storage_driver = "overlay"
+log_dir = "{d}/logs"
 version_file = "{d}/version"
 version_file_persist = "{d}/version-persist"
 clean_shutdown_file = "{d}/clean.shutdown"
@@ -64,52 +69,67 @@ runtime_root = "{d}/oci/{name}"
 """
 
 
-def find_oci(bin_dir: Path) -> dict[str, str]:
-    found = {}
-    for name in ("crun", "runc"):
-        path = bin_dir / name if (bin_dir / name).is_file() else shutil.which(name)
-        if path:
-            found[name] = str(path)
-    return found
+def render_config(state: Path, bin_dir: Path, pause: str, runtimes: dict[str, str], default: str) -> str:
+    """crio.conf: every path under `state`; `runtimes` maps handler name → binary; `default` is one of them."""
+    tables = "".join(RUNTIME.format(name=n, path=p, d=state) for n, p in sorted(runtimes.items()))
+    return CONFIG.format(d=state, bin=bin_dir, pause=pause, runtimes=tables, default=default)
 
 
-def render_config(state: Path, bin_dir: Path, pause: str, oci: dict[str, str], default: str) -> str:
-    runtimes = "".join(RUNTIME.format(name=n, path=p, d=state) for n, p in sorted(oci.items()))
-    return CONFIG.format(d=state, bin=bin_dir, pause=pause, runtimes=runtimes, default=default)
+def crio_version(bin_dir: Path) -> str:
+    out = subprocess.run([str(bin_dir / "crio"), "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"(?i)version:?\s+v?(\d+\.\d+\.\d+\S*)", out.stdout)
+    if out.returncode != 0 or not match:
+        raise ProvisionError(f"{bin_dir / 'crio'} --version failed: {(out.stderr or out.stdout).strip()[:300]}")
+    return match.group(1)
+
+
+def check_bin_dir(bin_dir: Path, label: str) -> None:
+    missing = [b for b in NEEDED if not (bin_dir / b).is_file()]
+    if missing:
+        raise ProvisionError(f"{label}={bin_dir}: missing {', '.join(missing)}")
 
 
 class Crio:
-    """Run a private CRI-O from CRIO_BIN_DIR."""
+    """Provision and run a private CRI-O."""
 
     name = "crio"
 
-    def __init__(self, bin_dir: Path | None, state_root: Path):
-        if bin_dir is None:
-            raise ProvisionError(
-                "RUNTIME=crio needs CRIO_BIN_DIR=<folder with crio, pinns, conmon and runc or crun> "
-                "(for example the bin/ folder of a CRI-O static bundle); CRI-O is not in Debian, so the suite "
-                "cannot fetch it. Or point CRI_ENDPOINT=unix:///var/run/crio/crio.sock at a running CRI-O.")
-        missing = [b for b in NEEDED if not (bin_dir / b).is_file()]
-        if missing:
-            raise ProvisionError(f"CRIO_BIN_DIR={bin_dir}: missing {', '.join(missing)}")
-        if not find_oci(bin_dir):
-            raise ProvisionError(f"CRIO_BIN_DIR={bin_dir}: no runc or crun there or on PATH")
+    def __init__(self, bin_dir: Path | None, state_root: Path, version: str | None = None,
+                 cache: Path | None = None, oci_bin_dir: Path | None = None,
+                 extra_handlers: dict[str, str] | None = None):
+        if bin_dir is None and not version:
+            raise ProvisionError(NO_SOURCE)
+        if bin_dir is not None:
+            check_bin_dir(bin_dir, "CRIO_BIN_DIR")
         self.bin_dir = bin_dir
+        self.wanted = version
+        self.cache = cache
         self.state_root = state_root
+        self.oci_bin_dir = oci_bin_dir
+        self.extra_handlers = extra_handlers or {}
 
-    def version(self) -> str:
-        out = subprocess.run([str(self.bin_dir / "crio"), "--version"], capture_output=True, text=True, check=False)
-        match = re.search(r"(?i)version:?\s+v?(\d+\.\d+\.\d+\S*)", out.stdout)
-        return match.group(1) if match else "unknown"
+    def binaries(self) -> tuple[str, Path, str]:
+        """(version, folder with crio/pinns/conmon/runc/crun, its label for messages)."""
+        if self.bin_dir is not None:
+            return crio_version(self.bin_dir), self.bin_dir, "CRIO_BIN_DIR"
+        assert self.wanted and self.cache is not None
+        try:
+            version, bin_dir = release.fetch_crio(self.wanted, self.cache / "runtimes")
+        except ProvisionError as exc:
+            raise ProvisionError(f"{exc}. {NO_SOURCE}") from exc
+        check_bin_dir(bin_dir, f"the CRI-O {version} bundle")
+        return version, bin_dir, f"the CRI-O {version} bundle"
 
-    def start(self, sandbox_image: str, want_crun: bool = False) -> Provisioned:
-        """Write the private config and return the daemon (not yet started). `want_crun` makes crun the
-        default OCI runtime; CRIO_BIN_DIR must then hold (or PATH offer) a crun."""
-        version = self.version()
-        oci = find_oci(self.bin_dir)
+    def start(self, sandbox_image: str, handler: str = "") -> Provisioned:
+        """Write the private config and return the daemon (not yet started), with the OCI runtime
+        HANDLER asks for (default runc) as CRI-O's default and only OCI runtime."""
+        version, bin_dir, label = self.binaries()
+        chosen = oci.resolve(handler, "crio", version, oci.search_dirs(self.oci_bin_dir, label, bin_dir))
         state = unique_dir(self.state_root, f"crio-{version}")
-        for sub in ("storage", "runroot", "exits", "attach", "ns", "cni/conf", "cni/bin", "oci", "auth",
-                    "registries.d", "tmp"):
+        if chosen.name == "crun":
+            chosen = crun.wrapped(chosen, state / "bin")
+        for sub in ("storage", "runroot", "logs", "exits", "attach", "ns", "cni/conf", "cni/bin", "oci", "auth",
+                    "registries.d", "tmp", "crio.conf.d"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         (state / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}\n')
         (state / "registries.conf").write_text('unqualified-search-registries = []\n'
@@ -118,18 +138,15 @@ class Crio:
         (state / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\nroot = "{state}/storage"\n'
                                             f'runroot = "{state}/runroot"\n')
         config = state / "crio.conf"
-        if want_crun and "crun" not in oci:
-            raise ProvisionError(f"HANDLER=crun: no crun in CRIO_BIN_DIR={self.bin_dir} or on PATH")
-        default = "crun" if "crun" in oci else "runc"
-        config.write_text(render_config(state, self.bin_dir, sandbox_image, oci, default))
-        env = {"PATH": f"{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        runtimes = {chosen.name: chosen.exec_path, **self.extra_handlers}
+        config.write_text(render_config(state, bin_dir, sandbox_image, runtimes, chosen.name))
+        env = {"PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "TMPDIR": str(state / "tmp"), "HOME": str(state),
                "CONTAINERS_STORAGE_CONF": str(state / "storage.conf")}
-        argv = [str(self.bin_dir / "crio"), "--config", str(config), "--config-dir", str(state / "crio.conf.d"),
+        argv = [str(bin_dir / "crio"), "--config", str(config), "--config-dir", str(state / "crio.conf.d"),
                 "--registries-conf", str(state / "registries.conf"),
                 "--registries-conf-dir", str(state / "registries.d"), "--disable-hostport-mapping"]
-        (state / "crio.conf.d").mkdir()
         daemon = PrivateDaemon("crio", state, argv, env, cgroup_parent=f"sgpconf-{state.name}")
         return Provisioned(runtime="crio", version=version, endpoint=f"unix://{state / 'crio.sock'}",
-                           daemon=daemon, handlers=sorted(oci),
+                           daemon=daemon, handlers=sorted(runtimes), oci=chosen,
                            storage=(str(state / "storage"), str(state / "runroot")))

@@ -1,10 +1,12 @@
-"""A crun that works with the containerd under test, from Debian's archive only.
+"""crun on this kind of machine: a build of one new enough, and a wrapper for hybrid cgroup hosts.
 
-Bookworm's crun 1.8.1 rejects the runtime-spec versions that containerd 1.7/2.x write ("unknown version
-specified"; crun >= 1.14.3 accepts spec 1.2.x), and trixie's/sid's crun binaries need a newer glibc. So,
-when the system crun is too old, crun is built once from the upstream tarball that Debian ships as the
-source package's `.orig.tar.gz` (trixie first, then sid), fetched with `apt-get source --download-only`
-through a private deb-src list and checked against the signed Sources index, into `cache/crun-<version>/`.
+Bookworm's crun 1.8.1 rejects the runtime-spec versions that containerd 1.7/2.x and CRI-O write ("unknown
+version specified"; crun >= 1.14.3 accepts spec 1.2.x), and trixie's/sid's crun binaries need a newer
+glibc. `make crun` (`python -m conformance.runtimes.crun`) therefore builds crun once from the upstream
+tarball that Debian ships as the source package's `.orig.tar.gz` (trixie first, then sid), fetched with
+`apt-get source --download-only` through a private deb-src list and checked against the signed Sources
+index, into `cache/crun-<version>/`, and prints that folder: give it as OCI_BIN_DIR. The suite never
+swaps it in by itself (conformance/runtimes/oci.py picks the OCI runtime).
 
 Separately, crun refuses a *hybrid* cgroup layout (v1 hierarchies under /sys/fs/cgroup plus a cgroup2 at
 /sys/fs/cgroup/unified) when that cgroup2 has any controller enabled (libcrun/cgroup.c,
@@ -22,14 +24,16 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
+from conformance.runtimes.oci import CRUN_MIN, OCIRuntime
 from conformance.runtimes.versions import version_key
 
-MIN_VERSION = "1.14.3"  # accepts ociVersion 1.2.x (containerd 2.x); 1.8.1 does not
+MIN_VERSION = CRUN_MIN
 SOURCE_SUITES = ("trixie", "sid")
 CONFIGURE_FLAGS = ("--disable-systemd", "--disable-criu", "--disable-shared", "--enable-static",
                    "--disable-dependency-tracking")
@@ -56,16 +60,12 @@ def new_enough(version: str | None) -> bool:
 
 
 def ensure_crun(cache: Path) -> Path:
-    """A crun binary new enough for the containerd under test: the system one, else one built once."""
-    system = shutil.which("crun")
-    if system and new_enough(crun_version(system)):
-        return Path(system)
+    """A crun >= MIN_VERSION built from Debian's source into `cache` (once; later calls reuse it)."""
     cached = _cached(cache)
     if cached:
         return cached
     if not debian.available():
-        raise ProvisionError(f"crun >= {MIN_VERSION} is needed (have {system or 'none'}) and no Debian archive "
-                             f"is configured to build it from")
+        raise ProvisionError(f"building crun >= {MIN_VERSION} needs Debian's archive (apt), and none is configured")
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / "crun.lock").open("w") as lock:  # concurrent runs share the cache: build once
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -256,20 +256,24 @@ exec {unshare} --mount --propagation private -- /bin/sh -c \\
 """
 
 
-def handler_binary(crun: Path, state: Path) -> Path:
-    """What containerd should run for the crun handler: crun itself, or on a hybrid host a wrapper
-    written into the private state dir (`state/bin/crun`)."""
+HYBRID_WHY = ("hybrid cgroup host (cgroup2 at /sys/fs/cgroup/unified has controllers, which crun refuses): "
+              "crun runs in a private mount namespace without that mount")
+
+
+def wrapped(runtime: OCIRuntime, folder: Path) -> OCIRuntime:
+    """crun as the CRI runtime should run it: itself, or on a hybrid host behind a wrapper written into
+    `folder` (`folder/crun`)."""
     if not hybrid_with_controllers():
-        return crun
+        return runtime
     unshare, umount = shutil.which("unshare"), shutil.which("umount")
     if not unshare or not umount:
         raise ProvisionError("crun on a hybrid cgroup host needs unshare and umount (util-linux, mount)")
-    wrapper = state / "bin" / "crun"
-    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = folder / "crun"
+    folder.mkdir(parents=True, exist_ok=True)
     wrapper.write_text(WRAPPER.format(unshare=shlex.quote(unshare), umount=shlex.quote(umount),
-                                      crun=shlex.quote(str(crun))))
+                                      crun=shlex.quote(runtime.exec_path)))
     wrapper.chmod(0o755)
-    return wrapper
+    return OCIRuntime(runtime.name, runtime.path, runtime.version, str(wrapper), HYBRID_WHY)
 
 
 def _sha256(path: Path) -> str:
@@ -290,3 +294,21 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
     if res.returncode != 0:
         raise CommandError(argv, res.returncode, res.stdout, res.stderr)
     return res.stdout
+
+
+def main() -> int:
+    """`make crun`: build (or find the earlier build of) crun and print its folder for OCI_BIN_DIR."""
+    from conformance.options import default_cache
+
+    try:
+        binary = ensure_crun(default_cache())
+    except (ProvisionError, CommandError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"crun {crun_version(binary)}: {binary}")
+    print(f"use it with: OCI_BIN_DIR={binary.parent} HANDLER=crun")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,11 @@
-"""Start a runtime daemon privately and remove every trace of it afterwards.
+"""Start daemons privately and remove every trace of them afterwards.
 
-The daemon runs in its own mount namespace with a private folder bind-mounted over /run,
-so runtimes of several versions run side by side and nothing lands in the host's /run.
+Daemons run in a private mount namespace (MountNamespace) that outlives any one of them: a holder
+process keeps it, a private folder is bind-mounted over /run inside it, and every daemon enters it
+with nsenter. A runtime restarted in the same namespace finds the mounts it made before (CRI-O's
+namespace pins, container root filesystems), as after a restart on a real node, and a kubelet in
+the same namespace sees the runtime's mounts and the runtime sees the kubelet's volumes. Nothing
+lands in the host's /run; runtimes of several versions run side by side.
 """
 
 from __future__ import annotations
@@ -14,41 +18,103 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from conformance.errors import ProvisionError
+from conformance.errors import CommandError, ProvisionError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# $0 is a label, $1 the private /run; the rest is the daemon's argv. No scenario data.
-PRIVATE_RUN = 'mount --bind "$1" /run && shift && exec "$@"'
+READY = "sgp-namespace-ready"
+# $0 is a label, $1 the private /run. No scenario data reaches this script.
+HOLDER = f'mount --bind "$1" /run && echo {READY} && exec sleep infinity'
+
+
+class MountNamespace:
+    """A private mount namespace held open by a sleeping process; mounts made in it stay in it."""
+
+    def __init__(self, state_dir: Path, label: str = "sgp"):
+        self.state_dir = state_dir
+        self.label = label
+        self.run_dir = state_dir / "run"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            raise ProvisionError("the private mount namespace is gone (its holder process exited)")
+        return self.proc.pid
+
+    def start(self, timeout: float = 10.0) -> None:
+        for tool in ("unshare", "nsenter"):
+            if not shutil.which(tool):
+                raise ProvisionError(f"{tool} (util-linux) is needed to run a private runtime")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HOLDER,
+                f"{self.label}-ns", str(self.run_dir)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()  # the holder prints READY once its mounts are in place
+        if line != READY:
+            self.proc.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise ProvisionError(f"could not make a private mount namespace: {(line + ' ' + err).strip()}")
+
+    def enter(self, argv: Sequence[str]) -> list[str]:
+        """`argv` run inside the namespace."""
+        return ["nsenter", "-t", str(self.pid), "-m", "--", *argv]
+
+    def run(self, argv: Sequence[str], timeout: float = 30.0) -> str:
+        """Run a short command inside the namespace (e.g. a mount); CommandError if it fails."""
+        full = self.enter(argv)
+        res = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
+        if res.returncode != 0:
+            raise CommandError(full, res.returncode, res.stdout, res.stderr)
+        return res.stdout
+
+    def bind(self, source: Path, target: str) -> None:
+        """Bind-mount `source` over `target` inside the namespace only."""
+        self.run(["mount", "--bind", str(source), target])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """End the holder; the namespace and every mount in it go with the last process in it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        for stream in (self.proc.stdout, self.proc.stderr) if self.proc else ():
+            if stream:
+                stream.close()
 
 
 class PrivateDaemon:
     """One daemon process in a private mount namespace, with a state folder it owns."""
 
     def __init__(self, name: str, state_dir: Path, argv: Sequence[str], env: dict[str, str],
-                 cgroup_parent: str):
+                 cgroup_parent: str, namespace: MountNamespace | None = None):
         self.name = name
         self.state_dir = state_dir
         self.argv = list(argv)
         self.env = env
         self.cgroup_parent = cgroup_parent
+        self.namespace = namespace or MountNamespace(state_dir, f"sgp-{name}")
+        self.owns_namespace = namespace is None
         self.log_path = state_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
+        self._log = None
 
     @property
     def run_dir(self) -> Path:
-        return self.state_dir / "run"
+        return self.namespace.run_dir
 
     def start(self, ready: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Start the daemon and wait until `ready()` is true; fail early if it exits."""
-        if not shutil.which("unshare"):
-            raise ProvisionError("unshare (util-linux) is needed to start a private runtime")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", PRIVATE_RUN,
-                f"sgp-{self.name}", str(self.run_dir), *self.argv]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        """Start the daemon (and its namespace, the first time) and wait until `ready()` is true;
+        fail early if it exits."""
+        if not self.namespace.alive():
+            self.namespace.start()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in terminate()
         self._log = log
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(self.namespace.enter(self.argv), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -72,16 +138,17 @@ class PrivateDaemon:
             return "(no log)"
 
     def terminate(self, timeout: float) -> bool:
-        """SIGTERM the daemon alone (its shims and containers keep running) and wait for it to exit;
-        close its log. False if it is still running after `timeout`."""
+        """SIGTERM the daemon alone (its shims, monitors and containers keep running, and so does the
+        namespace) and wait for it to exit; close its log. False if it is still running after `timeout`."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 return False
-        if getattr(self, "_log", None):
+        if self._log is not None:
             self._log.close()
+            self._log = None
         return True
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -90,8 +157,10 @@ class PrivateDaemon:
             assert self.proc is not None
             self.proc.kill()
             self.proc.wait(5)
-            self._log.close()
+            self.terminate(0)
         kill_processes_mentioning(str(self.state_dir))
+        if self.owns_namespace:
+            self.namespace.stop()
         remove_cgroups(self.cgroup_parent)
         unmount_under(self.state_dir)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.catalogue import PROJECT, Catalogue, known_failure
+from conformance.catalogue import PROJECT, Catalogue
 from conformance.cri.client import CRIError
 from conformance.errors import SuiteError
 from conformance.model import Verdict
@@ -32,7 +32,6 @@ from conformance.options import Options
 from conformance.runtimes.process import processes_mentioning
 from conformance.session import NodeSession
 from conformance.targets.node import NodeTarget
-from conformance.verdict import judge
 from tests.faults import proxy as cri_proxy
 
 SCENARIO = "blog-example"  # image group 50000 (Merge only), pod group 4000 (both policies)
@@ -234,9 +233,7 @@ class Lab:
             except (SuiteError, CRIError, ValueError) as exc:
                 out.verdicts[policy], out.details[policy] = Verdict.ERROR.value, f"{type(exc).__name__}: {exc}"
                 continue
-            known = known_failure(scn, policy, session.info.name, session.info.version)
-            judgement = judge(policy, self.catalogue.expectation(scn, policy), obs, session.info,
-                              self.catalogue.expectation(scn, "Merge"), known)
+            judgement = self.catalogue.judge(scn, policy, obs, session.info)
             out.verdicts[policy], out.details[policy] = judgement.verdict.value, judgement.detail
         if fault.allowed:
             out.rewrites = (len(log.read_text().splitlines()) if log.exists() else 0) - acted_before

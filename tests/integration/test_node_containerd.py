@@ -45,6 +45,8 @@ def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Pat
         for case in doc["cases"]:
             if case["verdict"] == "known-failure":
                 assert case["links"], case
+            elif "any_of" in case["expected"]:
+                assert case["choice"], case  # which allowed outcome containerd took is on record
             elif "error" not in case["expected"]:
                 user = case["observed"]["status_user"]
                 assert user is not None and sorted(user["supplemental_groups"]) == case["expected"]["groups"]
@@ -86,11 +88,35 @@ def test_same_verdicts_with_and_without_xdist(real_runtime: None, tmp_path: Path
 
 
 def test_crun_handler(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
-    """The same cases under crun: pass or known-failure on containerd 2.x (crun#1543 broke exactly this)."""
-    code, out, pid = run_suite(tmp_path, state_root, "--version", "2", "--handler", "crun",
+    """The same cases under crun: pass or known-failure on containerd 2.x (crun#1543 broke exactly this).
+    The crun is the suite's build from Debian's source, given as OCI_BIN_DIR, and recorded."""
+    from conformance.options import default_cache
+    from conformance.runtimes import crun
+
+    built = crun.ensure_crun(default_cache())
+    code, out, pid = run_suite(tmp_path, state_root, "--version", "2", "--handler", "crun", "--oci-bin-dir",
+                               str(built.parent),
                                "-k", "upstream or blog or critest or fsgroup or many-groups or status-exited")
     assert code == 0, out[-4000:]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["runtime"]["handler"] == "crun" and len(doc["cases"]) >= 20
+    assert doc["runtime"]["oci_runtime"]["path"] == str(built)
     assert {c["verdict"] for c in doc["cases"]} <= {"pass", "known-failure"}
     assert leftovers(state_root, pid) == []
+
+
+def test_runc_is_recorded_and_old_crun_refused(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    """The OCI runtime is part of what is tested: results.json names it; a crun too old for containerd 2.x's
+    bundles (Debian bookworm's 1.8.1 on PATH) is refused in one line before anything starts."""
+    code, out, _ = run_suite(tmp_path, state_root, "--version", "2", "-k", "blog-example")
+    assert code == 0, out[-3000:]
+    oci = json.loads((tmp_path / "results.json").read_text())["runtime"]["oci_runtime"]
+    assert oci["name"] == "runc" and Path(oci["path"]).name == "runc" and oci["version"]
+    env = {**os.environ, "SGP_STATE_DIR": str(state_root), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+    res = subprocess.run([str(CLI), "run", "--version", "2", "--handler", "crun", "--results-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=PROJECT)
+    text = res.stdout + res.stderr
+    if "cannot run" not in text:
+        pytest.skip("the crun on PATH is new enough here")
+    assert res.returncode == 2 and "crun 1.8" in text and "OCI_BIN_DIR" in text
+    assert list(state_root.iterdir()) == []

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import containerd, crun
+from conformance.runtimes import crun
+from conformance.runtimes.oci import OCIRuntime
 
 SHOWSRC = """Package: crun
 Format: 3.0 (quilt)
@@ -69,16 +70,8 @@ def test_crun_version_reads_the_binary(tmp_path: Path) -> None:
     assert crun.crun_version(tmp_path / "missing") is None
 
 
-def test_system_crun_used_when_new_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    system = fake_crun(tmp_path / "bin" / "crun", "1.21")
-    monkeypatch.setattr(crun.shutil, "which", lambda name: str(system) if name == "crun" else None)
-    monkeypatch.setattr(crun.SourceBuild, "build", lambda self: pytest.fail("must not build"))
-    assert crun.ensure_crun(tmp_path / "cache") == system
-
-
-def test_cached_build_used_when_system_is_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    system = fake_crun(tmp_path / "bin" / "crun", "1.8.1")
-    monkeypatch.setattr(crun.shutil, "which", lambda name: str(system) if name == "crun" else None)
+def test_cached_build_is_reused_and_the_system_crun_ignored(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crun.SourceBuild, "build", lambda self: pytest.fail("must not build"))
     cache = tmp_path / "cache"
     built = fake_crun(cache / "crun-1.21" / "crun", "1.21")
@@ -87,17 +80,15 @@ def test_cached_build_used_when_system_is_old(tmp_path: Path, monkeypatch: pytes
     assert crun.ensure_crun(cache) == built
 
 
-def test_builds_when_nothing_usable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(crun.shutil, "which", lambda name: None)
+def test_builds_when_nothing_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crun.debian, "available", lambda: True)
     monkeypatch.setattr(crun.SourceBuild, "build", lambda self: self.cache / "crun-9.9" / "crun")
     assert crun.ensure_crun(tmp_path) == tmp_path / "crun-9.9" / "crun"
 
 
 def test_no_archive_is_a_provision_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(crun.shutil, "which", lambda name: None)
     monkeypatch.setattr(crun.debian, "available", lambda: False)
-    with pytest.raises(ProvisionError, match="no Debian archive"):
+    with pytest.raises(ProvisionError, match="needs Debian's archive"):
         crun.ensure_crun(tmp_path)
 
 
@@ -112,27 +103,17 @@ def test_hybrid_detection(tmp_path: Path) -> None:
     assert not crun.hybrid_with_controllers(tmp_path)  # unified mode
 
 
-def test_wrapper_written_into_state_on_hybrid_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    binary = Path("/opt/crun dir/crun")
+def test_wrapper_written_on_hybrid_host_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = OCIRuntime("crun", "/opt/crun dir/crun", "1.21")
     monkeypatch.setattr(crun, "hybrid_with_controllers", lambda: False)
-    assert crun.handler_binary(binary, tmp_path) == binary
+    assert crun.wrapped(found, tmp_path / "bin") == found
     monkeypatch.setattr(crun, "hybrid_with_controllers", lambda: True)
-    wrapper = crun.handler_binary(binary, tmp_path)
-    assert wrapper == tmp_path / "bin" / "crun" and wrapper.stat().st_mode & 0o111
+    wrapped = crun.wrapped(found, tmp_path / "bin")
+    wrapper = tmp_path / "bin" / "crun"
+    assert wrapped.exec_path == str(wrapper) and wrapper.stat().st_mode & 0o111
+    assert wrapped.path == found.path and wrapped.version == "1.21" and "hybrid" in wrapped.wrapper
+    assert wrapped.to_json()["wrapper"]["path"] == str(wrapper)
     text = wrapper.read_text()
     assert "--mount --propagation private" in text and "-l /sys/fs/cgroup/unified" in text
     assert "'/opt/crun dir/crun' \"$@\"" in text
     subprocess.run(["sh", "-n", str(wrapper)], check=True)
-
-
-def test_oci_runtimes_wants_crun_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setattr(crun, "ensure_crun", lambda cache: calls.append(cache) or Path("/built/crun"))
-    monkeypatch.setattr(crun, "hybrid_with_controllers", lambda: False)
-    containerd.oci_runtimes()
-    assert calls == []
-    found = containerd.oci_runtimes(want_crun=True, cache=tmp_path, state=tmp_path)
-    assert found["crun"] == "/built/crun" and calls == [tmp_path]
-    assert containerd.oci_runtimes({"crun": "/mine/crun"}, want_crun=True, cache=tmp_path,
-                                   state=tmp_path)["crun"] == "/mine/crun"
-    assert calls == [tmp_path]

@@ -28,6 +28,12 @@ from conformance.matrix import DEFAULT_CELLS, CellRun, conclude, last_error, par
         ("socket@unix:///run/x.sock", "socket-unix-run-x.sock", ["--cri-endpoint", "unix:///run/x.sock"]),
         ("socket@/run/containerd/containerd.sock+crun", "socket-run-containerd-containerd.sock+crun",
          ["--cri-endpoint", "/run/containerd/containerd.sock", "--handler", "crun"]),
+        ("crio-1.34", "crio-1.34", ["--runtime", "crio", "--version", "1.34"]),
+        ("crio-v1.34.2+crun", "crio-1.34.2+crun", ["--runtime", "crio", "--version", "1.34.2", "--handler", "crun"]),
+        ("local:containerd-2", "local-containerd-2",
+         ["--target", "local", "--runtime", "containerd", "--version", "2"]),
+        ("local:crio@/opt/crio/bin+runc", "local-crio-opt-crio-bin+runc",
+         ["--target", "local", "--runtime", "crio", "--crio-bin-dir", "/opt/crio/bin", "--handler", "runc"]),
     ],
 )
 def test_parse_cell(spec: str, cell_id: str, flags: list[str]) -> None:
@@ -38,7 +44,8 @@ def test_parse_cell(spec: str, cell_id: str, flags: list[str]) -> None:
 
 
 @pytest.mark.parametrize("spec", ["docker-20", "containerd-abc", "containerd-1.7+", "crio", "crio@",
-                                  "socket@relative.sock", "kata@/x", "containerd-1.7+cr/un"])
+                                  "socket@relative.sock", "kata@/x", "containerd-1.7+cr/un", "crio-1",
+                                  "local:socket@unix:///run/x.sock", "crio-abc"])
 def test_parse_cell_rejects(spec: str) -> None:
     with pytest.raises(ValueError, match="cell"):
         parse_cell(spec)

@@ -57,7 +57,7 @@ def test_raw_cri_requires_explicit_oracle_false(tmp_path: Path) -> None:
 def test_error_message_is_kept_per_policy(tmp_path: Path) -> None:
     scn = scenario(tmp_path, BASE + "policies: [unset]\noracle: false\nraw_cri: {policy_value: 2}\n"
                    "expect:\n  unset: {error: CreateContainer, message: not implemented}\n")
-    assert scn.expect["unset"].error == "CreateContainer" and scn.expect_messages == {"unset": "not implemented"}
+    assert scn.expect["unset"].error == "CreateContainer" and scn.expect["unset"].message == "not implemented"
 
 
 def test_message_without_error_is_refused(tmp_path: Path) -> None:
@@ -70,6 +70,47 @@ def test_sandbox_error_is_an_allowed_expectation(tmp_path: Path) -> None:
     scn = scenario(tmp_path, "source: t\nimage: critest-like\npod: {runAsGroup: 3000}\noracle: false\n"
                    "policies: [Merge]\nexpect:\n  Merge: {error: RunPodSandbox}\n")
     assert scn.expect["Merge"].error == "RunPodSandbox"
+
+
+CHOICE = ("runtime_choice: {why: the CRI leaves it open, source: cri-api}\n"
+          "expect:\n  Merge:\n    - {as: refuses, error: RunPodSandbox}\n"
+          "    - {as: runs, uid: 1000, gid: 1000, groups: [1000, 50000]}\n")
+
+
+def test_runtime_choice_lists_named_outcomes(tmp_path: Path) -> None:
+    scn = scenario(tmp_path, BASE + "policies: [Merge]\n" + CHOICE)
+    assert [o.label for o in scn.outcomes("Merge")] == ["refuses", "runs"] and scn.choice is not None
+    assert scn.expected_json("Merge")["any_of"][0] == {"as": "refuses", "error": "RunPodSandbox"}
+    assert scn.expected_json("Merge")["why"] == "the CRI leaves it open"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("expect:\n  Merge:\n    - {as: a, error: RunPodSandbox}\n    - {as: b, error: CreateContainer}\n",
+     "needs a runtime_choice"),
+    ("runtime_choice: {why: w, source: s}\nexpect:\n  Merge: {error: RunPodSandbox}\n", "no expect entry lists"),
+    ("runtime_choice: {why: w, source: s}\nexpect:\n  Merge:\n    - {as: a, error: RunPodSandbox}\n",
+     "at least two"),
+    ("runtime_choice: {why: w, source: s}\nexpect:\n  Merge:\n    - {error: RunPodSandbox}\n"
+     "    - {as: b, error: CreateContainer}\n", r"Merge\[0\]\.as: is required"),
+    ("runtime_choice: {why: w, source: s}\nexpect:\n  Merge:\n    - {as: a, error: RunPodSandbox}\n"
+     "    - {as: a, error: CreateContainer}\n", "names repeat"),
+    ("runtime_choice: {why: w}\nexpect:\n  Merge:\n    - {as: a, error: RunPodSandbox}\n"
+     "    - {as: b, error: CreateContainer}\n", "source: is required"),
+])
+def test_runtime_choice_mistakes_name_the_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        scenario(tmp_path, BASE + "policies: [Merge]\noracle: false\n" + text)
+
+
+def test_lint_accepts_a_choice_when_one_outcome_is_the_oracles(tmp_path: Path) -> None:
+    from conformance.lint import lint
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(BASE + "policies: [Merge]\n" + CHOICE)
+    assert lint(folder, PROJECT / "images") == []
+    (folder / "a.yaml").write_text(BASE + "policies: [Merge]\n" + CHOICE.replace("50000]", "50001]"))
+    assert "the oracle computes" in lint(folder, PROJECT / "images")[0]
 
 
 def test_catalogue_size_and_sources() -> None:

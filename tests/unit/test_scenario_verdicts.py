@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from conformance.model import Expectation, Identity, RuntimeInfo, Verdict
 from conformance.observe import ProcessIdentity
-from conformance.verdict import Observation, judge
+from conformance.scenario import RuntimeChoice
+from conformance.verdict import Observation, judge, judge_outcomes
 
 SUPPORTED = RuntimeInfo("containerd", "2.1.9", features={"supplemental_groups_policy": True})
 UNSUPPORTED = RuntimeInfo("containerd", "1.7.24", features=None)
@@ -59,8 +60,9 @@ def test_same_user_after_restart_passes_and_missing_exec_after_fails() -> None:
 def test_expected_error_needs_the_message() -> None:
     obs = Observation(create_error="not implemented in this containerd release: SupplementalGroupsPolicy=2",
                       sent_policy=2)
-    assert judge("unset", ERROR, obs, SUPPORTED, error_contains="not implemented").verdict == Verdict.PASS
-    j = judge("unset", ERROR, obs, SUPPORTED, error_contains="specified without user")
+    assert judge("unset", Expectation(error="CreateContainer", message="not implemented"), obs,
+                 SUPPORTED).verdict == Verdict.PASS
+    j = judge("unset", Expectation(error="CreateContainer", message="specified without user"), obs, SUPPORTED)
     assert j.verdict == Verdict.FAIL and "lacks" in j.detail
 
 
@@ -82,9 +84,9 @@ def test_strict_error_case_is_unsupported_without_the_feature() -> None:
 
 
 def test_sandbox_error_expectation() -> None:
-    want = Expectation(error="RunPodSandbox")
+    want = Expectation(error="RunPodSandbox", message="without user")
     assert judge("Merge", want, Observation(sandbox_error="user group is specified without user"),
-                 SUPPORTED, error_contains="without user").verdict == Verdict.PASS
+                 SUPPORTED).verdict == Verdict.PASS
     assert judge("Merge", want, Observation(create_error="x"), SUPPORTED).verdict == Verdict.FAIL
 
 
@@ -94,3 +96,33 @@ def test_observation_json_carries_the_new_evidence() -> None:
     obs.later_users["after runtime restart"] = dict(USER)
     doc = obs.to_json()
     assert doc["sent_policy_value"] == 1 and doc["exit_code"] == 3 and doc["status_user after runtime restart"]
+
+
+REFUSES = Expectation(error="RunPodSandbox", message="specified without user", label="refuses-sandbox")
+RUNS = Expectation(Identity(1000, 1000, frozenset({1000, 60000})), label="runs-pod")
+CHOICE = RuntimeChoice(why="The CRI leaves it open. More words.", source="cri-api")
+
+
+def test_runtime_choice_passes_either_allowed_outcome_and_records_it() -> None:
+    refused = judge_outcomes("Merge", (REFUSES, RUNS), Observation(sandbox_error='user group "3000" is '
+                             "specified without user"), SUPPORTED, choice=CHOICE)
+    assert refused.verdict == Verdict.PASS and refused.choice == "refuses-sandbox"
+    assert "an allowed outcome (The CRI leaves it open)" in refused.detail
+    ran = judge_outcomes("Merge", (REFUSES, RUNS), Observation(first=proc([1000, 60000]), exec=proc([1000, 60000]),
+                         user=dict(USER)), SUPPORTED, choice=CHOICE)
+    assert ran.verdict == Verdict.PASS and ran.choice == "runs-pod"
+
+
+def test_runtime_choice_fails_when_no_outcome_matches() -> None:
+    obs = Observation(first=proc([1000]), exec=proc([1000]), user={"uid": 1000, "gid": 1000,
+                      "supplemental_groups": [1000]})
+    j = judge_outcomes("Merge", (REFUSES, RUNS), obs, SUPPORTED, choice=CHOICE)
+    assert j.verdict == Verdict.FAIL and j.choice == "" and "matches none of the allowed outcomes" in j.detail
+    assert "[refuses-sandbox] expected RunPodSandbox to fail" in j.detail and "[runs-pod] first process" in j.detail
+    wrong_refusal = judge_outcomes("Merge", (REFUSES, RUNS), Observation(sandbox_error="no space left"), SUPPORTED)
+    assert wrong_refusal.verdict == Verdict.FAIL and "RunPodSandbox failed: no space left" in wrong_refusal.detail
+
+
+def test_runtime_choice_on_a_runtime_without_the_feature_is_unsupported_for_strict() -> None:
+    j = judge_outcomes("Strict", (REFUSES, RUNS), Observation(sandbox_error="x", sent_policy=1), UNSUPPORTED)
+    assert j.verdict == Verdict.UNSUPPORTED

@@ -53,3 +53,44 @@ def test_checksum() -> None:
         verify(b"tampered", digest)
     with pytest.raises(ProvisionError):
         parse_checksum("garbage", "x.tar.gz")
+
+
+def test_crio_bundle_resolution_urls_and_checksum(tmp_path, monkeypatch) -> None:
+    import hashlib
+
+    from conformance.runtimes import release
+
+    assert release.crio_minor("1.34") == "1.34" and release.crio_minor("v1.34.x") == "1.34"
+    assert release.crio_minor("1.34.2") is None
+    with pytest.raises(ProvisionError, match=r"major\.minor"):
+        release.crio_minor("1")
+    assert release.crio_latest_url("1.34") == "https://storage.googleapis.com/cri-o/latest-1.34.txt"
+    assert release.parse_crio_latest("v1.34.2\n", "1.34") == "1.34.2"
+    with pytest.raises(ProvisionError, match=r"not a 1\.34\.z"):
+        release.parse_crio_latest("v1.35.0\n", "1.34")
+    url, sums = release.crio_urls("1.34.2", "x86_64")
+    assert url == "https://storage.googleapis.com/cri-o/artifacts/cri-o.amd64.v1.34.2.tar.gz"
+    assert sums == url + ".sha256sum"
+    assert release.crio_urls("1.34.2", "aarch64")[0].endswith("/cri-o.arm64.v1.34.2.tar.gz")
+    digest = hashlib.sha256(b"bundle").hexdigest()
+    # CRI-O's .sha256sum names the file with its build path; only the file name counts
+    assert release.parse_checksum(f"{digest}  /build/out/cri-o.amd64.v1.34.2.tar.gz\n",
+                                  "cri-o.amd64.v1.34.2.tar.gz") == digest
+
+
+def test_crio_without_folder_or_network_names_both_ways(tmp_path, monkeypatch) -> None:
+    from conformance.runtimes import release
+    from conformance.runtimes.crio import Crio
+
+    with pytest.raises(ProvisionError, match=r"CRIO_BIN_DIR=.* or VERSION=") as exc:
+        Crio(None, tmp_path)
+    assert "\n" not in str(exc.value)
+
+    def offline(url: str, timeout: float) -> bytes:
+        raise ProvisionError(f"cannot download {url}: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(release, "_get", offline)
+    with pytest.raises(ProvisionError) as exc:
+        Crio(None, tmp_path, version="1.34", cache=tmp_path).binaries()
+    text = str(exc.value)
+    assert "\n" not in text and "latest-1.34.txt" in text and "CRIO_BIN_DIR=" in text and "VERSION=" in text
