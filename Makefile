@@ -20,20 +20,29 @@ ARGS ?=
 CELLS ?=
 N ?= 20
 MATRIX_JOBS ?=
-# Cluster targets (TARGET=kind|cluster) read these from the environment.
+# Kubernetes targets (TARGET=local|cluster|kind)
 K8S ?=
+K8S_BIN_DIR ?=
+ETCD_BIN ?=
 DRY_RUN ?=
 KEEP ?=
 REUSE ?=
 CONTEXT ?=
 NODES ?=
-export K8S DRY_RUN KEEP REUSE CONTEXT NODES KUBECONFIG
+VARIANTS ?=
+IMAGE_REGISTRY ?=
+PARALLEL ?=
+export DRY_RUN
 
 RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RUNTIME)") \
   $(if $(VERSION),--version "$(VERSION)") $(if $(CRI_ENDPOINT),--cri-endpoint "$(CRI_ENDPOINT)") \
   $(if $(CONTAINERD_BIN_DIR),--containerd-bin-dir "$(CONTAINERD_BIN_DIR)") \
   $(if $(CRIO_BIN_DIR),--crio-bin-dir "$(CRIO_BIN_DIR)") $(if $(CRIO_STORAGE),--crio-storage "$(CRIO_STORAGE)") \
   $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") \
+  $(if $(K8S),--k8s "$(K8S)") $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
+  $(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)") $(if $(CONTEXT),--context "$(CONTEXT)") $(if $(NODES),--nodes "$(NODES)") \
+  $(if $(VARIANTS),--variants "$(VARIANTS)") $(if $(IMAGE_REGISTRY),--image-registry "$(IMAGE_REGISTRY)") \
+  $(if $(PARALLEL),--parallel "$(PARALLEL)") $(if $(KEEP),--keep "$(KEEP)") $(if $(REUSE),--reuse "$(REUSE)") \
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 

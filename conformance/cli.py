@@ -36,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     lint.add_argument("--scenarios", default=str(PROJECT / "scenarios"))
     lint.add_argument("--images", default=str(PROJECT / "images"))
     args, extra = parser.parse_known_args(argv)
+    raw = list(argv if argv is not None else sys.argv[1:])[1:]
     if args.command == "run" and args.target in ("kind", "cluster"):
-        from conformance.cluster.cli import main as cluster_main
+        from conformance.cluster import cli as cluster_cli
 
-        return cluster_main(list(argv if argv is not None else sys.argv[1:])[1:])
+        if cluster_cli.wanted(raw):  # DRY_RUN plans and --cleanup run nothing
+            return cluster_cli.main(raw)
     if args.command == "lint":
         from conformance.lint import main as lint_main
 

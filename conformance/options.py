@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.catalogue import PROJECT
+from conformance.errors import InputError
 
 
 def default_cache() -> Path:
@@ -32,11 +33,25 @@ class Options:
     cache_dir: Path = field(default_factory=default_cache)
     extra_handlers: dict[str, str] = field(default_factory=dict)  # handler name -> OCI runtime binary
     state_dir: Path = Path(os.environ.get("SGP_STATE_DIR", "/var/tmp/sgpconf"))
+    # Kubernetes targets (local, cluster, kind)
+    k8s: str | None = None
+    k8s_bin_dir: Path | None = None
+    etcd_bin: Path | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    nodes: str | None = None
+    variants: tuple[str, ...] = ("container", "init", "sidecar", "ephemeral")
+    image_registry: str | None = None
+    parallel: int = 8
+    keep: bool = False
+    reuse: bool = False
+    cri_proxy: str | None = None  # local: put the kubelet behind this CRI socket (the fault harness's proxy)
 
 
 # (option name, env var, help). The plugin adds --sgp-<name>-style flags; the Makefile passes env vars.
 FLAGS: list[tuple[str, str, str]] = [
-    ("target", "TARGET", "where cases run: node (CRI socket)"),
+    ("target", "TARGET", "where cases run: node (CRI), local (a private kubelet and API server on the private "
+                         "runtime), cluster (KUBECONFIG), kind (a cluster per cell of versions.yaml)"),
     ("runtime", "RUNTIME", "runtime to start privately: containerd or crio"),
     ("version", "VERSION", "runtime version: 2 (newest 2.x, default), 2.1, 1.7, 1.6 or exact"),
     ("containerd-bin-dir", "CONTAINERD_BIN_DIR", "folder with your containerd binaries instead of a download"),
@@ -50,6 +65,18 @@ FLAGS: list[tuple[str, str, str]] = [
     ("results-dir", "RESULTS_DIR", "where results.json and runtime logs go (default results/)"),
     ("scenarios", "SCENARIOS", "scenario folder (default the project's scenarios/)"),
     ("images", "IMAGES", "image folder (default the project's images/)"),
+    ("k8s", "K8S", "local: Kubernetes release to download (1.35 or exact); kind: the cell's Kubernetes version"),
+    ("k8s-bin-dir", "K8S_BIN_DIR", "local: folder with kube-apiserver, kube-controller-manager, kube-scheduler, "
+                                   "kubelet"),
+    ("etcd-bin", "ETCD_BIN", "local: an etcd binary (default: Debian's etcd-server, fetched privately)"),
+    ("kubeconfig", "KUBECONFIG", "cluster: kubeconfig file"),
+    ("context", "CONTEXT", "cluster: kubeconfig context"),
+    ("nodes", "NODES", "cluster: 'all' runs every case on every Linux node; a node name pins the cases to it"),
+    ("variants", "VARIANTS", "Kubernetes targets: container kinds (container,init,sidecar,ephemeral)"),
+    ("image-registry", "IMAGE_REGISTRY", "cluster: registry holding the test images (pull IfNotPresent)"),
+    ("parallel", "PARALLEL", "Kubernetes targets: pods run at once (default 8)"),
+    ("keep", "KEEP", "kind: keep the cluster afterwards (1)"),
+    ("reuse", "REUSE", "kind: reuse an existing cluster of the same cell (1)"),
 ]
 
 
@@ -82,4 +109,18 @@ def from_mapping(values: dict[str, str | None]) -> Options:
         opts.scenarios_dir = Path(get("scenarios"))  # type: ignore[arg-type]
     if get("images"):
         opts.images_dir = Path(get("images"))  # type: ignore[arg-type]
+    opts.k8s = get("k8s")
+    opts.k8s_bin_dir = Path(get("k8s-bin-dir")) if get("k8s-bin-dir") else None  # type: ignore[arg-type]
+    opts.etcd_bin = Path(get("etcd-bin")) if get("etcd-bin") else None  # type: ignore[arg-type]
+    opts.kubeconfig, opts.context, opts.nodes = get("kubeconfig"), get("context"), get("nodes")
+    opts.image_registry = get("image-registry")
+    if get("variants"):
+        opts.variants = tuple(v for v in (get("variants") or "").split(",") if v)
+    if get("parallel"):
+        try:
+            opts.parallel = max(1, int(get("parallel") or "8"))
+        except ValueError:
+            raise InputError("PARALLEL", "PARALLEL", f"{get('parallel')!r}: must be a number") from None
+    opts.keep = (get("keep") or "0").lower() not in ("0", "false", "no")
+    opts.reuse = (get("reuse") or "0").lower() not in ("0", "false", "no")
     return opts

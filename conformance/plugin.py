@@ -1,7 +1,11 @@
-"""The pytest plugin: each scenario × policy under scenarios/ is one pytest item.
+"""The pytest plugin: every case of every target is one pytest item.
 
-Active only with --target (the console command and `make conformance` pass it), so a plain
-pytest run of the project's own tests collects and starts nothing.
+A case is a scenario × policy (and, on Kubernetes targets, a container kind and a node), or a target's
+own check (node features, API negatives). The target's session starts once, in the controlling pytest
+process, before any xdist worker; workers build their own runner from the context it leaves in the
+environment. Running a case happens in the item's setup (broken infrastructure = a pytest error),
+judging it in its call (a conformance failure = a pytest failure). Active only with --sgp-target, so a
+plain pytest run of the project's own tests collects and starts nothing.
 """
 
 from __future__ import annotations
@@ -11,25 +15,27 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conformance.catalogue import Catalogue
 from conformance.errors import SuiteError
-from conformance.model import CaseResult, RuntimeInfo, Verdict, exit_code
+from conformance.model import CaseResult, Verdict, exit_code
 from conformance.options import FLAGS, Options, from_mapping
 from conformance.progress import Progress
 from conformance.results import write
-from conformance.scenario import Scenario
-from conformance.session import NodeSession
-from conformance.verdict import Judgement, Observation
+from conformance.targets import create_session, runner_from_context
+from conformance.targets.base import Case, Runner, Session, Verdicted
+from conformance.verdict import Judgement
 
 CATALOGUE = pytest.StashKey[Catalogue]()
 OPTIONS = pytest.StashKey[Options]()
-SESSION = pytest.StashKey[NodeSession]()
+SESSION = pytest.StashKey[Session]()
 RECORDS = pytest.StashKey[list]()
 PROGRESS = pytest.StashKey[Progress]()
+CASES = pytest.StashKey[list]()
 CASE_PROPERTY = "sgp_case"
 WORKER_ENV = "SGP_WORKER_CONTEXT"
 
@@ -51,55 +57,55 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
-    opts = from_mapping({name: getattr(config.option, f"sgp_{name.replace('-', '_')}") for name, _, _ in FLAGS})
-    if opts.target != "node":
-        pytest.exit(f"TARGET={opts.target}: the pytest plugin runs the node target; run kind and cluster "
-                    f"targets with `sgp-conformance run --target {opts.target}` (make conformance TARGET=...)",
-                    returncode=2)
     try:
+        opts = from_mapping({name: getattr(config.option, f"sgp_{name.replace('-', '_')}") for name, _, _ in FLAGS})
         catalogue = Catalogue.load(opts.scenarios_dir, opts.images_dir)
     except SuiteError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
     config.stash[CATALOGUE] = catalogue
     config.stash[OPTIONS] = opts
     config.stash[RECORDS] = []
-    for tag in sorted({t for s in catalogue.scenarios for t in s.tags} | {"merge", "strict", "unset"}):
+    for tag in sorted({t for s in catalogue.scenarios for t in s.tags} | {"merge", "strict", "unset", "check"}):
         config.addinivalue_line("markers", f"{tag}: scenario tag")
     if _is_worker(config):
+        ctx = json.loads(os.environ[WORKER_ENV])
+        config.stash[CASES] = [_case_from_json(c, catalogue) for c in ctx["cases"]]
         return
     signal.signal(signal.SIGTERM, _raise_interrupt)
     config.stash[PROGRESS] = Progress(sys.stdout)
-    session = NodeSession(opts, catalogue)
+    started = time.monotonic()
+    try:
+        session = create_session(opts, catalogue)
+    except SuiteError as exc:
+        pytest.exit(f"error: {exc}", returncode=2)
     config.stash[SESSION] = session
     try:
-        started = time.monotonic()
         session.start()
+        cases = session.cases()
     except (SuiteError, KeyboardInterrupt) as exc:
         _safe_stop(session)
         pytest.exit(f"error: {exc}" if isinstance(exc, SuiteError) else "interrupted", returncode=2)
-    assert session.info is not None and session.client is not None and session.target is not None
-    restart_socket = ""
-    if session.provisioned is not None and session.log_root is not None:  # `restart` cases: targets/node.py
-        from conformance.targets.node import RestartServer
+    config.stash[CASES] = cases
+    # xdist workers are separate processes: they inherit this environment and reach the same target.
+    os.environ[WORKER_ENV] = json.dumps({"target": opts.target, "cases": [_case_json(c) for c in cases],
+                                         **session.worker_context()})
+    config.stash[PROGRESS].header(session.header(time.monotonic() - started))
 
-        config._sgp_restart = RestartServer(session.log_root / ".sgp-restart.sock",  # type: ignore[attr-defined]
-                                            session.restart_runtime)
-        restart_socket = str(config._sgp_restart.path)  # type: ignore[attr-defined]
-        session.target.restart_socket = restart_socket
-    # xdist workers are separate processes: they inherit this environment and reach the same runtime.
-    os.environ[WORKER_ENV] = json.dumps({
-        "endpoint": session.client.endpoint, "runtime": session.info.to_json(), "refs": session.image_refs,
-        "log_root": str(session.log_root), "cgroup_parent": session.target.cgroup_parent,
-        "run_id": session.run_id, "restart_socket": restart_socket,
-    })
-    config.stash[PROGRESS].header(session.info, time.monotonic() - started, session.provisioned)
+
+def _case_json(case: Case) -> list:
+    return [case.scenario.name if case.scenario else "", case.policy, case.variant, case.node, case.check]
+
+
+def _case_from_json(data: list, catalogue: Catalogue) -> Case:
+    name, policy, variant, node, check = data
+    return Case(catalogue.by_name(name) if name else None, policy, variant, node, check)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _safe_stop(session: NodeSession) -> None:
+def _safe_stop(session: Session) -> None:
     try:
         session.stop()
     except Exception as exc:
@@ -107,37 +113,32 @@ def _safe_stop(session: NodeSession) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    cached = getattr(config, "_sgp_target", None)
-    if cached is not None and _is_worker(config):
-        for problem in cached[0].drain():
-            print(f"warning: {problem}", file=sys.stderr)
-    restart = getattr(config, "_sgp_restart", None)
-    if restart is not None:
-        restart.close()
+    pool = getattr(config, "_sgp_pool", None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    runner = getattr(config, "_sgp_runner", None)
+    if runner is not None and _is_worker(config):
+        runner.close()
     session = config.stash.get(SESSION, None)
     if session is not None:
+        if runner is not None:
+            runner.close()
         _safe_stop(session)
 
 
-def _worker_target(config: pytest.Config):
-    """The node target as seen from a pytest process (controller or xdist worker)."""
-    cached = getattr(config, "_sgp_target", None)
+def _runner(config: pytest.Config) -> Runner:
+    """The runner of this pytest process: the session's (controller) or one built from its context (worker)."""
+    cached = getattr(config, "_sgp_runner", None)
     if cached is not None:
         return cached
-    from conformance.cri.client import CRIClient
-    from conformance.targets.node import NodeTarget
-
     session = config.stash.get(SESSION, None)
-    if session is not None and session.target is not None:
-        target, info = session.target, session.info
+    if session is not None:
+        runner = session.runner()
     else:
-        ctx = json.loads(os.environ[WORKER_ENV])
-        target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
-                            handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
-        info = RuntimeInfo.from_json(ctx["runtime"])
-        target.restart_socket = ctx.get("restart_socket", "")
-    config._sgp_target = (target, info)  # type: ignore[attr-defined]
-    return config._sgp_target  # type: ignore[attr-defined]
+        runner = runner_from_context(json.loads(os.environ[WORKER_ENV]), config.stash[CATALOGUE],
+                                     config.stash[OPTIONS])
+    config._sgp_runner = runner  # type: ignore[attr-defined]
+    return runner
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -151,48 +152,71 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        catalogue = self.config.stash[CATALOGUE]
-        scn = next(s for s in catalogue.scenarios if s.path.resolve() == self.path.resolve())
-        for policy in scn.policies:
-            item = ScenarioItem.from_parent(self, name=f"{scn.name}[{policy}]", scenario=scn, policy=policy)
-            for marker in (*scn.tags, policy.lower()):
-                item.add_marker(marker)
-            if scn.restart:  # restarts the runtime: keep these on one xdist worker (with --dist loadgroup)
-                item.add_marker(pytest.mark.xdist_group("runtime-restart"))
-            yield item
+        cases = [c for c in self.config.stash[CASES] if c.scenario and c.scenario.path.resolve() == self.path.resolve()]
+        for case in cases:
+            yield CaseItem.from_parent(self, name=case.item_name, case=case)
+
+
+class Checks(pytest.Collector):
+    """The target's own checks (node features, API negatives): not scenario files, but items like them."""
+
+    def collect(self):
+        return [CaseItem.from_parent(self, name=c.item_name, case=c) for c in self.config.stash[CASES] if c.check]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Checks go first (before -k/-m deselection, which runs after this hook)."""
+    if not _active(config) or CASES not in config.stash or not any(c.check for c in config.stash[CASES]):
+        return
+    items[:0] = Checks.from_parent(session, name="checks").collect()
 
 
 class CaseFailed(AssertionError):
     """A conformance failure: the runtime did not do what the expectation says."""
 
 
-class ScenarioItem(pytest.Item):
+class CaseItem(pytest.Item):
     """One case. setup() runs it on the target (infrastructure trouble = pytest error);
     runtest() judges it (a mismatch = pytest failure)."""
 
-    def __init__(self, *, scenario: Scenario, policy: str, **kwargs: object):
+    def __init__(self, *, case: Case, **kwargs: object):
         super().__init__(**kwargs)
-        self.scenario = scenario
-        self.policy = policy
-        self.observation: Observation | None = None
+        self.case = case
+        self.outcome: object = None
+        self.observed: dict = {}
         self.judgement: Judgement | None = None
+        self.verdicted: Verdicted | None = None
         self.started = 0.0
-        self.info: RuntimeInfo | None = None
+        self.future: Future | None = None
+        scn = case.scenario
+        for marker in (*scn.tags, case.policy.lower()) if scn else ("check",):
+            self.add_marker(marker)
+        if scn is not None and scn.restart:  # restarts the runtime: one xdist worker (with --dist loadgroup)
+            self.add_marker(pytest.mark.xdist_group("runtime-restart"))
+
+    @property
+    def restart_skipped(self) -> bool:
+        return bool(self.case.scenario and self.case.scenario.restart and not _runner(self.config).can_restart)
 
     def setup(self) -> None:
         self.started = time.monotonic()
-        target, self.info = _worker_target(self.config)
-        if self.scenario.restart and not target.restart_socket:
+        if self.restart_skipped:
             pytest.skip("not run: restarting the runtime needs a runtime the suite started (not CRI_ENDPOINT)")
-        self.observation = target.run_case(self.scenario, self.policy)
+        if self.future is not None:
+            self.outcome, duration = self.future.result()
+            self.started = time.monotonic() - duration
+        else:
+            self.outcome = _runner(self.config).run(self.case)
 
     def runtest(self) -> None:
-        catalogue = self.config.stash[CATALOGUE]
-        assert self.observation is not None and self.info is not None
-        self.judgement = catalogue.judge(self.scenario, self.policy, self.observation, self.info)
+        self.verdicted = _runner(self.config).judge(self.case, self.outcome)
+        self.judgement = self.verdicted.judgement
         verdict = self.judgement.verdict
         if verdict == Verdict.FAIL:
             raise CaseFailed(self.judgement.detail)
+        if verdict == Verdict.ERROR:
+            raise SuiteError(self.judgement.detail)
         if verdict == Verdict.UNSUPPORTED:
             pytest.skip(f"unsupported: {self.judgement.detail}")
         if verdict == Verdict.KNOWN_FAILURE:
@@ -204,24 +228,56 @@ class ScenarioItem(pytest.Item):
         return f"{self.name}: error: {excinfo.value}"
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.scenario.expect_lines.get(self.policy, 1) - 1, self.name
+        scn = self.case.scenario
+        if scn is None:
+            return self.path, 0, self.name
+        return self.path, scn.expect_lines.get(self.case.policy, 1) - 1, self.name
 
     def record(self, verdict: Verdict, detail: str) -> CaseResult:
+        scn, v, j = self.case.scenario, self.verdicted, self.judgement
+        expected = v.expected if v is not None and v.expected is not None else \
+            scn.expected_json(self.case.policy) if scn else {}
+        observed = v.observed if v is not None else _observed_of(self.outcome)
+        variant = [f"variant:{self.case.variant}"] if self.case.variant != "container" else []
         return CaseResult(
-            scenario=self.scenario.name, policy=self.policy, verdict=verdict,
-            expected=self.scenario.expected_json(self.policy),
-            observed=self.observation.to_json() if self.observation else {},
-            detail=detail, source=self.scenario.source, tags=list(self.scenario.tags),
-            duration=time.monotonic() - self.started,
-            links=list(self.judgement.links) if self.judgement else [],
-            choice=self.judgement.choice if self.judgement else "",
+            scenario=self.case.label, policy=self.case.policy, verdict=verdict, expected=expected,
+            observed=observed, detail=detail, source=v.source if v is not None and v.source else
+            (scn.source if scn else ""), tags=[*(scn.tags if scn else ("check",)), *variant],
+            duration=time.monotonic() - self.started, links=list(j.links) if j else [],
+            choice=j.choice if j else "",
         )
+
+
+def _observed_of(outcome: object) -> dict:
+    to_json = getattr(outcome, "to_json", None)
+    return to_json() if callable(to_json) else {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session: pytest.Session):
+    """Kubernetes targets run pods side by side: start every selected case at once (bounded by the runner's
+    `parallel`); each item then waits for its own. Items still report in order. Not under xdist."""
+    config = session.config
+    if _active(config) and not _is_worker(config) and SESSION in config.stash and not config.option.collectonly:
+        runner = _runner(config)
+        items = [i for i in session.items if isinstance(i, CaseItem) and not i.restart_skipped]
+        if runner.parallel > 1 and len(items) > 1:
+            pool = ThreadPoolExecutor(max_workers=runner.parallel, thread_name_prefix="sgp-case")
+            config._sgp_pool = pool  # type: ignore[attr-defined]
+            for item in items:
+                item.future = pool.submit(_timed, runner, item.case)
+    yield
+
+
+def _timed(runner: Runner, case: Case) -> tuple[object, float]:
+    started = time.monotonic()
+    return runner.run(case), time.monotonic() - started
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
-    if not isinstance(item, ScenarioItem):
+    if not isinstance(item, CaseItem):
         return
     report = outcome.get_result()
     result = None
@@ -268,7 +324,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     progress = session.config.stash.get(PROGRESS, None)
     if progress is not None:
-        progress.total = sum(isinstance(i, ScenarioItem) for i in session.items)
+        progress.total = sum(isinstance(i, CaseItem) for i in session.items)
 
 
 def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
@@ -285,10 +341,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     records: list[CaseResult] = config.stash[RECORDS]
     opts = config.stash[OPTIONS]
-    info = config.stash[SESSION].info
-    write(opts.results_dir / "results.json", info, records)
+    target = config.stash[SESSION]
+    write(opts.results_dir / "results.json", target.info, records, target.results_extra())
     code = exit_code([r.verdict for r in records])
     if exitstatus not in (0, 1) or (exitstatus == 1 and code == 0):
         code = 2  # interrupted, internal or usage error, no cases, or a failure outside our cases
     config.stash[PROGRESS].summary(records, code, opts.results_dir)
+    target.failed = code != 0
     session.exitstatus = code

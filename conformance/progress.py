@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from conformance.model import CaseResult, RuntimeInfo, Verdict
+from conformance.model import CaseResult, Verdict
 
 LABELS = {
     Verdict.PASS: "PASS",
@@ -29,14 +29,9 @@ class Progress:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def header(self, info: RuntimeInfo, startup: float, provisioned: object) -> None:
-        features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
-        how = "started by the suite" if provisioned is not None else f"existing socket {info.endpoint}"
-        handler = f", handler {info.handler}" if info.handler else ""
-        oci = info.oci or {}
-        oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
-        self._line(f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}; "
-                   f"ready in {startup:.2f}s")
+    def header(self, text: str) -> None:
+        """The session's one-line description (runtime, cluster), then the clock starts for the cases."""
+        self._line(text)
         self.started = time.monotonic()
 
     def case(self, result: CaseResult) -> None:

@@ -1,4 +1,5 @@
-"""A node-target session: build images, provision or reach the runtime, load images; tear down."""
+"""The node-target session: build images, provision or reach the runtime, load images; tear down.
+TARGET=local builds on it (the same runtime, with a private cluster on top)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from conformance.options import Options
 from conformance.registry import Registry
 from conformance.runtimes import provider
 from conformance.runtimes.base import Provisioned
-from conformance.targets.node import NodeTarget, runtime_info
+from conformance.targets.base import Case
+from conformance.targets.node import NodeRunner, NodeTarget, RestartServer, runtime_info
 
 HANDLERS = ("", "runc", "crun")
 CRIO_DEFAULT_STORAGE = ("/var/lib/containers/storage", "/run/containers/storage")
@@ -83,6 +85,8 @@ class NodeSession:
         self.info: RuntimeInfo | None = None
         self.image_refs: dict[str, str] = {}
         self.log_root: Path | None = None
+        self.restart_server: RestartServer | None = None
+        self.failed = False
 
     def validate(self) -> None:
         """Check the options before anything starts."""
@@ -112,6 +116,37 @@ class NodeSession:
         self.target = NodeTarget(self.client, self.image_refs, self._log_root(), self.run_id,
                                  handler=self.opts.handler,
                                  cgroup_parent=self.provisioned.cgroup_parent if self.provisioned else "")
+        if self.provisioned is not None and self.log_root is not None:  # `restart` cases: targets/node.py
+            self.restart_server = RestartServer(self.log_root / ".sgp-restart.sock", self.restart_runtime)
+            self.target.restart_socket = str(self.restart_server.path)
+
+    # ------------------------------------------------------------------ the Session protocol (targets/base.py)
+    def header(self, startup: float) -> str:
+        info = self.info
+        assert info is not None
+        features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
+        how = "started by the suite" if self.provisioned is not None else f"existing socket {info.endpoint}"
+        handler = f", handler {info.handler}" if info.handler else ""
+        oci = info.oci or {}
+        oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
+        return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}; "
+                f"ready in {startup:.2f}s")
+
+    def cases(self) -> list[Case]:
+        return [Case(s, p) for s in self.catalogue.scenarios for p in s.policies]
+
+    def runner(self) -> NodeRunner:
+        assert self.target is not None and self.info is not None
+        return NodeRunner(self.target, self.info, self.catalogue)
+
+    def worker_context(self) -> dict:
+        assert self.client is not None and self.info is not None and self.target is not None
+        return {"endpoint": self.client.endpoint, "runtime": self.info.to_json(), "refs": self.image_refs,
+                "log_root": str(self.log_root), "cgroup_parent": self.target.cgroup_parent, "run_id": self.run_id,
+                "restart_socket": self.target.restart_socket}
+
+    def results_extra(self) -> dict:
+        return {"target": "node"}
 
     def _log_root(self) -> Path:
         if self.provisioned and self.provisioned.daemon:
@@ -189,12 +224,16 @@ class NodeSession:
     def stop(self) -> None:
         """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""
         errors = []
+        if self.restart_server is not None:
+            self.restart_server.close()
+            self.restart_server = None
         if self.target is not None:
             for problem in self.target.drain(timeout=5.0):
                 print(f"warning: {problem}", file=sys.stderr)
         if self.target is not None and (self.provisioned is None or
                                         (self.provisioned.daemon and self.provisioned.daemon.alive())):
-            self.target.remove_leftovers()
+            # a runtime the suite started holds only sandboxes of this run (a local kubelet's too): remove all
+            self.target.remove_leftovers(every=self.provisioned is not None)
         self.target = None
         if self.loader is not None:
             try:

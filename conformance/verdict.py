@@ -216,9 +216,8 @@ def judge_outcomes(policy: str, outcomes: tuple[Expectation, ...], obs: Observat
     tried = [(o, judge(policy, o, obs, runtime, merge)) for o in outcomes]
     for outcome, judgement in tried:
         if judgement.verdict == Verdict.PASS:
-            why = f" ({choice.why.split('. ')[0].rstrip('.')})" if choice else ""
-            return Judgement(Verdict.PASS, f"runtime choice '{outcome.label}', an allowed outcome{why}",
-                             choice=outcome.label)
+            return Judgement(Verdict.PASS, f"runtime choice '{outcome.label}': one of the allowed outcomes "
+                             f"({', '.join(o.label for o in outcomes)})", choice=outcome.label)
     if tried[0][1].verdict != Verdict.FAIL:  # unsupported: the same for every outcome
         return tried[0][1]
     problems = ["matches none of the allowed outcomes:"]

@@ -12,9 +12,10 @@ from conformance.cluster.kube import ApiError
 
 def _body(exc: Any) -> dict:
     try:
-        return json.loads(exc.body or "{}")
+        body = json.loads(exc.body or "{}")
     except (TypeError, ValueError):
         return {"message": str(exc.body)}
+    return body or {"message": str(getattr(exc, "reason", "") or exc)}
 
 
 class ClientApi:
@@ -25,6 +26,7 @@ class ClientApi:
 
         api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
         self.core = client.CoreV1Api(api_client)
+        self.configuration = api_client.configuration
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -82,14 +84,20 @@ class ClientApi:
         return resp.data.decode(errors="replace")
 
     def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str:
+        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream import stream
 
+        # stream() swaps the ApiClient's request method for a websocket one while it runs: an ApiClient of
+        # its own keeps calls made meanwhile from other threads on plain HTTP.
+        core = client.CoreV1Api(client.ApiClient(self.configuration))
         try:
-            return stream(self.core.connect_get_namespaced_pod_exec, name, namespace, container=container,
+            return stream(core.connect_get_namespaced_pod_exec, name, namespace, container=container,
                           command=argv, stderr=True, stdin=False, stdout=True, tty=False)
         except ApiException as exc:
             raise ApiError(exc.status or 0, _body(exc), f"exec in {name}/{container}") from exc
+        finally:
+            core.api_client.close()
 
     def list_events(self, namespace: str, field_selector: str) -> list[dict]:
         return self._call("list events", self.core.list_namespaced_event, namespace,

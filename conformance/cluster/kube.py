@@ -6,7 +6,6 @@ Strict on a node that does not advertise the feature is rejected from kubelet 1.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +17,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 from conformance.catalogue import Catalogue
 from conformance.cluster.versions import vkey
 from conformance.errors import SuiteError
-from conformance.model import CaseResult, Expectation, RuntimeInfo, Verdict
+from conformance.model import Expectation, RuntimeInfo, Verdict
 from conformance.observe import END, PROBE, ProbeError, parse_probe
 from conformance.scenario import Scenario
 from conformance.verdict import Judgement, Observation
@@ -103,7 +102,7 @@ class Waits:
     pod: float = 120.0
     event: float = 30.0
     ready: float = 300.0
-    interval: float = 1.0
+    interval: float = 0.2
     sleep: Callable[[float], None] = time.sleep
 
     def until(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -140,10 +139,16 @@ def pod_security_context(scn: Scenario, policy: str) -> dict:
     return sc
 
 
+def pod_command(script: str) -> list[str]:
+    """A shell command for a pod spec: the API expands $(VAR) in command and args and turns $$ into $, so
+    every $ is doubled to reach the shell unchanged."""
+    return ["/bin/sh", "-c", script.replace("$", "$$")]
+
+
 def container_manifest(scn: Scenario, name: str, image: str, keep_running: bool, exit_code: int = 0) -> dict:
     tail = "exec sleep 3600" if keep_running else f"exit {exit_code}"
     ctr: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": "Never",
-                           "command": ["/bin/sh", "-c", f"{PROBE}; {tail}"]}
+                           "command": pod_command(f"{PROBE}; {tail}")}
     sc = {k: v for k, v in (("runAsUser", scn.container.run_as_user), ("runAsGroup", scn.container.run_as_group))
           if v is not None}
     if sc:
@@ -152,13 +157,16 @@ def container_manifest(scn: Scenario, name: str, image: str, keep_running: bool,
 
 
 def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str, variant: str = "container",
-                 node: str | None = None, pull_policy: str = "Never") -> dict:
+                 node: str | None = None, pull_policy: str = "Never", host_network: bool = False) -> dict:
     """One pod per case; the probed container is named `probe` in every variant (for ephemeral
-    containers the pod starts with only `main` and the probe is added later)."""
+    containers the pod starts with only `main` and the probe is added later). `host_network`: for a
+    cluster without a pod network (TARGET=local); process identity does not depend on the network."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
     main = container_manifest(scn, "main", image, keep_running=True)
-    main["command"] = ["/bin/sh", "-c", "exec sleep 3600"]
+    main["command"] = pod_command("exec sleep 3600")
+    # `main` only hosts the probe (init, sidecar, ephemeral): as root it starts whatever the scenario's user
+    main["securityContext"] = {"runAsUser": 0, "runAsGroup": 0}
     spec: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                             "securityContext": pod_security_context(scn, policy),
                             "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False}
@@ -178,6 +186,8 @@ def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
         spec["containers"] = [main]
     if node:
         spec["nodeName"] = node
+    if host_network:
+        spec["hostNetwork"] = True
     for ctr in (*spec.get("initContainers", []), *spec["containers"]):
         ctr["imagePullPolicy"] = pull_policy
     labels = {RUN_LABEL: run_id, "sgp.conformance/scenario": scn.name, "sgp.conformance/policy": policy.lower(),
@@ -343,9 +353,10 @@ class KubeTarget:
     """Runs cases as pods in one namespace per run; cleanup() deletes the namespace."""
 
     def __init__(self, api: KubeApi, image_refs: dict[str, str], run_id: str | None = None,
-                 waits: Waits | None = None, pull_policy: str = "Never"):
+                 waits: Waits | None = None, pull_policy: str = "Never", host_network: bool = False):
         self.api = api
         self.pull_policy = pull_policy
+        self.host_network = host_network
         self.image_refs = image_refs
         self.run_id = run_id or secrets.token_hex(4)
         self.namespace = f"sgp-{self.run_id}"
@@ -372,8 +383,9 @@ class KubeTarget:
     def linux_nodes(self) -> list[dict]:
         return [n for n in self.api.list_nodes("kubernetes.io/os=linux")]
 
-    def node(self, name: str) -> dict:
-        if name not in self._nodes:
+    def node(self, name: str, fresh: bool = False) -> dict:
+        """The Node object (cached; `fresh` reads it again)."""
+        if fresh or name not in self._nodes:
             for node in self.api.list_nodes():
                 self._nodes[node["metadata"]["name"]] = node
         if name not in self._nodes:
@@ -384,8 +396,8 @@ class KubeTarget:
     def run_pod(self, scn: Scenario, policy: str, variant: str = "container", node: str | None = None) -> PodOutcome:
         name = f"{scn.name[:36]}-{policy.lower()}-{variant[:4]}-{secrets.token_hex(3)}"
         image = self.image_refs[scn.image]
-        self.api.create_pod(self.namespace, pod_manifest(scn, policy, image, self.run_id, name, variant, node,
-                                                         self.pull_policy))
+        body = pod_manifest(scn, policy, image, self.run_id, name, variant, node, self.pull_policy, self.host_network)
+        self.waits.until(lambda: self._create(body), self.waits.event, f"create pod {name}")
         try:
             return self._observe(scn, name, variant, image)
         finally:
@@ -395,16 +407,31 @@ class KubeTarget:
                 if exc.status != 404:
                     raise
 
+    def _create(self, body: dict) -> dict:
+        """Create a pod; a namespace created moments ago may not have its default service account yet (403)."""
+        try:
+            return self.api.create_pod(self.namespace, body)
+        except ApiError as exc:
+            if exc.status == 403 and "serviceaccount" in str(exc):
+                raise NotYet(str(exc)) from None
+            raise
+
     def _observe(self, scn: Scenario, name: str, variant: str, image: str) -> PodOutcome:
+        allowed = any(o.error == "RunPodSandbox" for p in scn.policies for o in scn.outcomes(p))
         if variant == "ephemeral":
-            pod = self.waits.until(lambda: self._main_running(name), self.waits.pod, f"pod {name} running")
+            pod = self.waits.until(lambda: self._main_running(name, allowed), self.waits.pod, f"pod {name} running")
+            if isinstance(pod, PodOutcome):
+                return pod
             if is_rejected(pod) or (pod.get("status") or {}).get("phase") == "Failed":
                 return self._finish_rejected(name, pod)
             container = ephemeral_manifest(scn, image)
             container["imagePullPolicy"] = self.pull_policy
             self.api.add_ephemeral(self.namespace, name, container)
-        pod, log = self.waits.until(lambda: self._probe_done(name, variant), self.waits.pod,
-                                    f"probe of pod {name}")
+        done = self.waits.until(lambda: self._probe_done(name, variant, allowed), self.waits.pod,
+                                f"probe of pod {name}")
+        if isinstance(done, PodOutcome):
+            return done
+        pod, log = done
         if is_rejected(pod) or ((pod.get("status") or {}).get("phase") == "Failed" and log is None):
             return self._finish_rejected(name, pod)
         entry = container_status(pod, variant)
@@ -417,6 +444,13 @@ class KubeTarget:
         outcome = PodOutcome(pod, node, obs, exec_applicable=not exits)
         if exits:  # the first process exits after the probe: judged on its exit, nothing to exec into
             obs.expected_exit = 0 if variant == "init" else scn.first_exit
+            try:
+                pod = self.waits.until(lambda: self._terminated(name, variant), self.waits.event,
+                                       f"exit of {PROBE_NAME} in pod {name}")
+            except WaitTimeout:
+                pass  # judged as still running
+            outcome.pod = pod
+            entry = container_status(pod, variant)
             terminated = ((entry or {}).get("state") or {}).get("terminated")
             obs.state = "CONTAINER_EXITED" if terminated else "CONTAINER_RUNNING"
             obs.exit_code = (terminated or {}).get("exitCode")
@@ -426,6 +460,12 @@ class KubeTarget:
             outcome.pod = pod
         obs.user = status_user(container_status(pod, variant))
         return outcome
+
+    def _terminated(self, name: str, variant: str) -> dict:
+        pod = self.api.get_pod(self.namespace, name)
+        if not ((container_status(pod, variant) or {}).get("state") or {}).get("terminated"):
+            raise NotYet(f"{PROBE_NAME} still running")
+        return pod
 
     def _finish_rejected(self, name: str, pod: dict) -> PodOutcome:
         node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
@@ -443,18 +483,42 @@ class KubeTarget:
             found = self.api.list_events(self.namespace, selector)
         return PodOutcome(pod, node, Observation(), found, exec_applicable=False)
 
-    def _main_running(self, name: str) -> dict:
+    def _main_running(self, name: str, sandbox_refusal_allowed: bool) -> dict | PodOutcome:
         pod = self.api.get_pod(self.namespace, name)
         if (pod.get("status") or {}).get("phase") == "Failed":
             return pod
         self._raise_terminal(pod, "container", "main")
         entry = container_status(pod, "container", "main")
+        waiting = ((entry or {}).get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in CREATE_ERRORS:
+            raise SuiteError(f"pod {name}: its main container cannot start, so no ephemeral container can join it: "
+                             f"{waiting['reason']}: {waiting.get('message', '')}")
         if not (entry and (entry.get("state") or {}).get("running")):
+            refused = self._sandbox_refused(name, pod, sandbox_refusal_allowed)
+            if refused is not None:
+                return refused
             raise NotYet(f"main container not running ({_state(entry)})")
         return pod
 
-    def _probe_done(self, name: str, variant: str) -> tuple[dict, str | None]:
-        """(pod, log) once the probe printed its block; early on Failed or a create error."""
+    def _sandbox_refused(self, name: str, pod: dict, allowed: bool) -> PodOutcome | None:
+        """A pod whose sandbox the runtime refuses never gets better (the kubelet retries every ~15 s):
+        evidence where the scenario allows the refusal, else an error at once."""
+        status = pod.get("status") or {}
+        if status.get("phase") != "Pending" or not pod.get("spec", {}).get("nodeName"):
+            return None
+        found = self.api.list_events(self.namespace, f"involvedObject.kind=Pod,involvedObject.name={name},"
+                                                     "reason=FailedCreatePodSandBox")
+        if not found:
+            return None
+        message = found[-1].get("message", "")
+        if not allowed:
+            raise SuiteError(f"pod {name}: the runtime refuses its sandbox (FailedCreatePodSandBox): {message}")
+        node = self.node(pod["spec"]["nodeName"])
+        return PodOutcome(pod, node, Observation(sandbox_error=message), found, exec_applicable=False)
+
+    def _probe_done(self, name: str, variant: str,
+                    sandbox_refusal_allowed: bool) -> tuple[dict, str | None] | PodOutcome:
+        """(pod, log) once the probe printed its block; early on Failed, a create error or a refused sandbox."""
         pod = self.api.get_pod(self.namespace, name)
         if (pod.get("status") or {}).get("phase") == "Failed" and is_rejected(pod):
             return pod, None
@@ -473,6 +537,10 @@ class KubeTarget:
         if (pod.get("status") or {}).get("phase") == "Failed":
             raise SuiteError(f"pod {name} failed: {(pod.get('status') or {}).get('reason')} "
                              f"{(pod.get('status') or {}).get('message', '')}")
+        if not state.get("running") and not state.get("terminated"):
+            refused = self._sandbox_refused(name, pod, sandbox_refusal_allowed)
+            if refused is not None:
+                return refused
         raise NotYet(f"container {PROBE_NAME}: {_state(entry)}")
 
     @staticmethod
@@ -509,157 +577,22 @@ def judge_case(catalogue: Catalogue, scn: Scenario, policy: str, outcome: PodOut
     return catalogue.judge(scn, policy, outcome.observation, info)
 
 
-def case_result(catalogue: Catalogue, scn: Scenario, policy: str, variant: str, outcome: PodOutcome | None,
-                judgement: Judgement, started: float, node_suffix: str = "") -> CaseResult:
-    observed: dict = {}
-    if outcome is not None:
-        observed = outcome.observation.to_json()
-        status = outcome.pod.get("status") or {}
-        observed["pod"] = {"name": outcome.pod.get("metadata", {}).get("name"), "phase": status.get("phase"),
-                           "reason": status.get("reason"), "message": status.get("message"),
-                           "node": outcome.pod.get("spec", {}).get("nodeName")}
-        if outcome.events:
-            observed["events"] = [{k: e.get(k) for k in ("type", "reason", "message", "count")}
-                                  for e in outcome.events]
-        if not outcome.exec_applicable and outcome.observation.first is not None:
-            observed["exec_process"] = "not applicable: the first process exits after the probe"
-    name = scn.name if variant == "container" else f"{scn.name}.{variant}"
-    return CaseResult(scenario=name + node_suffix, policy=policy, verdict=judgement.verdict,
-                      expected=catalogue.expectation(scn, policy).to_json(), observed=observed,
-                      detail=judgement.detail, source=scn.source, tags=[*scn.tags, f"variant:{variant}"],
-                      duration=time.monotonic() - started, links=list(judgement.links))
-
-
-def run_cases(target: KubeTarget, catalogue: Catalogue, cases: Iterable[tuple[Scenario, str, str]],
-              node: str | None = None, node_suffix: str = "") -> list[CaseResult]:
-    """Each (scenario, policy, variant) as one pod. Infrastructure trouble is an ERROR verdict."""
-    results = []
-    for scn, policy, variant in cases:
-        started = time.monotonic()
-        outcome = None
-        try:
-            outcome = target.run_pod(scn, policy, variant, node)
-            judgement = judge_case(catalogue, scn, policy, outcome, variant)
-        except (SuiteError, ProbeError, ConnectionError, TimeoutError) as exc:
-            judgement = Judgement(Verdict.ERROR, f"{type(exc).__name__}: {exc}")
-        results.append(case_result(catalogue, scn, policy, variant, outcome, judgement, started, node_suffix))
-    return results
+def case_observed(outcome: PodOutcome) -> dict:
+    """The evidence of one pod for results.json: the probes, the status user, the pod and its events."""
+    observed = outcome.observation.to_json()
+    status = outcome.pod.get("status") or {}
+    observed["pod"] = {"name": outcome.pod.get("metadata", {}).get("name"), "phase": status.get("phase"),
+                       "reason": status.get("reason"), "message": status.get("message"),
+                       "node": outcome.pod.get("spec", {}).get("nodeName")}
+    if outcome.events:
+        observed["events"] = [{k: e.get(k) for k in ("type", "reason", "message", "count")} for e in outcome.events]
+    if not outcome.exec_applicable and outcome.observation.first is not None:
+        observed["exec_process"] = "not applicable: the first process exits after the probe"
+    return observed
 
 
 def kube_cases(catalogue: Catalogue, variants: Iterable[str] = VARIANTS) -> list[tuple[Scenario, str, str]]:
-    """Every scenario x policy as a regular container; non-regular variants for the upstream-e2e tag
-    (or the first scenario) to keep the run short. Raw-CRI and runtime-restart scenarios are
-    node-target only."""
+    """Every scenario a kubelet can express × policy × container kind. Raw-CRI scenarios (requests no
+    kubelet sends) and runtime-restart scenarios are node-target only."""
     scenarios = [s for s in catalogue.scenarios if s.raw_cri is None and not s.restart]
-    out = [(s, p, "container") for s in scenarios for p in s.policies]
-    extra = [s for s in scenarios if "upstream-e2e" in s.tags] or scenarios[:1]
-    for variant in variants:
-        if variant != "container":
-            out += [(s, p, variant) for s in extra for p in s.policies]
-    return out
-
-
-# ----------------------------------------------------------------------------- API negatives
-
-
-@dataclass(frozen=True)
-class ApiNegative:
-    name: str
-    policy: str
-    reason: str  # expected details.causes[].reason
-    field: str
-    message: str  # substring of the cause message
-
-
-API_NEGATIVES = (
-    ApiNegative("api-wrong-case", "strict", "FieldValueNotSupported", FIELD, 'Unsupported value: "strict"'),
-    ApiNegative("api-unknown-value", "Foo", "FieldValueNotSupported", FIELD, 'Unsupported value: "Foo"'),
-    ApiNegative("api-windows-pod", "Strict", "FieldValueForbidden", FIELD, "cannot be set for a windows pod"),
-)
-UPDATE_MESSAGE = "pod updates may not change fields"
-
-
-def _negative_pod(run_id: str, name: str, policy: str, image: str, windows: bool) -> dict:
-    spec: dict[str, Any] = {"containers": [{"name": "c", "image": image, "imagePullPolicy": "Never"}],
-                            "securityContext": {"supplementalGroupsPolicy": policy}, "restartPolicy": "Never"}
-    if windows:
-        spec["os"] = {"name": "windows"}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {RUN_LABEL: run_id}},
-            "spec": spec}
-
-
-def cause_problems(exc: ApiError, neg: ApiNegative) -> list[str]:
-    if exc.status != 422:
-        return [f"HTTP {exc.status}, expected 422 Unprocessable Entity"]
-    if any(c.get("reason") == neg.reason and c.get("field") == neg.field and neg.message in c.get("message", "")
-           for c in exc.causes):
-        return []
-    return [f"no cause {neg.reason} at {neg.field} containing {neg.message!r}; causes: {exc.causes}"]
-
-
-def api_negatives(api: KubeApi, namespace: str, run_id: str, image: str) -> list[CaseResult]:
-    """Invalid values and Windows pods (server-side dry run, nothing stored) and an update of the field."""
-    results = []
-    for neg in API_NEGATIVES:
-        started = time.monotonic()
-        body = _negative_pod(run_id, f"{neg.name}-{secrets.token_hex(3)}", neg.policy, image,
-                             windows=neg.name == "api-windows-pod")
-        try:
-            api.create_pod(namespace, body, dry_run=True)
-            verdict, detail, observed = Verdict.FAIL, "the API server accepted the pod", {"accepted": True}
-        except ApiError as exc:
-            problems = cause_problems(exc, neg)
-            verdict = Verdict.ERROR if transient(exc) else Verdict.FAIL if problems else Verdict.PASS
-            detail, observed = "; ".join(problems), {"status": exc.status, "body": exc.body}
-        results.append(CaseResult(neg.name, neg.policy, verdict, {"status": 422, "reason": neg.reason,
-                                  "field": neg.field, "message": neg.message}, observed, detail,
-                                  "behaviours.md items 1, 3 (E23)", ["api"], time.monotonic() - started))
-    results.append(_update_negative(api, namespace, run_id, image))
-    return results
-
-
-def _update_negative(api: KubeApi, namespace: str, run_id: str, image: str) -> CaseResult:
-    started = time.monotonic()
-    name = f"api-update-{secrets.token_hex(3)}"
-    expected = {"status": 422, "message": UPDATE_MESSAGE}
-    try:
-        api.create_pod(namespace, _negative_pod(run_id, name, "Merge", image, windows=False))
-    except ApiError as exc:
-        return CaseResult("api-update-immutable", "Merge->Strict", Verdict.ERROR, expected, {"body": exc.body},
-                          f"could not create the pod to update: {exc}", "behaviours.md item 5", ["api"])
-    try:
-        api.patch_pod(namespace, name, {"spec": {"securityContext": {"supplementalGroupsPolicy": "Strict"}}},
-                      dry_run=True)
-        verdict, detail, observed = Verdict.FAIL, "the API server accepted the change", {"accepted": True}
-    except ApiError as exc:
-        ok = exc.status == 422 and UPDATE_MESSAGE in json.dumps(exc.body)
-        verdict = Verdict.ERROR if transient(exc) else Verdict.PASS if ok else Verdict.FAIL
-        detail = "" if ok else f"HTTP {exc.status}: {exc.body.get('message')}"
-        observed = {"status": exc.status, "body": exc.body}
-    finally:
-        try:
-            api.delete_pod(namespace, name)
-        except ApiError:
-            pass
-    return CaseResult("api-update-immutable", "Merge->Strict", verdict, expected, observed, detail,
-                      "behaviours.md item 5 (E23)", ["api"], time.monotonic() - started)
-
-
-def node_feature_results(nodes: list[dict], advertised: dict[str, bool | None] | None) -> list[CaseResult]:
-    """node.status.features against what each node's runtime advertises (crictl info); without
-    crictl access (TARGET=cluster) the value is recorded, not judged."""
-    results = []
-    for node in nodes:
-        name = node["metadata"]["name"]
-        observed = {"status.features": (node.get("status") or {}).get("features"),
-                    "containerRuntimeVersion": node_info(node).get("containerRuntimeVersion")}
-        if advertised is None or name not in advertised:
-            results.append(CaseResult(f"node-features@{name}", "n/a", Verdict.UNSUPPORTED, {}, observed,
-                                      "runtime not reachable (no crictl): recorded only", "behaviours.md 15, E16"))
-            continue
-        observed["crictl features.supplemental_groups_policy"] = advertised[name]
-        problems = feature_problems(node, advertised[name])
-        results.append(CaseResult(f"node-features@{name}", "n/a", Verdict.FAIL if problems else Verdict.PASS,
-                                  {"supplementalGroupsPolicy": advertised[name]}, observed, "; ".join(problems),
-                                  "behaviours.md 15, E16"))
-    return results
+    return [(s, p, v) for v in variants for s in scenarios for p in s.policies]

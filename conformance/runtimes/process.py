@@ -194,13 +194,19 @@ def kill_processes_mentioning(text: str) -> None:
             pass
 
 
+def cgroup_hierarchies() -> list[Path]:
+    """The cgroup root and every hierarchy mounted below it (v1 controllers, a hybrid host's cgroup2)."""
+    candidates = [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]
+    return [p for p in candidates if (p / "cgroup.procs").exists()]
+
+
 def cgroup_dirs(parent: str) -> list[Path]:
     """Every cgroup directory named `parent` under each mounted hierarchy."""
     name = parent.strip("/")
     if not name:
         return []
     dirs = []
-    for hierarchy in [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]:
+    for hierarchy in cgroup_hierarchies():
         candidate = hierarchy / name
         if candidate.is_dir():
             dirs.append(candidate)

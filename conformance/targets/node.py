@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.catalogue import Catalogue
 from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import RuntimeBroken, SuiteError
@@ -20,6 +22,7 @@ from conformance.model import RuntimeInfo
 from conformance.observe import END, PROBE, ProbeError, ProcessIdentity, parse_probe
 from conformance.oracle import kubelet_user, supplemental_groups
 from conformance.scenario import Scenario
+from conformance.targets.base import Case, Verdicted
 from conformance.verdict import Observation
 
 POLICY_ENUM = {"unset": None, "Merge": pb.Merge, "Strict": pb.Strict}
@@ -360,11 +363,12 @@ class NodeTarget:
         finally:
             self.client.remove_pod_sandbox(sandbox_id)
 
-    def remove_leftovers(self) -> int:
-        """Remove every sandbox labelled with this run (after an interruption)."""
+    def remove_leftovers(self, every: bool = False) -> int:
+        """Remove every sandbox labelled with this run (after an interruption); with `every`, every sandbox
+        the runtime has (a runtime the suite started: a local kubelet's pods are the run's too)."""
         count = 0
         try:
-            for sandbox in self.client.list_pod_sandbox({RUN_LABEL: self.run_id}):
+            for sandbox in self.client.list_pod_sandbox(None if every else {RUN_LABEL: self.run_id}):
                 try:
                     self.remove_sandbox(sandbox.id)
                     count += 1
@@ -373,3 +377,37 @@ class NodeTarget:
         except (CRIError, RuntimeBroken):
             pass
         return count
+
+
+class NodeRunner:
+    """Runs and judges node-target cases in one pytest process (targets/base.py Runner)."""
+
+    parallel = 1  # CPU-bound in the runtime: use xdist (-n) to run cases side by side
+
+    def __init__(self, target: NodeTarget, info: RuntimeInfo, catalogue: Catalogue):
+        self.target = target
+        self.info = info
+        self.catalogue = catalogue
+
+    @property
+    def can_restart(self) -> bool:
+        return bool(self.target.restart_socket)
+
+    @classmethod
+    def from_context(cls, ctx: dict, catalogue: Catalogue) -> NodeRunner:
+        target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
+                            handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
+        target.restart_socket = ctx.get("restart_socket", "")
+        return cls(target, RuntimeInfo.from_json(ctx["runtime"]), catalogue)
+
+    def run(self, case: Case) -> Observation:
+        assert case.scenario is not None
+        return self.target.run_case(case.scenario, case.policy)
+
+    def judge(self, case: Case, outcome: Observation) -> Verdicted:
+        assert case.scenario is not None
+        return Verdicted(self.catalogue.judge(case.scenario, case.policy, outcome, self.info), outcome.to_json())
+
+    def close(self) -> None:
+        for problem in self.target.drain():
+            print(f"warning: {problem}", file=sys.stderr)

@@ -172,8 +172,9 @@ class FakeApi:
         return self.exec_out
 
     def list_events(self, namespace: str, field_selector: str) -> list[dict]:
-        pod = field_selector.split("involvedObject.name=")[1].split(",")[0]
-        return self.events_fn(namespace, pod)
+        fields = dict(part.split("=", 1) for part in field_selector.split(","))
+        found = self.events_fn(namespace, fields["involvedObject.name"])
+        return [e for e in found if "reason" not in fields or e.get("reason") == fields["reason"]]
 
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return copy.deepcopy(self.nodes)

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from conformance.catalogue import PROJECT, Catalogue
-from conformance.cluster import kube
+from conformance.cluster import checks, kube
 from conformance.cluster.apiclient import ClientApi
 from conformance.cluster.kube import ApiError, KubeTarget, Waits
+from conformance.errors import SuiteError
 from conformance.model import Verdict
+from conformance.targets.base import Case
 from tests.fakes import kubeapi as fk
 
 
@@ -50,6 +52,16 @@ def run(api, catalogue, scn, policy, variant="container"):
     target.setup()
     outcome = target.run_pod(scn, policy, variant)
     return outcome, kube.judge_case(catalogue, scn, policy, outcome, variant)
+
+
+def verdict_of(target, catalogue, scn, policy="Merge", variant="container", node=None):
+    """What the runner records: a judged pod, or ERROR when running it broke (as a pytest setup error)."""
+    try:
+        outcome = target.run_pod(scn, policy, variant, node)
+    except SuiteError as exc:
+        return Verdict.ERROR, f"{type(exc).__name__}: {exc}"
+    judgement = kube.judge_case(catalogue, scn, policy, outcome, variant)
+    return judgement.verdict, judgement.detail
 
 
 # --- manifests ----------------------------------------------------------------------------------
@@ -171,7 +183,7 @@ def test_strict_rejected_on_unsupported_node(catalogue, scn):
     outcome, judgement = run(api, catalogue, scn, "Strict")
     assert judgement.verdict == Verdict.REJECTED, judgement.detail
     assert not [c for c in api.calls if c[0] == "exec"]
-    assert kube.case_result(catalogue, scn, "Strict", "container", outcome, judgement, 0).verdict == Verdict.REJECTED
+    assert kube.case_observed(outcome)["pod"]["reason"] == kube.REJECT_REASON
 
 
 def test_rejection_needs_exactly_one_event_and_exact_message(catalogue, scn):
@@ -263,16 +275,16 @@ def test_image_missing_is_an_error_not_a_verdict(catalogue, scn):
     api = fk.FakeApi([SUPPORTED], lambda pod, poll: {"phase": "Pending", "containerStatuses": [
         fk.waiting_status("probe", "ErrImageNeverPull", 'Container image "img" is not present')]})
     target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
-    results = kube.run_cases(target, catalogue, [(scn, "Merge", "container")])
-    assert results[0].verdict == Verdict.ERROR and "image not in the node" in results[0].detail
+    verdict, detail = verdict_of(target, catalogue, scn)
+    assert verdict == Verdict.ERROR and "image not in the node" in detail
 
 
 def test_wait_is_bounded(catalogue, scn):
     api = fk.FakeApi([SUPPORTED], lambda pod, poll: {"phase": "Pending"})
     waits = Waits(pod=0.05, event=0.05, ready=0.05, interval=0.01)
     target = KubeTarget(api, REFS, run_id="t1", waits=waits)
-    results = kube.run_cases(target, catalogue, [(scn, "Merge", "container")])
-    assert results[0].verdict == Verdict.ERROR and "not done after" in results[0].detail
+    verdict, detail = verdict_of(target, catalogue, scn)
+    assert verdict == Verdict.ERROR and "not done after" in detail
 
 
 def test_transient_errors_retried_assertions_not(catalogue, scn):
@@ -283,8 +295,8 @@ def test_transient_errors_retried_assertions_not(catalogue, scn):
     api = fk.FakeApi([SUPPORTED], running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
     api.fail_next = [ApiError(403, {"message": "forbidden"})]
     target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
-    results = kube.run_cases(target, catalogue, [(scn, "Merge", "container")])
-    assert results[0].verdict == Verdict.ERROR and "403" in results[0].detail
+    verdict, detail = verdict_of(target, catalogue, scn)
+    assert verdict == Verdict.ERROR and "403" in detail
     calls = []
 
     def never():
@@ -296,17 +308,16 @@ def test_transient_errors_retried_assertions_not(catalogue, scn):
     assert calls == [1]
 
 
-def test_per_node_results_are_suffixed(catalogue, scn):
+def test_per_node_cases_are_pinned(catalogue, scn):
     nodes = [fk.node("w1", features={"supplementalGroupsPolicy": True}),
              fk.node("w2", features={"supplementalGroupsPolicy": True})]
     api = fk.FakeApi(nodes, running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
     target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
-    out = []
-    for n in ("w1", "w2"):
-        out += kube.run_cases(target, catalogue, [(scn, "Merge", "container")], node=n, node_suffix=f"@{n}")
-    assert [r.scenario for r in out] == ["upstream-e2e@w1", "upstream-e2e@w2"]
+    assert [verdict_of(target, catalogue, scn, node=n)[0] for n in ("w1", "w2")] == [Verdict.PASS, Verdict.PASS]
     created = [c[1] for c in api.calls if c[0] == "create_pod"]
     assert [p["spec"]["nodeName"] for p in created] == ["w1", "w2"]
+    assert Case(scn, "Merge", node="w1").label == "upstream-e2e@w1"
+    assert Case(scn, "Merge", "init", node="w2").item_name == "upstream-e2e.init@w2[Merge]"
 
 
 def test_kube_cases_skip_node_only_scenarios(catalogue):
@@ -336,12 +347,17 @@ def _negatives_api() -> fk.FakeApi:
     return api
 
 
+def api_checks(api):
+    return {name: checks.api_check(api, "ns", "r1", "img", name) for name in checks.API_CHECKS}
+
+
 def test_api_negatives_pass_on_expected_422():
     api = _negatives_api()
-    results = kube.api_negatives(api, "ns", "r1", "img")
-    assert {r.scenario: r.verdict for r in results} == {
+    results = api_checks(api)
+    assert {k: v.judgement.verdict for k, v in results.items()} == {
         "api-wrong-case": Verdict.PASS, "api-unknown-value": Verdict.PASS, "api-windows-pod": Verdict.PASS,
         "api-update-immutable": Verdict.PASS}
+    assert results["api-wrong-case"].expected["reason"] == "FieldValueNotSupported"
     dry = [c for c in api.calls if c[0] == "create_pod" and c[2]]
     assert len(dry) == 3
     windows = [c[1] for c in dry if c[1]["spec"].get("os")]
@@ -354,20 +370,65 @@ def test_api_negatives_fail_when_accepted_or_wrong_cause():
     api.create_errors.pop("Foo")
     api.create_errors["strict"] = ApiError(422, fk.status_422("p", "FieldValueInvalid", "spec", "x"))
     api.patch_error = None
-    results = {r.scenario: r for r in kube.api_negatives(api, "ns", "r1", "img")}
+    results = {k: v.judgement for k, v in api_checks(api).items()}
     assert results["api-unknown-value"].verdict == Verdict.FAIL
     assert results["api-wrong-case"].verdict == Verdict.FAIL and "no cause" in results["api-wrong-case"].detail
     assert results["api-update-immutable"].verdict == Verdict.FAIL
 
 
-def test_node_feature_results():
-    nodes = [SUPPORTED, UNSUPPORTED_134 | {"metadata": {"name": "w2"}}]
-    res = kube.node_feature_results(nodes, {"w1": True, "w2": None})
-    assert [r.verdict for r in res] == [Verdict.PASS, Verdict.PASS]
-    res = kube.node_feature_results(nodes, {"w1": False, "w2": None})
-    assert res[0].verdict == Verdict.FAIL
-    res = kube.node_feature_results(nodes, None)
-    assert all(r.verdict == Verdict.UNSUPPORTED for r in res)
+def feature_check(catalogue, node, behaviour, advertised=None, known=False, log="", events=None):
+    api = fk.FakeApi([node], behaviour, log=log, exec_out=log, events=events)
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    return checks.node_features_check(target, catalogue, "w1", advertised, known)
+
+
+def test_node_claim_judged_against_its_strict_pods(catalogue):
+    ok = feature_check(catalogue, SUPPORTED, running(STRICT), True, True, fk.probe(*STRICT))
+    assert ok.judgement.verdict == Verdict.PASS, ok.judgement.detail
+    lying = feature_check(catalogue, SUPPORTED, running(MERGE), True, True, fk.probe(*MERGE))
+    assert lying.judgement.verdict == Verdict.FAIL and "Strict behaves as Merge" in lying.judgement.detail
+    silent = feature_check(catalogue, UNSUPPORTED_134, running(MERGE, with_user=False), None, True, fk.probe(*MERGE))
+    assert silent.judgement.verdict == Verdict.FAIL and "must reject it" in silent.judgement.detail
+    rejected = feature_check(catalogue, UNSUPPORTED_134, lambda pod, poll: fk.rejected_status(), None, True,
+                             events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    assert rejected.judgement.verdict == Verdict.PASS, rejected.judgement.detail
+    alpha = feature_check(catalogue, UNSUPPORTED_132, running(MERGE, with_user=False), None, False, fk.probe(*MERGE))
+    assert alpha.judgement.verdict == Verdict.UNSUPPORTED
+
+
+def test_node_claim_judged_against_the_runtime(catalogue):
+    said_false = feature_check(catalogue, fk.node("w1", features={"supplementalGroupsPolicy": False}),
+                               lambda pod, poll: fk.rejected_status(), True, True,
+                               events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    assert said_false.judgement.verdict == Verdict.FAIL and "runtime advertises True" in said_false.judgement.detail
+    absent = feature_check(catalogue, fk.node("w1", features={}), lambda pod, poll: fk.rejected_status(), None,
+                           True, events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    assert absent.judgement.verdict == Verdict.PASS, absent.judgement.detail
+
+
+def test_refused_sandbox_is_evidence_only_where_allowed(catalogue):
+    def pending(pod, poll):
+        return {"phase": "Pending", "containerStatuses": [fk.waiting_status("probe", "ContainerCreating", "")]}
+
+    def refused(ns, pod):
+        return [dict(fk.rejection_event(ns, pod), reason="FailedCreatePodSandBox",
+                     message='failed to create sandbox: user group "3000" is specified without user')]
+
+    api = fk.FakeApi([SUPPORTED], pending, events=refused)
+    target = KubeTarget(api, {**REFS, "critest-like": "img"}, run_id="t1", waits=FAST)
+    allowed = catalogue.by_name("pod-run-as-group-without-user")
+    outcome = target.run_pod(allowed, "Merge")
+    assert outcome.observation.sandbox_error and api.polls[outcome.pod["metadata"]["name"]] == 1
+    judgement = kube.judge_case(catalogue, allowed, "Merge", outcome, "container")
+    assert judgement.verdict == Verdict.PASS and judgement.choice == "refuses-sandbox"
+    verdict, detail = verdict_of(target, catalogue, catalogue.by_name("upstream-e2e"))
+    assert verdict == Verdict.ERROR and "refuses its sandbox" in detail  # at once, not after the pod wait
+
+
+def test_pod_commands_survive_the_api_variable_expansion(scn):
+    pod = kube.pod_manifest(scn, "Strict", "img:1", "r1", "p1")
+    script = pod["spec"]["containers"][0]["command"][2]
+    assert "/proc/$$$$/status" in script and "$$(id)" in script  # the API turns $$ into $
 
 
 def test_cleanup_all_deletes_only_managed_namespaces():

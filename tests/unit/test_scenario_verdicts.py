@@ -107,7 +107,7 @@ def test_runtime_choice_passes_either_allowed_outcome_and_records_it() -> None:
     refused = judge_outcomes("Merge", (REFUSES, RUNS), Observation(sandbox_error='user group "3000" is '
                              "specified without user"), SUPPORTED, choice=CHOICE)
     assert refused.verdict == Verdict.PASS and refused.choice == "refuses-sandbox"
-    assert "an allowed outcome (The CRI leaves it open)" in refused.detail
+    assert "one of the allowed outcomes (refuses-sandbox, runs-pod)" in refused.detail
     ran = judge_outcomes("Merge", (REFUSES, RUNS), Observation(first=proc([1000, 60000]), exec=proc([1000, 60000]),
                          user=dict(USER)), SUPPORTED, choice=CHOICE)
     assert ran.verdict == Verdict.PASS and ran.choice == "runs-pod"
