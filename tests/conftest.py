@@ -58,3 +58,17 @@ def crio_bin_dir() -> Path:
     if reason:
         pytest.skip(reason)
     return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def k8s_bin_dir() -> Path:
+    """K8S_BIN_DIR (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet): no registry reachable from CI
+    ships Kubernetes server binaries, so these tests run whenever it is set and are skipped otherwise, in CI too."""
+    folder = os.environ.get("K8S_BIN_DIR")
+    if not folder:
+        pytest.skip("needs K8S_BIN_DIR=<folder with kube-apiserver, kube-controller-manager, kube-scheduler, "
+                    "kubelet>: CI cannot have Kubernetes server binaries; run these by hand with a build")
+    reason = runtime_missing()
+    if reason:
+        pytest.skip(reason)
+    return Path(folder)

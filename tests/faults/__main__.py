@@ -7,10 +7,11 @@ runtimes cannot run here.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tests.conftest import runtime_missing
-from tests.faults.harness import CONTROLS, FAULTS, Outcome, run_all
+from tests.faults.harness import CONTROLS, FAULTS, KUBELET_CONTROLS, KUBELET_FAULTS, Outcome, run_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: cannot inject faults here: {missing}", file=sys.stderr)
         return 2
-    selected = [f for f in CONTROLS + FAULTS if args.only in f.name]
+    kubelet = KUBELET_CONTROLS + KUBELET_FAULTS
+    if not os.environ.get("K8S_BIN_DIR"):
+        print("skipped: the faults behind a real kubelet need K8S_BIN_DIR=<folder with kube-apiserver, "
+              "kube-controller-manager, kube-scheduler, kubelet>", flush=True)
+        kubelet = []
+    selected = [f for f in CONTROLS + FAULTS + kubelet if args.only in f.name]
 
     def report(outcome: Outcome) -> None:
         print(outcome.line(), flush=True)

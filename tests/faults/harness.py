@@ -1,11 +1,14 @@
 """Fault injection: runtimes that lie, and a check that the suite catches every lie.
 
-Two kinds of fault:
+Three kinds of fault:
 - wrapper: an OCI runtime wrapper in front of runc (a handler of a private containerd 2.x) rewrites
   process.user.additionalGids before `runc create`; containerd's reported user stays right, so only
   the process evidence (/proc/<pid>/status, `id`) can show it. Cases run in-process (NodeSession).
 - proxy: a CRI proxy between the console command and a real containerd falsifies one message; the
   suite runs as `sgp-conformance run --cri-endpoint <proxy>` and its results.json is read back.
+- kubelet: the same proxy between a real kubelet (TARGET=local, needs K8S_BIN_DIR) and the runtime, so the
+  lie reaches the node's status and the pods' status; the cases and the node-features check are judged
+  through the API only.
 
 A fault is *caught* when every case it affects got an allowed verdict (never `pass`) whose detail
 carries the expected evidence. Cases it does not affect must still pass (the suite fails no good case).
@@ -57,6 +60,7 @@ class Fault:
     add: tuple[int, ...] = ()  # wrapper: gids added to additionalGids
     request_hooks: dict[str, cri_proxy.Hook] = field(default_factory=dict)  # proxy
     response_hooks: dict[str, cri_proxy.Hook] = field(default_factory=dict)  # proxy
+    node_check: str = ""  # kubelet: the verdict the node-features check must give
 
 
 FAIL = {Verdict.FAIL.value}
@@ -86,9 +90,26 @@ FAULTS: list[Fault] = [
                     "Strict": "first process /proc status Groups"},
           response_hooks={"Status": cri_proxy.claim_features}),
 ]
+KUBELET_FAULTS: list[Fault] = [
+    Fault("kubelet-strip-policy", "(a) behind the kubelet: features claimed, but Strict arrives as Merge", "kubelet",
+          "2", allowed={"Strict": FAIL}, evidence={"Strict": "first process"}, node_check=Verdict.FAIL.value,
+          request_hooks={"CreateContainer": cri_proxy.strip_policy}),
+    Fault("kubelet-lie-status-user", f"(b) behind the kubelet: status user claims extra gid {cri_proxy.LIE_GROUP}",
+          "kubelet", "2", allowed={p: FAIL for p in ("unset", "Merge", "Strict")},
+          evidence={p: "status user: groups" for p in ("unset", "Merge", "Strict")}, node_check=Verdict.PASS.value,
+          response_hooks={"ContainerStatus": cri_proxy.lie_user}),
+    Fault("kubelet-claim-features-1.7", "(d) behind the kubelet: containerd 1.7 claims features=true", "kubelet",
+          "1.7", allowed={p: FAIL for p in ("unset", "Merge", "Strict")},
+          evidence={"unset": "status user: absent", "Merge": "status user: absent", "Strict": "first process"},
+          node_check=Verdict.FAIL.value, response_hooks={"Status": cri_proxy.claim_features}),
+]
 CONTROLS: list[Fault] = [
     Fault("control-runc", "handler runc, no wrapper", "wrapper", "2", allowed={}, evidence={}),
     Fault("control-proxy", "transparent proxy, no hook", "proxy", "2", allowed={}, evidence={}),
+]
+KUBELET_CONTROLS: list[Fault] = [
+    Fault("control-kubelet-proxy", "transparent proxy behind the kubelet, no hook", "kubelet", "2", allowed={},
+          evidence={}, node_check=Verdict.PASS.value),
 ]
 
 
@@ -103,6 +124,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)  # why it was missed
     notes: list[str] = field(default_factory=list)  # unaffected cases that did not pass
     rewrites: int | None = None  # wrapper faults: config.json files the wrapper changed
+    node_check: str = ""  # kubelet faults: the node-features check's verdict
     seconds: float = 0.0
 
     @property
@@ -113,6 +135,7 @@ class Outcome:
         word = ("ok" if self.caught else "broken") if not self.fault.allowed else \
             ("caught" if self.caught else "missed")
         verdicts = " ".join(f"{p}={self.verdicts[p]}" for p in ("unset", "Merge", "Strict") if p in self.verdicts)
+        verdicts += f" node-features={self.node_check}" if self.node_check else ""
         code = f" exit={self.exit_code}" if self.exit_code is not None else ""
         rewrites = f" rewrites={self.rewrites}" if self.rewrites is not None else ""
         return f"{word:7} {self.fault.name:26} {SCENARIO}: {verdicts}{code}{rewrites} ({self.seconds:.1f}s)"
@@ -121,8 +144,9 @@ class Outcome:
         """The suite's own expected-vs-observed text for every case that did not pass, plus problems."""
         out = [f"{self.fault.name}: {self.fault.description}"]
         for policy, detail in self.details.items():
-            if self.verdicts.get(policy) != Verdict.PASS.value:
-                out.append(f"  [{policy}] {self.verdicts.get(policy)}:")
+            verdict = self.node_check if policy == "node-features" else self.verdicts.get(policy)
+            if verdict != Verdict.PASS.value:
+                out.append(f"  [{policy}] {verdict}:")
                 out += [f"      {line}" for line in detail.splitlines()]
         out += [f"  MISSED: {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes]
         return "\n".join(out)
@@ -148,6 +172,8 @@ def assess(out: Outcome) -> Outcome:
             target.append(f"{policy} (not affected by the fault): verdict {verdict}, expected pass")
     if out.rewrites == 0:
         out.problems.append("the wrapper rewrote no config.json: the fault was not injected")
+    if fault.node_check and out.node_check != fault.node_check:
+        out.problems.append(f"node-features check: verdict {out.node_check or 'none'}, expected {fault.node_check}")
     if out.exit_code is not None:
         want = 0 if not fault.allowed else 1
         if out.exit_code != want:
@@ -213,7 +239,8 @@ class Lab:
 
     def run(self, fault: Fault) -> Outcome:
         started = time.monotonic()
-        out = self._run_wrapper(fault) if fault.kind == "wrapper" else self._run_proxy(fault)
+        run = {"wrapper": self._run_wrapper, "proxy": self._run_proxy, "kubelet": self._run_kubelet}[fault.kind]
+        out = run(fault)
         out.seconds = time.monotonic() - started
         return assess(out)
 
@@ -264,6 +291,53 @@ class Lab:
         if leftover:
             out.problems.append(f"the run left {leftover}")
         shutil.rmtree(run_dir, ignore_errors=True)
+        return out
+
+
+    def _run_kubelet(self, fault: Fault) -> Outcome:
+        """The fault between a real kubelet and the runtime (TARGET=local); everything read through the API."""
+        from conformance.cluster.checks import NODE_FEATURES
+        from conformance.cluster.sessions import LocalSession
+        from conformance.targets.base import Case
+
+        run_dir = self.root / f"{fault.name}-{secrets.token_hex(2)}"
+        opts = Options(target="local", version=fault.version, k8s_bin_dir=Path(os.environ["K8S_BIN_DIR"]),
+                       etcd_bin=Path(os.environ["ETCD_BIN"]) if os.environ.get("ETCD_BIN") else None,
+                       results_dir=run_dir / "results", state_dir=self.root / "state", parallel=1)
+        proxies: list[cri_proxy.CRIProxy] = []
+
+        def behind_proxy(runtime_endpoint: str) -> str:
+            proxy = cri_proxy.CRIProxy(run_dir / "kubelet-cri.sock", runtime_endpoint, dict(fault.request_hooks),
+                                       dict(fault.response_hooks))
+            proxies.append(proxy.__enter__())
+            return proxy.endpoint
+
+        run_dir.mkdir(parents=True)
+        session = LocalSession(opts, self.catalogue, kubelet_endpoint=behind_proxy)
+        out = Outcome(fault)
+        try:
+            session.start()
+            runner = session.runner()
+            scn = self.catalogue.by_name(SCENARIO)
+            for case in [Case(None, "n/a", node=session.node_name, check=NODE_FEATURES),
+                         *(Case(scn, p) for p in scn.policies)]:
+                try:
+                    verdicted = runner.judge(case, runner.run(case))
+                    verdict, detail = verdicted.judgement.verdict.value, verdicted.judgement.detail
+                except (SuiteError, ValueError) as exc:
+                    verdict, detail = Verdict.ERROR.value, f"{type(exc).__name__}: {exc}"
+                if case.check:
+                    out.node_check = verdict
+                    out.details["node-features"] = detail
+                else:
+                    out.verdicts[case.policy], out.details[case.policy] = verdict, detail
+        except SuiteError as exc:
+            out.problems.append(f"the local cluster did not start: {exc}")
+        finally:
+            session.stop()
+            for proxy in proxies:
+                proxy.__exit__(None, None, None)
+            shutil.rmtree(run_dir, ignore_errors=True)
         return out
 
 

@@ -38,7 +38,7 @@ class _Forwarder(grpc.GenericRpcHandler):
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         full = handler_call_details.method
         if full not in self.methods:
-            return None
+            return self._raw(full)
         req_cls, resp_cls = self.methods[full]
         name = full.rsplit("/", 1)[1]
         upstream = self.proxy.channel.unary_unary(full, request_serializer=req_cls.SerializeToString,
@@ -61,6 +61,23 @@ class _Forwarder(grpc.GenericRpcHandler):
 
         return grpc.unary_unary_rpc_method_handler(forward, request_deserializer=req_cls.FromString,
                                                    response_serializer=resp_cls.SerializeToString)
+
+
+    def _raw(self, full: str) -> grpc.RpcMethodHandler | None:
+        """A unary call outside the project's CRI subset (a kubelet makes many): forwarded as bytes, untouched."""
+        if full.endswith("/GetContainerEvents"):
+            return None  # the only streaming call (evented PLEG, off by default): the kubelet copes without it
+        upstream = self.proxy.channel.unary_unary(full)
+
+        def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
+            self.proxy.calls.append(full.rsplit("/", 1)[1])
+            remaining = context.time_remaining()
+            try:
+                return upstream(request, timeout=remaining if remaining is not None else 120)
+            except grpc.RpcError as exc:
+                context.abort(exc.code(), exc.details() or "")
+
+        return grpc.unary_unary_rpc_method_handler(forward)
 
 
 class CRIProxy:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import CONTROLS, FAULTS, Fault, Lab
+from tests.faults.harness import CONTROLS, FAULTS, KUBELET_CONTROLS, KUBELET_FAULTS, Fault, Lab
 
 pytestmark = pytest.mark.runtime
 
@@ -34,6 +35,27 @@ def test_fault_is_caught(lab: Lab, fault: Fault) -> None:
     assert outcome.caught, outcome.diff()
     assert "pass" not in {outcome.verdicts[p] for p in fault.allowed}, outcome.diff()
     assert not outcome.notes, outcome.diff()
+
+
+@pytest.fixture(scope="module")
+def kubelet_lab(k8s_bin_dir: Path) -> Iterator[Lab]:
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        leftovers = lab.close()
+    assert not leftovers, "the fault runs left:\n" + "\n".join(leftovers)
+
+
+@pytest.mark.parametrize("fault", KUBELET_CONTROLS + KUBELET_FAULTS, ids=lambda f: f.name)
+def test_fault_behind_the_kubelet_is_caught(kubelet_lab: Lab, fault: Fault) -> None:
+    """The lying CRI proxy between a real kubelet and the runtime: caught through the API alone."""
+    outcome = kubelet_lab.run(fault)
+    assert outcome.caught, outcome.diff()
+    if fault.allowed:
+        assert "pass" not in {outcome.verdicts[p] for p in fault.allowed}, outcome.diff()
+    else:
+        assert set(outcome.verdicts.values()) == {"pass"}, outcome.diff()
 
 
 def test_a_fault_that_passes_is_missed() -> None:

@@ -1,0 +1,105 @@
+"""TARGET=local's own code without a cluster: Kubernetes binaries (resolution, URLs, checksums), the PKI,
+the kubelet's configuration and the private paths it gets. The cluster itself runs in tests/integration."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+
+from conformance.cluster import k8sbin
+from conformance.cluster.controlplane import TUNABLES, kubelet_config
+from conformance.cluster.pki import Pki
+from conformance.errors import ProvisionError
+from conformance.runtimes import release
+
+
+def fake_binary(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{text}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_release_resolution_urls_and_checksums() -> None:
+    assert k8sbin.k8s_minor("1.35") == "1.35" and k8sbin.k8s_minor("v1.35.x") == "1.35"
+    assert k8sbin.k8s_minor("1.35.1") is None
+    with pytest.raises(ProvisionError, match=r"major\.minor"):
+        k8sbin.k8s_minor("latest")
+    assert k8sbin.stable_url("1.35") == "https://dl.k8s.io/release/stable-1.35.txt"
+    assert k8sbin.parse_stable("v1.35.1\n", "1.35") == "1.35.1"
+    with pytest.raises(ProvisionError, match=r"not a 1\.35\.z"):
+        k8sbin.parse_stable("v1.36.0", "1.35")
+    url, sums = k8sbin.binary_url("1.35.1", "kubelet", "amd64")
+    assert url == "https://dl.k8s.io/release/v1.35.1/bin/linux/amd64/kubelet" and sums == url + ".sha256"
+    digest = hashlib.sha256(b"kubelet").hexdigest()
+    assert k8sbin.parse_sha256(digest) == digest and k8sbin.parse_sha256(f"{digest}  kubelet\n") == digest
+    with pytest.raises(ProvisionError):
+        k8sbin.parse_sha256("<html>not found</html>")
+
+
+def test_folder_of_binaries(tmp_path: Path) -> None:
+    for name in k8sbin.SERVER:
+        fake_binary(tmp_path / name, "Kubernetes v1.36.2")
+    assert k8sbin.check_folder(tmp_path, "K8S_BIN_DIR") == "v1.36.2"
+    fake_binary(tmp_path / "kubelet", "Kubernetes v1.35.0")
+    with pytest.raises(ProvisionError, match="disagree"):
+        k8sbin.check_folder(tmp_path, "K8S_BIN_DIR")
+    (tmp_path / "kube-scheduler").unlink()
+    with pytest.raises(ProvisionError, match="missing kube-scheduler"):
+        k8sbin.check_folder(tmp_path, "K8S_BIN_DIR")
+
+
+def test_no_binaries_and_no_network_name_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ProvisionError, match=r"K8S_BIN_DIR=.* or K8S=") as exc:
+        k8sbin.kubernetes(None, None, tmp_path)
+    assert "\n" not in str(exc.value)
+
+    def offline(url: str, timeout: float) -> bytes:
+        raise ProvisionError(f"cannot download {url}: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(release, "_get", offline)
+    with pytest.raises(ProvisionError) as exc:
+        k8sbin.kubernetes(None, "1.35", tmp_path)
+    assert "\n" not in str(exc.value) and "stable-1.35.txt" in str(exc.value) and "K8S_BIN_DIR" in str(exc.value)
+
+
+def test_etcd_from_etcd_bin(tmp_path: Path) -> None:
+    etcd = fake_binary(tmp_path / "etcd", "etcd Version: 3.5.16")
+    assert k8sbin.etcd(etcd, tmp_path) == (etcd, "3.5.16")
+    with pytest.raises(ProvisionError, match="no such file"):
+        k8sbin.etcd(tmp_path / "missing", tmp_path)
+
+
+def test_pki_serving_and_client_certificates(tmp_path: Path) -> None:
+    pki = Pki(tmp_path)
+    server = pki.issue("apiserver", "kube-apiserver", dns=("localhost",), ips=("127.0.0.1",), server=True)
+    cert = x509.load_pem_x509_certificate(server.cert.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    client = pki.issue("kubelet", "system:node:n1", "system:nodes")
+    subject = x509.load_pem_x509_certificate(client.cert.read_bytes()).subject
+    assert subject.rfc4514_string() == "O=system:nodes,CN=system:node:n1"
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert oct(client.key.stat().st_mode)[-3:] == "600"
+    config = yaml.safe_load(pki.kubeconfig("kubelet", "https://127.0.0.1:6443", client).read_text())
+    assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    assert config["users"][0]["user"]["client-key"] == str(client.key)
+
+
+def test_kubelet_touches_nothing_of_the_host() -> None:
+    config = kubelet_config(Path("/s/pki"), (Path("/s/k.crt"), Path("/s/k.key")), "unix:///s/crio.sock", 10250,
+                            "/sgpconf-crio-1")
+    assert config["address"] == "127.0.0.1" and config["readOnlyPort"] == 0
+    assert config["cgroupRoot"] == "/sgpconf-crio-1" and config["cgroupDriver"] == "cgroupfs"
+    assert config["protectKernelDefaults"] is True  # reads the private tunables, never writes sysctls
+    assert config["failCgroupV1"] is False and config["makeIPTablesUtilChains"] is False
+    assert config["oomScoreAdj"] >= 0  # never lowered without CAP_SYS_RESOURCE
+    assert config["containerRuntimeEndpoint"] == config["imageServiceEndpoint"] == "unix:///s/crio.sock"
+    assert TUNABLES["vm/overcommit_memory"] == 1 and TUNABLES["kernel/panic"] == 10
