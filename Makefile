@@ -31,6 +31,7 @@ CONTEXT ?=
 NODES ?=
 VARIANTS ?=
 IMAGE_REGISTRY ?=
+HOST_NETWORK ?=
 PARALLEL ?=
 export DRY_RUN
 
@@ -42,6 +43,7 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(K8S),--k8s "$(K8S)") $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
   $(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)") $(if $(CONTEXT),--context "$(CONTEXT)") $(if $(NODES),--nodes "$(NODES)") \
   $(if $(VARIANTS),--variants "$(VARIANTS)") $(if $(IMAGE_REGISTRY),--image-registry "$(IMAGE_REGISTRY)") \
+  $(if $(HOST_NETWORK),--host-network "$(HOST_NETWORK)") \
   $(if $(PARALLEL),--parallel "$(PARALLEL)") $(if $(KEEP),--keep "$(KEEP)") $(if $(REUSE),--reuse "$(REUSE)") \
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
@@ -69,7 +71,9 @@ test: setup
 	$(BIN)/pytest tests $(ARGS)
 
 matrix: setup
-	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") $(ARGS)
+	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \
+	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") $(if $(K8S),--k8s "$(K8S)") \
+	  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") $(ARGS)
 
 report: setup
 	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"
@@ -84,7 +88,9 @@ soak: setup
 	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(VERSION),--version "$(VERSION)") $(ARGS)
 
 bench: setup
-	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") --results-dir "$(RESULTS_DIR)/bench"
+	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") $(if $(TARGET),--target "$(TARGET)") \
+	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
+	  $(if $(filter crio,$(RUNTIME)),--crio-bin-dir "$(CRIO_BIN_DIR)") --results-dir "$(RESULTS_DIR)/bench"
 
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. conformance/cri/api.proto

@@ -1,7 +1,9 @@
 """`make bench`: the floor a runtime sets per pod, and what the suite costs per case on top of it.
 
-Floor: bare RunPodSandbox + CreateContainer + StartContainer + wait for exit (+ removal), no checks.
-Suite: the full catalogue with all observations, serially and with xdist, timed start to report.
+Node target: the floor is a bare RunPodSandbox + CreateContainer + StartContainer + wait for exit (+ removal),
+no checks; the suite is the full catalogue with all observations, serially and with xdist, start to report.
+TARGET=local: the floor is the kubelet's own create-to-Running latency for a bare pod on the same kind of
+private cluster (one at a time, and a batch side by side); the suite is the full Kubernetes-level run.
 """
 
 from __future__ import annotations
@@ -70,14 +72,98 @@ def suite_run(version: str, workers: str | None, results: Path) -> tuple[float, 
     return wall, cases
 
 
+def bare_pod(name: str, image: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"hostNetwork": True, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                     "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False,
+                     "containers": [{"name": "c", "image": image, "imagePullPolicy": "Never",
+                                     "command": ["/bin/sh", "-c", "exec sleep 3600"]}]}}
+
+
+def kubelet_floor(api: object, namespace: str, image: str, count: int, side_by_side: int) -> list[float]:
+    """Seconds from create to phase Running for `count` bare pods, `side_by_side` at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> float:
+        name = f"bench-{secrets.token_hex(4)}"
+        started = time.perf_counter()
+        api.create_pod(namespace, bare_pod(name, image))  # type: ignore[attr-defined]
+        while (api.get_pod(namespace, name).get("status") or {}).get("phase") != "Running":  # type: ignore[attr-defined]
+            time.sleep(0.02)
+        took = time.perf_counter() - started
+        api.delete_pod(namespace, name)  # type: ignore[attr-defined]
+        return took
+
+    with ThreadPoolExecutor(max_workers=side_by_side) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def local_bench(args: argparse.Namespace, results: Path) -> int:
+    from conformance.cluster.sessions import LocalSession
+
+    local = ["--target", "local", "--k8s-bin-dir", args.k8s_bin_dir] + (["--etcd-bin", args.etcd_bin]
+                                                                         if args.etcd_bin else [])
+    runtime = ["--runtime", "crio", "--crio-bin-dir", args.crio_bin_dir] if args.crio_bin_dir else \
+        ["--version", args.version]
+    opts = Options(target="local", version=args.version, k8s_bin_dir=Path(args.k8s_bin_dir),
+                   etcd_bin=Path(args.etcd_bin) if args.etcd_bin else None, results_dir=results / "floor",
+                   runtime="crio" if args.crio_bin_dir else "containerd",
+                   crio_bin_dir=Path(args.crio_bin_dir) if args.crio_bin_dir else None)
+    session = LocalSession(opts, Catalogue.load(PROJECT / "scenarios", PROJECT / "images"))
+    try:
+        started = time.perf_counter()
+        session.start()
+        up = time.perf_counter() - started
+        assert session.api is not None and session.kube is not None
+        image, ns = session.refs["agnhost-like"], session.kube.namespace
+        kubelet_floor(session.api, ns, image, 2, 1)  # warm-up
+        serial = kubelet_floor(session.api, ns, image, args.rounds, 1)
+        batch = kubelet_floor(session.api, ns, image, args.rounds, 8)
+        timings = dict(session.cluster.timings) if session.cluster else {}
+    finally:
+        session.stop()
+    argv = [str(Path(sys.executable).parent / "sgp-conformance"), "run", *local, *runtime, "--results-dir",
+            str(results / "suite")]
+    begun = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - begun
+    if res.returncode not in (0, 1):
+        raise SystemExit(f"suite run failed ({res.returncode}):\n{res.stdout[-3000:]}")
+    doc = json.loads((results / "suite" / "results.json").read_text())
+    cases = doc["summary"]["total"]
+    pods = [c["duration"] for c in doc["cases"] if not c["scenario"].startswith(("api-", "node-features"))]
+    f, fb = statistics.median(serial), statistics.median(batch)
+    print(f"local cluster on {session.info.name if session.info else '?'} "
+          f"{session.info.version if session.info else ''}; {cases} cases; {os.cpu_count()} cores")
+    print(f"cluster start: {up:.1f} s to a Ready node and the run's namespace (components: {timings})")
+    print(f"floor: kubelet create-to-Running of a bare pod: median {f * 1000:.0f} ms one at a time "
+          f"(min {min(serial) * 1000:.0f}, max {max(serial) * 1000:.0f}); {fb * 1000:.0f} ms each with 8 side by side")
+    per_case = statistics.median(pods)
+    print(f"suite per case: median {per_case * 1000:.0f} ms per pod case, create to judged with all observations "
+          f"({opts.parallel} at once) = {per_case / fb:.2f}x the bare pod at the same concurrency "
+          f"({per_case / f:.2f}x one bare pod alone)")
+    print(f"whole run {wall:.1f} s start to report = {wall / cases * 1000:.0f} ms per case ({cases / wall:.1f} "
+          f"cases/s; bare pods 8 at once: {8 / fb:.1f} pods/s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sgp-bench", description=__doc__)
     parser.add_argument("--version", default="2")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--workers", default="2", help="xdist workers for the parallel run")
     parser.add_argument("--results-dir", default="results/bench")
+    parser.add_argument("--target", default="node", choices=("node", "local"))
+    parser.add_argument("--k8s-bin-dir", default=os.environ.get("K8S_BIN_DIR"))
+    parser.add_argument("--etcd-bin", default=os.environ.get("ETCD_BIN"))
+    parser.add_argument("--crio-bin-dir", help="local: a private CRI-O from this folder instead of containerd")
     args = parser.parse_args(argv)
     results = Path(args.results_dir)
+    if args.target == "local":
+        if not args.k8s_bin_dir:
+            print("error: make bench TARGET=local needs K8S_BIN_DIR", file=sys.stderr)
+            return 2
+        return local_bench(args, results)
     opts = Options(version=args.version, results_dir=results)
     session = NodeSession(opts, Catalogue.load(PROJECT / "scenarios", PROJECT / "images"))
     try:

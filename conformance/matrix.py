@@ -253,6 +253,21 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+LOCAL_FLAGS = (("k8s-bin-dir", "K8S_BIN_DIR"), ("etcd-bin", "ETCD_BIN"), ("k8s", "K8S"))
+
+
+def cell_flags(args: argparse.Namespace) -> Callable[[Cell], list[str]]:
+    """The options some cells need beside their own: Kubernetes binaries for local cells, OCI_BIN_DIR for all."""
+    def flags(cell: Cell) -> list[str]:
+        out = ["--oci-bin-dir", args.oci_bin_dir] if args.oci_bin_dir else []
+        if cell.target == "local":
+            for name, _ in LOCAL_FLAGS:
+                value = getattr(args, name.replace("-", "_"))
+                out += [f"--{name}", value] if value else []
+        return out
+    return flags
+
+
 def child_argv(cell: Cell, folder: Path, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "conformance.cli", "run", *cell.flags(), "--results-dir", str(folder), *extra]
 
@@ -473,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="one folder per cell goes here, plus matrix.{json,md,html} [env RESULTS_DIR]")
     parser.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("MATRIX_JOBS") or 0),
                         help="cells at once (default CPUs+1, at least 2) [env MATRIX_JOBS]")
+    for name, env in LOCAL_FLAGS:
+        parser.add_argument(f"--{name}", default=os.environ.get(env) or None, help=f"local: cells [env {env}]")
+    parser.add_argument("--oci-bin-dir", default=os.environ.get("OCI_BIN_DIR") or None,
+                        help="every cell [env OCI_BIN_DIR]")
     args, extra = parser.parse_known_args(argv)
     try:
         cells = parse_cells(args.cells)
@@ -485,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = args.jobs if args.jobs > 0 else default_jobs(len(cells))
     display.write(f"matrix: {len(cells)} cells, {jobs} at once, results in {results_dir}/<cell>/")
     started = time.monotonic()
-    matrix = Matrix(runs, jobs, extra, display)
+    more = cell_flags(args)
+    matrix = Matrix(runs, jobs, extra, display,
+                    argv_for=lambda cell, folder, ex: child_argv(cell, folder, [*more(cell), *ex]))
     try:
         asyncio.run(matrix.run())
     finally:

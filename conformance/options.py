@@ -42,6 +42,7 @@ class Options:
     nodes: str | None = None
     variants: tuple[str, ...] = ("container", "init", "sidecar", "ephemeral")
     image_registry: str | None = None
+    host_network: bool = False
     parallel: int = 8
     keep: bool = False
     reuse: bool = False
@@ -74,6 +75,7 @@ FLAGS: list[tuple[str, str, str]] = [
     ("nodes", "NODES", "cluster: 'all' runs every case on every Linux node; a node name pins the cases to it"),
     ("variants", "VARIANTS", "Kubernetes targets: container kinds (container,init,sidecar,ephemeral)"),
     ("image-registry", "IMAGE_REGISTRY", "cluster: registry holding the test images (pull IfNotPresent)"),
+    ("host-network", "HOST_NETWORK", "cluster: test pods with hostNetwork, for a cluster without a pod network (1)"),
     ("parallel", "PARALLEL", "Kubernetes targets: pods run at once (default 8)"),
     ("keep", "KEEP", "kind: keep the cluster afterwards (1)"),
     ("reuse", "REUSE", "kind: reuse an existing cluster of the same cell (1)"),
@@ -121,6 +123,7 @@ def from_mapping(values: dict[str, str | None]) -> Options:
             opts.parallel = max(1, int(get("parallel") or "8"))
         except ValueError:
             raise InputError("PARALLEL", "PARALLEL", f"{get('parallel')!r}: must be a number") from None
+    opts.host_network = (get("host-network") or "0").lower() not in ("0", "false", "no")
     opts.keep = (get("keep") or "0").lower() not in ("0", "false", "no")
     opts.reuse = (get("reuse") or "0").lower() not in ("0", "false", "no")
     return opts

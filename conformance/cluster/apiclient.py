@@ -9,6 +9,8 @@ from typing import Any
 
 from conformance.cluster.kube import ApiError
 
+REQUEST_TIMEOUT = 60  # seconds for one API call (a wedged API server must not hang the run)
+
 
 def _body(exc: Any) -> dict:
     try:
@@ -33,7 +35,7 @@ class ClientApi:
         from urllib3.exceptions import HTTPError
 
         try:
-            resp = fn(*args, _preload_content=False, **kwargs)
+            resp = fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
         except ApiException as exc:
             raise ApiError(exc.status or 0, _body(exc), what) from exc
         except HTTPError as exc:
@@ -78,7 +80,8 @@ class ClientApi:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            resp = self.core.read_namespaced_pod_log(name, namespace, container=container, _preload_content=False)
+            resp = self.core.read_namespaced_pod_log(name, namespace, container=container, _preload_content=False,
+                                                     _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             raise ApiError(exc.status or 0, _body(exc), f"log of {name}/{container}") from exc
         return resp.data.decode(errors="replace")
@@ -93,7 +96,8 @@ class ClientApi:
         core = client.CoreV1Api(client.ApiClient(self.configuration))
         try:
             return stream(core.connect_get_namespaced_pod_exec, name, namespace, container=container,
-                          command=argv, stderr=True, stdin=False, stdout=True, tty=False)
+                          command=argv, stderr=True, stdin=False, stdout=True, tty=False,
+                          _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             raise ApiError(exc.status or 0, _body(exc), f"exec in {name}/{container}") from exc
         finally:
@@ -105,6 +109,11 @@ class ClientApi:
 
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return self._call("list nodes", self.core.list_node, label_selector=label_selector)["items"]
+
+    def create_service_account(self, namespace: str, name: str) -> dict:
+        body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
+        return self._call(f"create serviceaccount {name}", self.core.create_namespaced_service_account, namespace,
+                          body)
 
     def get_service_account(self, namespace: str, name: str) -> dict:
         return self._call(f"get serviceaccount {name}", self.core.read_namespaced_service_account, name, namespace)

@@ -7,6 +7,7 @@ Strict on a node that does not advertise the feature is rejected from kubelet 1.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class KubeApi(Protocol):
     def list_events(self, namespace: str, field_selector: str) -> list[dict]: ...
     def list_nodes(self, label_selector: str = "") -> list[dict]: ...
     def get_service_account(self, namespace: str, name: str) -> dict: ...
+    def create_service_account(self, namespace: str, name: str) -> dict: ...
 
 
 class ApiError(SuiteError):
@@ -95,23 +97,35 @@ def not_found_is_not_yet(fn: Callable[[], Any]) -> Any:
         raise
 
 
+class Stopped(SuiteError):
+    """The run is ending (Ctrl-C, a failure that stops the run): waits give up at once."""
+
+
 @dataclass
 class Waits:
-    """Bounds for every wait (seconds); tests shrink them and pass a fake sleep."""
+    """Bounds for every wait (seconds); tests shrink them and pass a fake sleep. Setting `stopping` ends
+    every wait at its next poll (cases still running when the run ends must not hold it up)."""
 
     pod: float = 120.0
     event: float = 30.0
     ready: float = 300.0
     interval: float = 0.2
     sleep: Callable[[float], None] = time.sleep
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def until(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
         """Call fn until it returns without NotYet; transient API errors are retried too."""
         retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(self.interval), reraise=True,
                             retry=retry_if_exception(lambda e: isinstance(e, NotYet) or transient(e)),
                             sleep=self.sleep)
+
+        def attempt() -> Any:
+            if self.stopping.is_set():
+                raise Stopped(f"{what}: the run is stopping")
+            return fn()
+
         try:
-            return retrying(fn)
+            return retrying(attempt)
         except NotYet as exc:
             raise WaitTimeout(f"{what}: not done after {timeout:.0f}s: {exc}") from None
 
@@ -365,7 +379,15 @@ class KubeTarget:
 
     # lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
+        """The run's namespace, with its default service account (pods are refused until it exists). The
+        suite creates it rather than wait seconds for the controller-manager to; where it may not (403) or
+        the controller was first (409), it waits for the controller's."""
         self.api.create_namespace(namespace_manifest(self.run_id))
+        try:
+            self.api.create_service_account(self.namespace, "default")
+        except ApiError as exc:
+            if exc.status not in (403, 409):
+                raise
         self.waits.until(lambda: not_found_is_not_yet(lambda: self.api.get_service_account(self.namespace, "default")),
                          self.waits.ready, f"default service account in {self.namespace}")
 

@@ -35,13 +35,21 @@ from conformance.options import Options
 from conformance.targets.base import Case, Verdicted
 
 NODE_READY_TIMEOUT = 60.0
-NAMESPACE_GONE_TIMEOUT = 30.0
 
 
 def client(kubeconfig: str | None, context: str | None = None) -> KubeApi:
+    """The API client; a kubeconfig that cannot be read or has no such context is a ProvisionError."""
     from conformance.cluster.apiclient import ClientApi
 
-    return ClientApi(kubeconfig, context)
+    try:
+        return ClientApi(kubeconfig, context)
+    except Exception as exc:
+        if isinstance(exc, SuiteError):
+            raise
+        where = kubeconfig or "the default kubeconfig (~/.kube/config)"
+        raise ProvisionError(f"cannot use {where}{f' context {context}' if context else ''}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; set KUBECONFIG "
+                             "(and CONTEXT)") from exc
 
 
 class KubeRunner:
@@ -81,7 +89,8 @@ class KubeRunner:
         return Verdicted(judgement, case_observed(outcome))  # type: ignore[arg-type]
 
     def close(self) -> None:
-        pass
+        """Cases still running in other threads give up at their next poll."""
+        self.target.waits.stopping.set()
 
 
 class KubeSession:
@@ -182,6 +191,7 @@ class ClusterSession(KubeSession):
     name = "cluster"
 
     def start(self) -> None:
+        self.host_network = self.opts.host_network
         self.kubeconfig, self.context = self.opts.kubeconfig, self.opts.context
         self.api = client(self.kubeconfig, self.context)
         self.refs = {a.name: a.ref for a in self.archives()}
@@ -189,7 +199,10 @@ class ClusterSession(KubeSession):
             registry = self.opts.image_registry.rstrip("/")
             self.refs = {name: f"{registry}/{ref.split('/', 1)[1]}" for name, ref in self.refs.items()}
             self.pull_policy = "IfNotPresent"
-        self.nodes = [n for n in self.api.list_nodes("kubernetes.io/os=linux") if node_ready(n)]
+        try:
+            self.nodes = [n for n in self.api.list_nodes("kubernetes.io/os=linux") if node_ready(n)]
+        except (ConnectionError, TimeoutError) as exc:
+            raise ProvisionError(f"the cluster does not answer: {exc}") from exc
         if not self.nodes:
             raise ProvisionError("the cluster has no Ready Linux node")
         self._namespace()
@@ -261,23 +274,15 @@ class LocalSession(KubeSession):
                 f"{versions.get('kubernetes_from')}); runtime: {runtime}")
 
     def stop(self) -> None:
-        """Pods first (the namespace, while the kubelet still runs), then the kubelet, the control plane with
-        its logs kept in RESULTS_DIR/local-logs, and last the runtime with every sandbox left in it."""
-        if self.kube is not None and self.cluster is not None and not self.cluster.exited():
-            self._drop_namespace()
-            with contextlib.suppress(SuiteError, ConnectionError, TimeoutError):
-                Waits().until(self._namespace_gone, NAMESPACE_GONE_TIMEOUT, "namespace deletion")
+        """The kubelet first (so it recreates nothing), then the control plane with its logs kept in
+        RESULTS_DIR/local-logs, and last the runtime with every sandbox in it. The run's namespace is not
+        deleted through the API: the whole cluster, its etcd data included, goes."""
+        self.kube = None
         if self.cluster is not None:
             self.cluster.stop_kubelet()
             self.cluster.stop(keep_logs_to=self.opts.results_dir / "local-logs")
             self.cluster = None
         self.node_session.stop()
-
-    def _namespace_gone(self) -> None:
-        assert self.api is not None
-        if any(ns["metadata"]["name"] == f"sgp-{self.run_id}" for ns in self.api.list_namespaces(
-                "app.kubernetes.io/managed-by=sgp-conformance")):
-            raise NotYet("namespace still terminating")
 
 
 class KindSession(KubeSession):

@@ -179,5 +179,9 @@ class FakeApi:
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return copy.deepcopy(self.nodes)
 
+    def create_service_account(self, namespace: str, name: str) -> dict:
+        self.calls.append(("create_service_account", namespace, name))
+        raise ApiError(409, {"reason": "AlreadyExists", "message": f'serviceaccounts "{name}" already exists'})
+
     def get_service_account(self, namespace: str, name: str) -> dict:
         return {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": name, "namespace": namespace}}
