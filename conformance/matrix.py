@@ -33,7 +33,7 @@ DEFAULT_CELLS = ("containerd-1.6+runc", "containerd-1.7+runc", "containerd-2+run
 CELL_FILE = "cell.json"  # the same name conformance.report reads
 GRACE_SECONDS = 60.0  # after SIGTERM, how long a cell may take to clean up before SIGKILL
 PROGRESS_LINE = re.compile(r"^\[\s*(\d+)/(\d+|\?)\]\s+([A-Z-]+)\s+(\S+)")
-RUNTIME_LINE = re.compile(r"^runtime: (\S+) (\S+)")
+RUNTIME_LINE = re.compile(r"(?:^|; )runtime: (\S+) (\S+)")  # the node header, or inside a local cluster's
 HANDLER = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 VERSION = re.compile(r"\d+(\.\d+){0,2}")
 
@@ -154,7 +154,7 @@ class CellRun:
             self.failed += label == "FAIL"
             self.errors += label == "ERROR"
             return label
-        runtime = RUNTIME_LINE.match(line)
+        runtime = RUNTIME_LINE.search(line)
         if runtime:
             self.runtime = f"{runtime.group(1)} {runtime.group(2).removesuffix('+unknown')}"
         return None

@@ -46,29 +46,27 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def crio_bin_dir() -> Path:
-    """CRIO_BIN_DIR (crio, pinns, conmon, runc): CRI-O is not in Debian and no registry reachable from CI ships
-    it, so these tests run whenever it is set and are skipped otherwise, in CI too."""
-    folder = os.environ.get("CRIO_BIN_DIR")
+def binaries_from_env(variable: str, holding: str, why: str) -> Path:
+    """The folder an environment variable names, for tests of binaries no registry reachable from CI ships:
+    they run whenever it is set and are skipped otherwise, in CI too, saying why."""
+    folder = os.environ.get(variable)
     if not folder:
-        pytest.skip("needs CRIO_BIN_DIR=<folder with crio, pinns, conmon, runc>: CRI-O is not in Debian and CI "
-                    "cannot have it; run these by hand with a CRI-O build")
+        pytest.skip(f"needs {variable}=<folder with {holding}>: {why}; run these by hand with a build")
     reason = runtime_missing()
     if reason:
         pytest.skip(reason)
     return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def crio_bin_dir() -> Path:
+    """CRIO_BIN_DIR (crio, pinns, conmon, runc)."""
+    return binaries_from_env("CRIO_BIN_DIR", "crio, pinns, conmon, runc",
+                             "CRI-O is not in Debian and CI cannot have it")
 
 
 @pytest.fixture(scope="session")
 def k8s_bin_dir() -> Path:
-    """K8S_BIN_DIR (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet): no registry reachable from CI
-    ships Kubernetes server binaries, so these tests run whenever it is set and are skipped otherwise, in CI too."""
-    folder = os.environ.get("K8S_BIN_DIR")
-    if not folder:
-        pytest.skip("needs K8S_BIN_DIR=<folder with kube-apiserver, kube-controller-manager, kube-scheduler, "
-                    "kubelet>: CI cannot have Kubernetes server binaries; run these by hand with a build")
-    reason = runtime_missing()
-    if reason:
-        pytest.skip(reason)
-    return Path(folder)
+    """K8S_BIN_DIR (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet)."""
+    return binaries_from_env("K8S_BIN_DIR", "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet",
+                             "CI cannot have Kubernetes server binaries")

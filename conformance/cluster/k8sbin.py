@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import ProvisionError
 from conformance.runtimes import debian, release
-from conformance.runtimes.versions import version_key
+from conformance.runtimes.versions import binary_version, minor_or_exact, parse_marker, version_key
 
 SERVER = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
 DL = "https://dl.k8s.io/release"
@@ -53,20 +52,11 @@ def binary_url(version: str, name: str, arch: str) -> tuple[str, str]:
 
 def k8s_minor(wanted: str) -> str | None:
     """'1.35' → '1.35' (resolved through stable-1.35.txt); an exact '1.35.1' → None."""
-    text = wanted.strip().lower().removeprefix("v").removesuffix(".x")
-    if re.fullmatch(r"\d+\.\d+", text):
-        return text
-    if re.fullmatch(r"\d+\.\d+\.\d+", text):
-        return None
-    raise ProvisionError(f"K8S={wanted}: give major.minor (1.35) or an exact release (1.35.1)")
+    return minor_or_exact(wanted, "K8S")
 
 
 def parse_stable(text: str, minor: str) -> str:
-    """The body of stable-1.35.txt ('v1.35.1') → '1.35.1', which must be in that minor."""
-    tag = text.strip().removeprefix("v")
-    if not re.fullmatch(r"\d+\.\d+\.\d+", tag) or not tag.startswith(minor + "."):
-        raise ProvisionError(f"{stable_url(minor)} says {text.strip()!r}, not a {minor}.z release")
-    return tag
+    return parse_marker(text, minor, stable_url(minor))
 
 
 def parse_sha256(text: str) -> str:
@@ -79,14 +69,7 @@ def parse_sha256(text: str) -> str:
 
 def tool_version(path: Path) -> str:
     """`<binary> --version` → 'v1.36.2' / '3.5.16'."""
-    try:
-        res = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
-    except OSError as exc:
-        raise ProvisionError(f"{path} does not run: {exc}") from exc
-    match = re.search(r"(?:Kubernetes|etcd Version:)\s+(v?\d+\.\d+\.\d+\S*)", res.stdout + res.stderr)
-    if res.returncode != 0 or not match:
-        raise ProvisionError(f"{path} --version failed: {(res.stderr or res.stdout).strip()[:200]}")
-    return match.group(1)
+    return binary_version(path, r"(?:Kubernetes|etcd Version:)\s+(v?\d+\.\d+\.\d+\S*)")
 
 
 def check_folder(folder: Path, label: str) -> str:

@@ -29,15 +29,20 @@ class Cell:
     message: str = ""
     elapsed: float | None = None
     cases: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
+    target: str = "node"
 
     @property
     def label(self) -> str:
-        """'containerd 2.1.9 (runc)' from the runtime record, else the cell spec."""
+        """'containerd 2.1.9 (runc 1.1.5)' from the runtime record ('kubelet v1.36.2 on ...' for a local or
+        cluster cell), else the cell spec."""
         if not self.runtime:
             return self.spec or self.id
         version = str(self.runtime.get("version", "")).removesuffix("+unknown")
-        handler = self.runtime.get("handler") or "default handler"
-        return f"{self.runtime.get('name', '?')} {version} ({handler})"
+        oci = self.runtime.get("oci_runtime") or {}
+        handler = f"{oci['name']} {oci.get('version', '')}".strip() if oci else \
+            self.runtime.get("handler") or "default handler"
+        label = f"{self.runtime.get('name', '?')} {version} ({handler})"
+        return f"{self.target}: {label}" if self.target != "node" else label
 
     @property
     def counts(self) -> dict[str, int]:
@@ -154,6 +159,7 @@ def read_cell(folder: Path) -> Cell | None:
         cell.message = f"unreadable {RESULTS_FILE}: {exc}"
         return cell
     cell.runtime = doc.get("runtime")
+    cell.target = str(doc.get("target", "node"))
     cell.cases = {(c.scenario, c.policy): c for c in cases}
     recorded = int((doc.get("summary") or {}).get("exit_code", 2))
     cell.exit_code = max(cell.exit_code, recorded) if meta_path.is_file() else recorded

@@ -76,16 +76,23 @@ def problems(matrix: Matrix) -> list[str]:
 
 
 def choices(matrix: Matrix) -> list[str]:
-    """Cases the CRI and KEP-3619 leave open: which allowed outcome each cell's runtime took, and why any is allowed."""
-    out: list[str] = []
+    """Cases the CRI and KEP-3619 leave open: per scenario, why any listed outcome is allowed (once), and which
+    one each cell's runtime took for every policy (and container kind)."""
+    by_scenario: dict[str, list[str]] = {}
+    why: dict[str, str] = {}
     for row in matrix.rows:
         cases = [(cell, case) for cell in matrix.cells if (case := matrix.result(row, cell)) is not None]
         open_case = next((case for _, case in cases if case.expected.get("any_of")), None)
         if open_case is None:
             continue
-        taken = ", ".join(f"`{cell.id}`: {case.choice or case.verdict.value}" for cell, case in cases)
-        out.append(f"- **{esc(row.scenario)}[{esc(row.policy)}]**: {taken}. Allowed: "
-                   f"{esc(expected_text(open_case.expected))}. Why: {esc(open_case.expected.get('why', ''))}")
+        base = row.scenario.split("@")[0].split(".")[0]
+        names = " or ".join(o.get("as", "?") for o in open_case.expected["any_of"])
+        why.setdefault(base, f"allowed: {names}. Why: {open_case.expected.get('why', '')}")
+        taken = ", ".join(f"`{cell.id}` {case.choice or case.verdict.value}" for cell, case in cases)
+        by_scenario.setdefault(base, []).append(f"  - {esc(row.scenario)}[{esc(row.policy)}]: {taken}")
+    out: list[str] = []
+    for base, lines in by_scenario.items():
+        out += [f"- **{esc(base)}**: {esc(why[base])}", *lines]
     return ["### Runtime choices (allowed differences)", "", *out, ""] if out else []
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +10,7 @@ from conformance.errors import ProvisionError
 from conformance.runtimes import crun, debian, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
-from conformance.runtimes.versions import matches, version_key
+from conformance.runtimes.versions import binary_version, matches, version_key
 
 DEFAULT_VERSION = "2"
 
@@ -122,12 +120,8 @@ def render_config(version: str, state_dir: Path, sandbox_image: str, runtimes: d
                            runtimes=tables, default=default)
 
 
-def binary_version(bin_dir: Path) -> str:
-    out = subprocess.run([str(bin_dir / "containerd"), "--version"], capture_output=True, text=True, check=False)
-    match = re.search(r"\s v?(\d+\.\d+\.\d+\S*)", out.stdout)
-    if out.returncode != 0 or not match:
-        raise ProvisionError(f"{bin_dir / 'containerd'} --version failed: {out.stderr or out.stdout}")
-    return match.group(1)
+def containerd_version(bin_dir: Path) -> str:
+    return binary_version(bin_dir / "containerd", r"\sv?(\d+\.\d+\.\d+\S*)")
 
 
 def resolve_binaries(wanted: str | None, bin_dir: Path | None, cache: Path) -> tuple[str, Path]:
@@ -136,7 +130,7 @@ def resolve_binaries(wanted: str | None, bin_dir: Path | None, cache: Path) -> t
         for binary in ("containerd", "containerd-shim-runc-v2", "ctr"):
             if not (bin_dir / binary).is_file():
                 raise ProvisionError(f"CONTAINERD_BIN_DIR={bin_dir}: {binary} is missing")
-        return binary_version(bin_dir), bin_dir
+        return containerd_version(bin_dir), bin_dir
     wanted = wanted or DEFAULT_VERSION
     memo = cache / "resolved-containerd.json"
     known = json.loads(memo.read_text()) if memo.exists() else {}

@@ -8,14 +8,13 @@ PrivateDaemon), so CRI-O restores its pods and containers the way it does on a n
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 from conformance.errors import ProvisionError
 from conformance.runtimes import crun, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
+from conformance.runtimes.versions import binary_version
 
 NEEDED = ("crio", "pinns", "conmon")
 NO_SOURCE = ("RUNTIME=crio needs CRIO_BIN_DIR=<folder with crio, pinns, conmon and runc or crun> or VERSION=<x.y> "
@@ -76,11 +75,7 @@ def render_config(state: Path, bin_dir: Path, pause: str, runtimes: dict[str, st
 
 
 def crio_version(bin_dir: Path) -> str:
-    out = subprocess.run([str(bin_dir / "crio"), "--version"], capture_output=True, text=True, check=False)
-    match = re.search(r"(?i)version:?\s+v?(\d+\.\d+\.\d+\S*)", out.stdout)
-    if out.returncode != 0 or not match:
-        raise ProvisionError(f"{bin_dir / 'crio'} --version failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return match.group(1)
+    return binary_version(bin_dir / "crio", r"(?i)version:?\s+v?(\d+\.\d+\.\d+\S*)")
 
 
 def check_bin_dir(bin_dir: Path, label: str) -> None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import re
 import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from conformance.errors import ProvisionError
-from conformance.runtimes.versions import matches, version_key
+from conformance.runtimes.versions import matches, minor_or_exact, parse_marker, version_key
 
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "amd64": "amd64"}
 
@@ -50,13 +49,8 @@ def urls(version: str, machine: str | None = None) -> tuple[str, str]:
 
 
 def crio_minor(wanted: str) -> str | None:
-    """'1.34' / 'v1.34.x' → '1.34' (resolve through latest-1.34.txt); an exact '1.34.2' → None."""
-    text = wanted.strip().lower().removeprefix("v").removesuffix(".x")
-    if re.fullmatch(r"\d+\.\d+", text):
-        return text
-    if re.fullmatch(r"\d+\.\d+\.\d+", text):
-        return None
-    raise ProvisionError(f"VERSION={wanted}: a CRI-O version is major.minor (1.34) or exact (1.34.2)")
+    """'1.34' → '1.34' (resolved through latest-1.34.txt); an exact '1.34.2' → None."""
+    return minor_or_exact(wanted, "VERSION")
 
 
 def crio_latest_url(minor: str) -> str:
@@ -64,11 +58,7 @@ def crio_latest_url(minor: str) -> str:
 
 
 def parse_crio_latest(text: str, minor: str) -> str:
-    """The body of latest-1.34.txt ('v1.34.2\\n') → '1.34.2', which must be in that minor."""
-    tag = text.strip().removeprefix("v")
-    if not re.fullmatch(r"\d+\.\d+\.\d+", tag) or not matches(tag, minor):
-        raise ProvisionError(f"{crio_latest_url(minor)} says {text.strip()!r}, not a {minor}.z release tag")
-    return tag
+    return parse_marker(text, minor, crio_latest_url(minor))
 
 
 def crio_urls(version: str, machine: str | None = None) -> tuple[str, str]:

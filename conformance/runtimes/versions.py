@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
+
+from conformance.errors import ProvisionError
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -43,3 +47,34 @@ def in_range(version: str, spec: str) -> bool:
         if not ok:
             return False
     return True
+
+
+def binary_version(path: Path, pattern: str) -> str:
+    """`<path> --version`, the first group of `pattern` in its output; ProvisionError when it does not run."""
+    try:
+        res = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProvisionError(f"{path} does not run: {exc}") from exc
+    match = re.search(pattern, res.stdout + res.stderr)
+    if res.returncode != 0 or not match:
+        raise ProvisionError(f"{path} --version failed: {(res.stderr or res.stdout).strip()[:300]}")
+    return match.group(1)
+
+
+def minor_or_exact(wanted: str, option: str) -> str | None:
+    """'1.34' / 'v1.34.x' → '1.34' (to resolve through a release marker); an exact '1.34.2' → None."""
+    text = wanted.strip().lower().removeprefix("v").removesuffix(".x")
+    if re.fullmatch(r"\d+\.\d+", text):
+        return text
+    if re.fullmatch(r"\d+\.\d+\.\d+", text):
+        return None
+    raise ProvisionError(f"{option}={wanted}: give major.minor (1.34) or an exact release (1.34.2)")
+
+
+def parse_marker(text: str, minor: str, url: str) -> str:
+    """A release marker's body ('v1.34.2\\n', as CRI-O's latest-1.34.txt and Kubernetes' stable-1.34.txt hold)
+    → '1.34.2', which must be in that minor."""
+    tag = text.strip().removeprefix("v")
+    if not re.fullmatch(r"\d+\.\d+\.\d+", tag) or not matches(tag, minor):
+        raise ProvisionError(f"{url} says {text.strip()!r}, not a {minor}.z release")
+    return tag

@@ -27,3 +27,11 @@ def calls(log: Path) -> list[dict]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def tool(path: Path, version_line: str) -> Path:
+    """A fake binary at `path` that prints `version_line` (a runtime, crun, kubelet, etcd --version)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    path.chmod(0o755)
+    return path

@@ -12,14 +12,18 @@ from tests.faults.harness import CONTROLS, FAULTS, KUBELET_CONTROLS, KUBELET_FAU
 pytestmark = pytest.mark.runtime
 
 
-@pytest.fixture(scope="module")
-def lab(real_runtime: None) -> Iterator[Lab]:
+def a_lab() -> Iterator[Lab]:
     lab = Lab()
     try:
         yield lab
     finally:
         leftovers = lab.close()
     assert not leftovers, "the fault runs left:\n" + "\n".join(leftovers)
+
+
+@pytest.fixture(scope="module")
+def lab(real_runtime: None) -> Iterator[Lab]:
+    yield from a_lab()
 
 
 @pytest.mark.parametrize("fault", CONTROLS, ids=lambda f: f.name)
@@ -39,12 +43,7 @@ def test_fault_is_caught(lab: Lab, fault: Fault) -> None:
 
 @pytest.fixture(scope="module")
 def kubelet_lab(k8s_bin_dir: Path) -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        leftovers = lab.close()
-    assert not leftovers, "the fault runs left:\n" + "\n".join(leftovers)
+    yield from a_lab()
 
 
 @pytest.mark.parametrize("fault", KUBELET_CONTROLS + KUBELET_FAULTS, ids=lambda f: f.name)

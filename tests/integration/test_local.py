@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from conformance.catalogue import Catalogue
 from conformance.cluster.checks import API_CHECKS
 from conformance.cluster.kube import REJECT_MESSAGE, REJECT_REASON, VARIANTS, kube_cases
 from tests.conftest import PROJECT
-from tests.integration.test_interruption import start_suite, wait_for_cases
+from tests.integration.test_interruption import interrupt_after
 from tests.integration.test_node_containerd import run_suite
 from tests.leftovers import host_state, leftovers
 
@@ -102,10 +100,4 @@ def test_focus_xdist_and_interrupt(k8s_bin_dir: Path, tmp_path: Path, state_root
     _, cases = cases_of(tmp_path / "xdist")
     assert len(cases) == 24 and {c["verdict"] for c in cases.values()} == {"pass"}
     assert leftovers(state_root, pid) == []
-    proc = start_suite(tmp_path / "int", state_root, *local_args(k8s_bin_dir, "--version", "2"))
-    wait_for_cases(proc, 10)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 20 and proc.returncode == 2
-    assert leftovers(state_root, proc.pid) == []
+    interrupt_after(tmp_path / "int", state_root, tuple(local_args(k8s_bin_dir, "--version", "2")), 10, 20)

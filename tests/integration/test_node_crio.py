@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conformance.catalogue import Catalogue
 from tests.conftest import CLI, PROJECT
-from tests.integration.test_interruption import start_suite, wait_for_cases
+from tests.integration.test_interruption import interrupt_after
 from tests.integration.test_node_containerd import run_suite
 from tests.leftovers import leftovers
 
@@ -126,10 +124,4 @@ prov.daemon.remove_state()
 
 
 def test_interrupt_on_crio_leaves_nothing(crio_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
-    proc = start_suite(tmp_path, state_root, "--runtime", "crio", "--crio-bin-dir", str(crio_bin_dir))
-    wait_for_cases(proc, 5)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 15 and proc.returncode == 2
-    assert leftovers(state_root, proc.pid) == []
+    interrupt_after(tmp_path, state_root, ("--runtime", "crio", "--crio-bin-dir", str(crio_bin_dir)), 5, 15)

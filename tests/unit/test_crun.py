@@ -6,6 +6,7 @@ import pytest
 from conformance.errors import ProvisionError
 from conformance.runtimes import crun
 from conformance.runtimes.oci import OCIRuntime
+from tests.fakes import bin as fakebin
 
 SHOWSRC = """Package: crun
 Format: 3.0 (quilt)
@@ -32,10 +33,7 @@ Version: 9.9-1
 
 
 def fake_crun(path: Path, version: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\necho 'crun version {version}'\necho 'spec: 1.0.0'\n")
-    path.chmod(0o755)
-    return path
+    return fakebin.tool(path, f"crun version {version}")
 
 
 def test_parse_showsrc_records_and_orig_tarball() -> None:

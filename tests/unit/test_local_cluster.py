@@ -16,13 +16,7 @@ from conformance.cluster.controlplane import TUNABLES, kubelet_config
 from conformance.cluster.pki import Pki
 from conformance.errors import ProvisionError
 from conformance.runtimes import release
-
-
-def fake_binary(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\necho '{text}'\n")
-    path.chmod(0o755)
-    return path
+from tests.fakes import bin as fakebin
 
 
 def test_release_resolution_urls_and_checksums() -> None:
@@ -44,9 +38,9 @@ def test_release_resolution_urls_and_checksums() -> None:
 
 def test_folder_of_binaries(tmp_path: Path) -> None:
     for name in k8sbin.SERVER:
-        fake_binary(tmp_path / name, "Kubernetes v1.36.2")
+        fakebin.tool(tmp_path / name, "Kubernetes v1.36.2")
     assert k8sbin.check_folder(tmp_path, "K8S_BIN_DIR") == "v1.36.2"
-    fake_binary(tmp_path / "kubelet", "Kubernetes v1.35.0")
+    fakebin.tool(tmp_path / "kubelet", "Kubernetes v1.35.0")
     with pytest.raises(ProvisionError, match="disagree"):
         k8sbin.check_folder(tmp_path, "K8S_BIN_DIR")
     (tmp_path / "kube-scheduler").unlink()
@@ -69,7 +63,7 @@ def test_no_binaries_and_no_network_name_both_ways(tmp_path: Path, monkeypatch: 
 
 
 def test_etcd_from_etcd_bin(tmp_path: Path) -> None:
-    etcd = fake_binary(tmp_path / "etcd", "etcd Version: 3.5.16")
+    etcd = fakebin.tool(tmp_path / "etcd", "etcd Version: 3.5.16")
     assert k8sbin.etcd(etcd, tmp_path) == (etcd, "3.5.16")
     with pytest.raises(ProvisionError, match="no such file"):
         k8sbin.etcd(tmp_path / "missing", tmp_path)

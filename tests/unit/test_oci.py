@@ -8,13 +8,11 @@ import pytest
 from conformance.errors import ProvisionError
 from conformance.runtimes import oci
 from conformance.runtimes.oci import OCIRuntime
+from tests.fakes import bin as fakebin
 
 
 def fake(path: Path, name: str, version: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\necho '{name} version {version}'\necho 'spec: 1.0.2-dev'\n")
-    path.chmod(0o755)
-    return path
+    return fakebin.tool(path, f"{name} version {version}")
 
 
 @pytest.fixture

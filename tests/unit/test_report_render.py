@@ -114,3 +114,22 @@ def test_row_flags_drive_the_html_filter(matrix: Matrix) -> None:
     assert flags[("blog-example", "Strict")] == {"problems": True, "differ": True, "failing": True}
     assert flags[("fsgroup-strict", "Strict")]["problems"] is True  # unsupported on 1.7
     assert flags[("fsgroup-strict", "Strict")]["failing"] is False
+
+
+def test_runtime_choices_are_shown_per_cell() -> None:
+    expected = {"any_of": [{"as": "refuses-sandbox", "error": "RunPodSandbox"},
+                           {"as": "runs-pod", "uid": 1000, "gid": 3000, "groups": [3000]}],
+                "why": "the CRI leaves it open", "choice_source": "cri-api"}
+    row = Row("pod-run-as-group-without-user", "Merge", "src", [])
+    cells = [Cell(f"c{i}", runtime={"name": n, "version": "1", "oci_runtime": {"name": "runc", "version": "1.1"}},
+                  cases={row.key: CaseResult(row.scenario, "Merge", Verdict.PASS, expected, choice=choice)})
+             for i, (n, choice) in enumerate((("containerd", "refuses-sandbox"), ("cri-o", "runs-pod")))]
+    cells[1].target = "local"
+    assert cells[0].label == "containerd 1 (runc 1.1)" and cells[1].label == "local: cri-o 1 (runc 1.1)"
+    matrix = Matrix(cells, [row], "now")
+    md = render_markdown(matrix)
+    assert "✔ pass · refuses-sandbox" in md and "✔ pass · runs-pod" in md
+    assert "allowed: refuses-sandbox or runs-pod. Why: the CRI leaves it open" in md
+    assert "`c0` refuses-sandbox, `c1` runs-pod" in md
+    page = render_html(matrix)
+    assert "pass · runs-pod" in page and 'data-differ="1"' in page  # the cells took different outcomes

@@ -94,3 +94,15 @@ def test_crio_without_folder_or_network_names_both_ways(tmp_path, monkeypatch) -
         Crio(None, tmp_path, version="1.34", cache=tmp_path).binaries()
     text = str(exc.value)
     assert "\n" not in text and "latest-1.34.txt" in text and "CRIO_BIN_DIR=" in text and "VERSION=" in text
+
+
+@pytest.mark.parametrize(("line", "version"), [
+    ("containerd github.com/containerd/containerd/v2 2.1.9+unknown", "2.1.9+unknown"),  # Debian's build
+    ("containerd github.com/containerd/containerd v1.7.24 88bf19b2105c8b17560993bee28a01ddc2f97182", "1.7.24"),
+])
+def test_containerd_version_of_a_bin_dir(tmp_path, line: str, version: str) -> None:
+    from conformance.runtimes.containerd import containerd_version
+    from tests.fakes import bin as fakebin
+
+    fakebin.tool(tmp_path / "containerd", line)
+    assert containerd_version(tmp_path) == version
