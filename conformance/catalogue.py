@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.archive import ImageArchive, build
 from conformance.image import ImageDef, load_images
 from conformance.model import Expectation, RuntimeInfo
 from conformance.oracle import expected
@@ -46,6 +47,10 @@ class Catalogue:
     def image_names(self) -> list[str]:
         """Images the catalogue uses, plus the sandbox image."""
         return sorted({s.image for s in self.scenarios} | {"pause"})
+
+    def archives(self, cache: Path) -> list[ImageArchive]:
+        """Every image the catalogue uses, built (once: cached under `cache`/images)."""
+        return [build(self.images[name], cache / "images") for name in self.image_names()]
 
 
 def known_failure(scn: Scenario, policy: str, runtime: str, version: str) -> KnownFailure | None:

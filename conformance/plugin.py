@@ -113,16 +113,15 @@ def _safe_stop(session: Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Cases still running in the pool give up, then the session removes everything it started."""
+    runner = getattr(config, "_sgp_runner", None)
+    if runner is not None:
+        runner.close()
     pool = getattr(config, "_sgp_pool", None)
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
-    runner = getattr(config, "_sgp_runner", None)
-    if runner is not None and _is_worker(config):
-        runner.close()
     session = config.stash.get(SESSION, None)
     if session is not None:
-        if runner is not None:
-            runner.close()
         _safe_stop(session)
 
 

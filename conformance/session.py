@@ -101,8 +101,7 @@ class NodeSession:
 
     def start(self) -> None:
         self.validate()
-        archives = [archive.build(self.catalogue.images[name], self.opts.cache_dir / "images")
-                    for name in self.catalogue.image_names()]
+        archives = self.catalogue.archives(self.opts.cache_dir)
         if self.opts.cri_endpoint:
             self._attach(archives)
         else:

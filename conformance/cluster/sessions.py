@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 
-from conformance import archive
 from conformance.catalogue import Catalogue
 from conformance.cluster import cni, k8sbin, versions
 from conformance.cluster.checks import API_CHECKS, API_NEGATIVES, NODE_FEATURES, api_check, node_features_check
@@ -118,10 +117,6 @@ class KubeSession:
         self.facts: dict = {}
         self.failed = False
 
-    def archives(self) -> list[archive.ImageArchive]:
-        return [archive.build(self.catalogue.images[n], self.opts.cache_dir / "images")
-                for n in self.catalogue.image_names()]
-
     def _namespace(self) -> None:
         assert self.api is not None
         self.kube = KubeTarget(self.api, self.refs, self.run_id, pull_policy=self.pull_policy,
@@ -194,7 +189,7 @@ class ClusterSession(KubeSession):
         self.host_network = self.opts.host_network
         self.kubeconfig, self.context = self.opts.kubeconfig, self.opts.context
         self.api = client(self.kubeconfig, self.context)
-        self.refs = {a.name: a.ref for a in self.archives()}
+        self.refs = {a.name: a.ref for a in self.catalogue.archives(self.opts.cache_dir)}
         if self.opts.image_registry:
             registry = self.opts.image_registry.rstrip("/")
             self.refs = {name: f"{registry}/{ref.split('/', 1)[1]}" for name, ref in self.refs.items()}
@@ -299,7 +294,7 @@ class KindSession(KubeSession):
         cell = versions.select(versions.load(), self.opts.runtime, self.opts.version, self.opts.k8s)
         self.cell = KindCell(cell, ClusterOptions(results_dir=self.opts.results_dir, keep=self.opts.keep,
                                                   reuse=self.opts.reuse))
-        archives = self.archives()
+        archives = self.catalogue.archives(self.opts.cache_dir)
         self.cell.preflight()
         self.cell.ensure_image()
         self.cell.up()
