@@ -1,0 +1,100 @@
+"""The Kubernetes sessions wired end to end with fakes (a fake `kind`/`docker` on PATH, API objects shaped as
+the API server returns them): cases, the runner, clean-up. Proves our control flow, not any runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance.catalogue import PROJECT, Catalogue
+from conformance.cluster import sessions, versions
+from conformance.cluster.kube import Waits
+from conformance.errors import InputError
+from conformance.model import Verdict
+from conformance.options import Options
+from tests.fakes import bin as fakebin
+from tests.fakes import kubeapi as fk
+
+CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+FAST = Waits(pod=2, event=1, ready=2, interval=0.01, sleep=lambda s: None)
+
+
+def strict_pod(pod: dict, poll: int) -> dict:
+    return {"phase": "Running", "containerStatuses": [fk.running_status("probe", fk.user(1000, 3000, [3000, 4000]))]}
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> fk.FakeApi:
+    fake = fk.FakeApi([fk.node("w2", ready=False), fk.node("w1", features={"supplementalGroupsPolicy": True})],
+                      strict_pod, log=fk.probe(1000, 3000, [3000, 4000]), exec_out=fk.probe(1000, 3000, [3000, 4000]))
+    monkeypatch.setattr(sessions, "client", lambda kubeconfig, context=None: fake)
+    monkeypatch.setattr(sessions.KubeTarget, "__init__", _fast_target(sessions.KubeTarget.__init__))
+    return fake
+
+
+def _fast_target(init):
+    def patched(self, *args, **kwargs):
+        kwargs["waits"] = FAST
+        init(self, *args, **kwargs)
+    return patched
+
+
+def test_cluster_session_cases_runner_and_cleanup(api: fk.FakeApi, tmp_path: Path) -> None:
+    session = sessions.ClusterSession(Options(target="cluster", variants=("container", "init"),
+                                              results_dir=tmp_path, host_network=True), CATALOGUE)
+    session.start()
+    assert [n["metadata"]["name"] for n in session.nodes] == ["w1"]  # the node that is not Ready is left out
+    cases = session.cases()
+    labels = [c.item_name for c in cases]
+    assert labels[:5] == ["node-features@w1[n/a]", "api-wrong-case[strict]", "api-unknown-value[Foo]",
+                          "api-windows-pod[Strict]", "api-update-immutable[Merge->Strict]"]
+    assert "blog-example[Strict]" in labels and "blog-example.init[Strict]" in labels
+    assert not any(".sidecar" in x or "runtime-restart" in x or x.startswith("raw-") for x in labels)
+    runner = session.runner()
+    case = next(c for c in cases if c.item_name == "blog-example[Strict]")
+    verdicted = runner.judge(case, runner.run(case))
+    assert verdicted.judgement.verdict == Verdict.PASS, verdicted.judgement.detail
+    created = next(c[1] for c in api.calls if c[0] == "create_pod" and not c[2])
+    assert created["spec"]["hostNetwork"] is True and "$$$$" in created["spec"]["containers"][0]["command"][2]
+    context = session.worker_context()
+    assert context["host_network"] is True and context["refs"]["agnhost-like"].startswith("localhost/sgpconf/")
+    session.stop()
+    assert ("delete_namespace", f"sgp-{session.run_id}") in api.calls
+    assert json.dumps(session.results_extra())
+
+
+def test_nodes_option_is_checked(api: fk.FakeApi, tmp_path: Path) -> None:
+    session = sessions.ClusterSession(Options(target="cluster", nodes="nosuch", results_dir=tmp_path), CATALOGUE)
+    session.start()
+    with pytest.raises(InputError, match="no such Linux node"):
+        session.cases()
+    session.stop()
+    with pytest.raises(InputError, match="VARIANTS"):
+        sessions.ClusterSession(Options(target="cluster", variants=("pods",)), CATALOGUE)
+
+
+def test_kind_session_creates_checks_loads_and_deletes(api: fk.FakeApi, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    log = fakebin.install(tmp_path, monkeypatch)
+    cell = versions.select(versions.load(), "containerd", "2.1")
+    names = [f"{cell.cluster_name}-control-plane", f"{cell.cluster_name}-worker"]
+    api.nodes = [fk.node(n, runtime=cell.expected_runtime_version, features={"supplementalGroupsPolicy": True})
+                 for n in names]
+    api.pods = {"coredns": {"metadata": {"name": "coredns"}, "status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True"}]}}}
+    monkeypatch.setenv("FAKE_CRICTL_INFO", json.dumps({"features": {"supplemental_groups_policy": True}}))
+    monkeypatch.setenv("FAKE_IMAGE_PRESENT", "1")
+    monkeypatch.setenv("FAKE_VERSION_OUT", f"containerd containerd.io {cell.runtime_version} abc\n")
+    session = sessions.KindSession(Options(target="kind", runtime="containerd", version="2.1",
+                                           results_dir=tmp_path / "r"), CATALOGUE)
+    session.start()
+    assert session.advertised == dict.fromkeys(names, True)
+    assert sum(1 for c in fakebin.calls(log) if c["argv"][:2] == ["load", "image-archive"]) == len(
+        CATALOGUE.image_names())
+    assert len([c for c in session.cases() if c.check == "node-features"]) == 2
+    session.failed = True
+    session.stop()
+    argvs = [c["argv"] for c in fakebin.calls(log)]
+    assert any(a[:2] == ["export", "logs"] for a in argvs) and any(a[:2] == ["delete", "cluster"] for a in argvs)
