@@ -3,7 +3,8 @@ kube-controller-manager, kube-scheduler and a kubelet, all on 127.0.0.1 ports th
 PKI, state under the runtime's state folder, and every process inside the runtime's private mount namespace.
 
 In that namespace only, private folders are bind-mounted over the paths a kubelet writes whatever its
-settings (/var/lib/kubelet/device-plugins and the pod and container logs under /var/log), /etc/hosts maps
+settings (/var/lib/kubelet/device-plugins and the pod and container logs under /var/log; its flexvolume
+folder is moved there too), /etc/hosts maps
 the node name to 127.0.0.1 (the API server reaches the kubelet by hostname, all on loopback), the kernel
 tunables the kubelet checks read its expected values from private files, and /sys/kernel/mm/hugepages is
 empty (no hugetlb limits on a host without that controller). The host's /var/lib, /var/log, /etc and
@@ -79,6 +80,7 @@ def kubelet_config(pki_dir: Path, serving: tuple[Path, Path], endpoint: str, por
         "localStorageCapacityIsolation": False, "hairpinMode": "none", "resolvConf": "/etc/resolv.conf",
         "syncFrequency": "5s", "fileCheckFrequency": "0s", "nodeStatusUpdateFrequency": "2s",
         "runtimeRequestTimeout": "2m",
+        "volumePluginDir": "/var/lib/kubelet/volume-plugins",  # else it creates /usr/libexec/kubernetes on the host
     }
 
 

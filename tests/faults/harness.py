@@ -32,7 +32,7 @@ from conformance.cri.client import CRIError
 from conformance.errors import SuiteError
 from conformance.model import Verdict
 from conformance.options import Options
-from conformance.runtimes.process import processes_mentioning
+from conformance.runtimes.process import cgroup_dirs, processes_mentioning, remove_cgroups
 from conformance.session import NodeSession
 from conformance.targets.node import NodeTarget
 from tests.faults import proxy as cri_proxy
@@ -43,6 +43,7 @@ ADD_GID = 50000
 CLI = Path(sys.executable).parent / "sgp-conformance"
 WRAPPER_SOURCE = Path(__file__).with_name("oci_wrapper.py")
 CLI_TIMEOUT = 120
+DEFAULT_PARENT = "k8s.io"  # containerd's cgroup parent for sandboxes that name none (cgroupfs)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,9 @@ class Lab:
         self.catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
         self.sessions: dict[str, NodeSession] = {}
         self.handlers: dict[str, str] = {}
+        # proxy runs reach a private containerd through CRI_ENDPOINT, where the suite sets no cgroup parent
+        # and containerd uses its default: the Lab removes that parent if it made it
+        self.default_parent_existed = bool(cgroup_dirs(DEFAULT_PARENT))
 
     def _wrapper(self, fault: Fault) -> str:
         """Install a copy of the wrapper named after the fault, with its settings file beside it."""
@@ -226,6 +230,9 @@ class Lab:
             except SuiteError as exc:
                 errors.append(str(exc))
         self.sessions.clear()
+        if not self.default_parent_existed:
+            remove_cgroups(DEFAULT_PARENT)
+            errors += [f"cgroup dir {d}" for d in cgroup_dirs(DEFAULT_PARENT)]
         errors += [f"process {pid} mentions {self.root}" for pid in processes_mentioning(str(self.root))]
         state = self.root / "state"
         if state.exists():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import Catalogue
+from conformance.runtimes.process import cgroup_dirs, remove_cgroups
 from tests.conftest import CLI, PROJECT
 from tests.integration.test_interruption import interrupt_after
 from tests.integration.test_node_containerd import run_suite
@@ -86,6 +87,7 @@ def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Pat
     from conformance.options import default_cache
 
     pause = archive.build(CATALOGUE.images["pause"], default_cache() / "images").ref  # the node's own pause image
+    default_parent_existed = bool(cgroup_dirs("crio"))  # CRI-O's parent for sandboxes that name none (cgroupfs)
     holder = subprocess.Popen([sys.executable, "-c", HAND_STARTED, str(crio_bin_dir), str(state_root / "hand"),
                                pause], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT)
     try:
@@ -97,6 +99,8 @@ def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Pat
         assert "IMAGE_LOAD" not in out and "registry" not in out.lower()
     finally:
         holder.communicate("stop\n", timeout=60)
+        if not default_parent_existed:
+            remove_cgroups("crio")
     code, out, _ = run_suite(tmp_path / "private", state_root, "--runtime", "crio", "--crio-bin-dir",
                              str(crio_bin_dir))
     assert code == 0, out[-4000:]

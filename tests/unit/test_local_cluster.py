@@ -96,4 +96,5 @@ def test_kubelet_touches_nothing_of_the_host() -> None:
     assert config["failCgroupV1"] is False and config["makeIPTablesUtilChains"] is False
     assert config["oomScoreAdj"] >= 0  # never lowered without CAP_SYS_RESOURCE
     assert config["containerRuntimeEndpoint"] == config["imageServiceEndpoint"] == "unix:///s/crio.sock"
+    assert config["volumePluginDir"].startswith("/var/lib/kubelet/")  # the private /var/lib, not /usr/libexec
     assert TUNABLES["vm/overcommit_memory"] == 1 and TUNABLES["kernel/panic"] == 10
