@@ -68,7 +68,7 @@ ruff: setup
 test: setup
 	$(BIN)/sgp-conformance lint
 	$(BIN)/ruff check conformance tests
-	$(BIN)/pytest tests $(ARGS)
+	$(BIN)/pytest tests -rs $(ARGS)
 
 matrix: setup
 	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \
