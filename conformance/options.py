@@ -46,7 +46,6 @@ class Options:
     parallel: int = 8
     keep: bool = False
     reuse: bool = False
-    cri_proxy: str | None = None  # local: put the kubelet behind this CRI socket (the fault harness's proxy)
 
 
 # (option name, env var, help). The plugin adds --sgp-<name>-style flags; the Makefile passes env vars.
@@ -80,6 +79,11 @@ FLAGS: list[tuple[str, str, str]] = [
     ("keep", "KEEP", "kind: keep the cluster afterwards (1)"),
     ("reuse", "REUSE", "kind: reuse an existing cluster of the same cell (1)"),
 ]
+
+
+def switch(value: str | None) -> bool:
+    """An on/off option (KEEP=1, DRY_RUN=true, ...): off when empty, 0, false or no."""
+    return (value or "").strip().lower() not in ("", "0", "false", "no")
 
 
 def from_mapping(values: dict[str, str | None]) -> Options:
@@ -123,7 +127,5 @@ def from_mapping(values: dict[str, str | None]) -> Options:
             opts.parallel = max(1, int(get("parallel") or "8"))
         except ValueError:
             raise InputError("PARALLEL", "PARALLEL", f"{get('parallel')!r}: must be a number") from None
-    opts.host_network = (get("host-network") or "0").lower() not in ("0", "false", "no")
-    opts.keep = (get("keep") or "0").lower() not in ("0", "false", "no")
-    opts.reuse = (get("reuse") or "0").lower() not in ("0", "false", "no")
+    opts.host_network, opts.keep, opts.reuse = (switch(get(n)) for n in ("host-network", "keep", "reuse"))
     return opts

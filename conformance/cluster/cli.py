@@ -14,14 +14,12 @@ from conformance.cluster import plan, versions
 from conformance.cluster.kube import VARIANTS, KubeTarget, kube_cases
 from conformance.cluster.lifecycle import ClusterOptions
 from conformance.errors import SuiteError
-from conformance.options import default_cache
-
-TRUE = ("1", "true", "yes")
+from conformance.options import default_cache, switch
 
 
 def wanted(argv: list[str]) -> bool:
     """Does this `run` ask for a plan or a cleanup rather than cases?"""
-    return "--dry-run" in argv or "--cleanup" in argv or os.environ.get("DRY_RUN", "").lower() in TRUE
+    return "--dry-run" in argv or "--cleanup" in argv or switch(os.environ.get("DRY_RUN"))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -228,12 +228,6 @@ class LocalCluster:
         return [d.name for d in self.daemons if not d.alive()]
 
     # ------------------------------------------------------------------ tear-down
-    def stop_kubelet(self, timeout: float = 10.0) -> None:
-        """Stop the kubelet alone, so that the runtime's sandboxes can be removed without it recreating them."""
-        for daemon in self.daemons:
-            if daemon.name == "kubelet" and not daemon.terminate(timeout):
-                daemon.stop()
-
     def stop(self, keep_logs_to: Path | None = None) -> None:
         """Stop every component (kubelet first, etcd last), keep their logs, remove their state. The
         namespace mounts go with the runtime's namespace; the pods' sandboxes are the runtime's to remove."""

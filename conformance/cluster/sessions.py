@@ -273,8 +273,7 @@ class LocalSession(KubeSession):
         RESULTS_DIR/local-logs, and last the runtime with every sandbox in it. The run's namespace is not
         deleted through the API: the whole cluster, its etcd data included, goes."""
         self.kube = None
-        if self.cluster is not None:
-            self.cluster.stop_kubelet()
+        if self.cluster is not None:  # stops the kubelet first
             self.cluster.stop(keep_logs_to=self.opts.results_dir / "local-logs")
             self.cluster = None
         self.node_session.stop()

@@ -41,7 +41,7 @@ class MountNamespace:
             raise ProvisionError("the private mount namespace is gone (its holder process exited)")
         return self.proc.pid
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self) -> None:
         for tool in ("unshare", "nsenter"):
             if not shutil.which(tool):
                 raise ProvisionError(f"{tool} (util-linux) is needed to run a private runtime")
