@@ -48,7 +48,15 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 
-.PHONY: setup conformance test lint ruff proto clean bench matrix report faults soak crun
+# make audit: NAMESPACE (a name, or all), SELECTOR, OUTPUT (table, json, markdown); KUBECONFIG and CONTEXT above
+NAMESPACE ?=
+SELECTOR ?=
+OUTPUT ?=
+AUDIT_FLAGS = $(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)") $(if $(CONTEXT),--context "$(CONTEXT)") \
+  $(if $(filter all,$(NAMESPACE)),--all-namespaces,$(if $(NAMESPACE),--namespace "$(NAMESPACE)")) \
+  $(if $(SELECTOR),--selector "$(SELECTOR)") $(if $(OUTPUT),--output "$(OUTPUT)")
+
+.PHONY: setup conformance test lint ruff proto clean bench matrix report faults soak crun audit
 
 $(BIN)/sgp-conformance: pyproject.toml
 	./scripts/setup.sh "$(PY)" "$(VENV)"
@@ -58,6 +66,9 @@ setup: $(BIN)/sgp-conformance
 
 conformance: setup
 	$(BIN)/sgp-conformance run $(RUN_FLAGS) $(ARGS)
+
+audit: setup
+	$(BIN)/sgp-conformance audit $(AUDIT_FLAGS) $(ARGS)
 
 lint: setup
 	$(BIN)/sgp-conformance lint

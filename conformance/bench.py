@@ -147,18 +147,69 @@ def local_bench(args: argparse.Namespace, results: Path) -> int:
     return 0
 
 
+AUDIT_RECORDED = PROJECT / "tests" / "fixtures" / "audit" / "containerd-2.json"
+
+
+def scaled(items: list[dict], pods: int) -> list[dict]:
+    """Copies of recorded pods (with their ReplicaSets and Jobs) in namespaces of their own, up to `pods` pods;
+    the nodes once."""
+    import copy
+
+    originals = [i for i in items if i["kind"] == "Pod"]
+    out = [i for i in items if i["kind"] == "Node"]
+    made = 0
+    for k in range(-(-pods // len(originals))):
+        for item in items:
+            if item["kind"] == "Node" or (item["kind"] == "Pod" and made >= pods):
+                continue
+            made += item["kind"] == "Pod"
+            twin = copy.deepcopy(item)
+            twin["metadata"]["namespace"] = f"{twin['metadata']['namespace']}-{k}"
+            out.append(twin)
+    return out
+
+
+def audit_bench(pods: int, rounds: int) -> int:
+    """Seconds to audit `pods` pods of recorded objects: owners, findings and all three reports."""
+    from conformance.audit import render
+    from conformance.audit.cli import run
+    from conformance.audit.recorded import RecordedApi
+
+    items = scaled(json.loads(AUDIT_RECORDED.read_text())["items"], pods)
+    scope = {"context": "bench", "server": "recorded", "namespaces": "all", "selector": ""}
+    times, sizes = [], {}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = run(RecordedApi(items), None, "")
+        analysed = time.perf_counter()
+        sizes = {"json": len(json.dumps(render.to_json(result, scope))), "table": len(render.table(result, scope)),
+                 "markdown": len(render.markdown(result, scope))}
+        times.append((analysed - started, time.perf_counter() - analysed))
+    count = sum(1 for i in items if i["kind"] == "Pod")
+    analyse, report = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+    print(f"audit of {count} pods ({len(result.containers)} containers, {len(result.workloads())} workloads) "
+          f"recorded from a real cluster: median over {rounds} rounds {analyse * 1000:.0f} ms owners and findings, "
+          f"{report * 1000:.0f} ms for the three reports (json {sizes['json'] // 1024} KiB, table "
+          f"{sizes['table'] // 1024} KiB, markdown {sizes['markdown'] // 1024} KiB); {os.cpu_count()} cores")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sgp-bench", description=__doc__)
     parser.add_argument("--version", default="2")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--workers", default="2", help="xdist workers for the parallel run")
     parser.add_argument("--results-dir", default="results/bench")
-    parser.add_argument("--target", default="node", choices=("node", "local"))
+    parser.add_argument("--target", default="node", choices=("node", "local", "audit"),
+                        help="audit: `sgp-conformance audit` on 1,000 pods of recorded objects")
+    parser.add_argument("--pods", type=int, default=1000, help="audit: pods to audit")
     parser.add_argument("--k8s-bin-dir", default=os.environ.get("K8S_BIN_DIR"))
     parser.add_argument("--etcd-bin", default=os.environ.get("ETCD_BIN"))
     parser.add_argument("--crio-bin-dir", help="local: a private CRI-O from this folder instead of containerd")
     args = parser.parse_args(argv)
     results = Path(args.results_dir)
+    if args.target == "audit":
+        return audit_bench(args.pods, args.rounds)
     if args.target == "local":
         if not args.k8s_bin_dir:
             print("error: make bench TARGET=local needs K8S_BIN_DIR", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Console command `sgp-conformance`: run | lint. `run` is a thin wrapper over pytest."""
+"""Console command `sgp-conformance`: run | lint | audit. `run` is a thin wrapper over pytest."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     lint = sub.add_parser("lint", help="validate scenarios and images; expectations must equal the oracle's")
     lint.add_argument("--scenarios", default=str(PROJECT / "scenarios"))
     lint.add_argument("--images", default=str(PROJECT / "images"))
+    from conformance.audit import cli as audit_cli
+
+    audit = sub.add_parser("audit", help="read-only: which workloads would lose groups under Strict, which nodes "
+                                         "would reject Strict pods")
+    audit_cli.add_arguments(audit)
     args, extra = parser.parse_known_args(argv)
     raw = list(argv if argv is not None else sys.argv[1:])[1:]
     if args.command == "run" and args.target in ("kind", "cluster"):
@@ -42,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if cluster_cli.wanted(raw):  # DRY_RUN plans and --cleanup run nothing
             return cluster_cli.main(raw)
+    if args.command == "audit":
+        if extra:
+            parser.error(f"unknown arguments: {extra}")
+        return audit_cli.main(args)
     if args.command == "lint":
         from conformance.lint import main as lint_main
 

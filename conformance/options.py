@@ -76,7 +76,8 @@ FLAGS: list[tuple[str, str, str]] = [
     ("image-registry", "IMAGE_REGISTRY", "cluster: registry holding the test images (pull IfNotPresent)"),
     ("host-network", "HOST_NETWORK", "cluster: test pods with hostNetwork, for a cluster without a pod network (1)"),
     ("parallel", "PARALLEL", "Kubernetes targets: pods run at once (default 8)"),
-    ("keep", "KEEP", "kind: keep the cluster afterwards (1)"),
+    ("keep", "KEEP", "keep the cases' pods (1): local holds its cluster until Ctrl-C, cluster keeps the run's "
+                     "namespace, kind keeps the cluster"),
     ("reuse", "REUSE", "kind: reuse an existing cluster of the same cell (1)"),
 ]
 

@@ -347,4 +347,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         code = 2  # interrupted, internal or usage error, no cases, or a failure outside our cases
     config.stash[PROGRESS].summary(records, code, opts.results_dir)
     target.failed = code != 0
+    if code != 2:  # a run that broke or was interrupted is not held
+        target.hold(config.stash[PROGRESS].line)
     session.exitstatus = code

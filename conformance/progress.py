@@ -25,13 +25,13 @@ class Progress:
         self.done = 0
         self.started = time.monotonic()
 
-    def _line(self, text: str) -> None:
+    def line(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
     def header(self, text: str) -> None:
         """The session's one-line description (runtime, cluster), then the clock starts for the cases."""
-        self._line(text)
+        self.line(text)
         self.started = time.monotonic()
 
     def case(self, result: CaseResult) -> None:
@@ -41,7 +41,7 @@ class Progress:
         note = result.detail.splitlines()[0] if result.detail and result.verdict != Verdict.PASS else ""
         if result.verdict == Verdict.PASS and result.detail:
             note = result.detail
-        self._line(f"[{self.done:>{width}}/{total}] {LABELS[result.verdict]:<13} {result.scenario}[{result.policy}]"
+        self.line(f"[{self.done:>{width}}/{total}] {LABELS[result.verdict]:<13} {result.scenario}[{result.policy}]"
                    f" {result.duration:.2f}s" + (f"  {note}" if note else ""))
 
     def summary(self, records: list[CaseResult], code: int, results_dir: Path) -> None:
@@ -57,9 +57,9 @@ class Progress:
             names = ", ".join(f"{r.scenario}[{r.policy}]" for r in group[:3])
             more = f" and {len(group) - 3} more" if len(group) > 3 else ""
             source = f" ({group[0].source})" if len(group) == 1 else ""
-            self._line(f"--- {LABELS[group[0].verdict]} {names}{more}{source}")
+            self.line(f"--- {LABELS[group[0].verdict]} {names}{more}{source}")
             for line in detail.splitlines():
-                self._line(f"    {line}")
+                self.line(f"    {line}")
         parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())) or "no cases"
-        self._line(f"summary: {len(records)} cases: {parts} in {elapsed:.1f}s; exit {code}; "
+        self.line(f"summary: {len(records)} cases: {parts} in {elapsed:.1f}s; exit {code}; "
                    f"results in {results_dir}/results.json")

@@ -7,6 +7,7 @@ import secrets
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from conformance import archive
@@ -69,6 +70,9 @@ def find_ctr(cache: Path) -> str | None:
     cached = sorted((cache / "runtimes").glob("containerd-*/usr/bin/ctr")) + \
         sorted((cache / "runtimes").glob("containerd-*/bin/ctr"))
     return str(cached[-1]) if cached else None
+
+
+POLITE_REMOVALS = 32  # sandboxes a stopping run removes one by one through the CRI before it simply kills
 
 
 class NodeSession:
@@ -220,6 +224,9 @@ class NodeSession:
         finally:
             probe.close()
 
+    def hold(self, say: Callable[[str], None]) -> None:
+        """Nothing is kept on the node target (KEEP is refused there)."""
+
     def stop(self) -> None:
         """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""
         errors = []
@@ -231,8 +238,11 @@ class NodeSession:
                 print(f"warning: {problem}", file=sys.stderr)
         if self.target is not None and (self.provisioned is None or
                                         (self.provisioned.daemon and self.provisioned.daemon.alive())):
-            # a runtime the suite started holds only sandboxes of this run (a local kubelet's too): remove all
-            self.target.remove_leftovers(every=self.provisioned is not None)
+            # a runtime the suite started holds only sandboxes of this run (a local kubelet's too): remove them
+            # through the CRI; more than a few (KEEP=1 leaves hundreds) are left to the daemon's stop below,
+            # which kills everything in its cgroups and mount namespace at once
+            owned = self.provisioned is not None
+            self.target.remove_leftovers(every=owned, most=POLITE_REMOVALS if owned else None)
         self.target = None
         if self.loader is not None:
             try:

@@ -12,7 +12,8 @@ from conformance.cluster.kube import ApiError
 REQUEST_TIMEOUT = 60  # seconds for one API call (a wedged API server must not hang the run)
 
 
-def _body(exc: Any) -> dict:
+def status_body(exc: Any) -> dict:
+    """The Status object a failed call returned (at least its message)."""
     try:
         body = json.loads(exc.body or "{}")
     except (TypeError, ValueError):
@@ -37,7 +38,7 @@ class ClientApi:
         try:
             resp = fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
         except ApiException as exc:
-            raise ApiError(exc.status or 0, _body(exc), what) from exc
+            raise ApiError(exc.status or 0, status_body(exc), what) from exc
         except HTTPError as exc:
             raise ConnectionError(f"{what}: {exc}") from exc
         data = resp.data
@@ -83,7 +84,7 @@ class ClientApi:
             resp = self.core.read_namespaced_pod_log(name, namespace, container=container, _preload_content=False,
                                                      _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
-            raise ApiError(exc.status or 0, _body(exc), f"log of {name}/{container}") from exc
+            raise ApiError(exc.status or 0, status_body(exc), f"log of {name}/{container}") from exc
         return resp.data.decode(errors="replace")
 
     def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str:
@@ -99,7 +100,7 @@ class ClientApi:
                           command=argv, stderr=True, stdin=False, stdout=True, tty=False,
                           _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
-            raise ApiError(exc.status or 0, _body(exc), f"exec in {name}/{container}") from exc
+            raise ApiError(exc.status or 0, status_body(exc), f"exec in {name}/{container}") from exc
         finally:
             core.api_client.close()
 

@@ -79,7 +79,7 @@ def kubelet_config(pki_dir: Path, serving: tuple[Path, Path], endpoint: str, por
                          "imagefs.available": "0%"},
         "localStorageCapacityIsolation": False, "hairpinMode": "none", "resolvConf": "/etc/resolv.conf",
         "syncFrequency": "5s", "fileCheckFrequency": "0s", "nodeStatusUpdateFrequency": "2s",
-        "runtimeRequestTimeout": "2m",
+        "runtimeRequestTimeout": "2m", "maxPods": 1000,  # KEEP=1 keeps every case's pod on the one node
         "volumePluginDir": "/var/lib/kubelet/volume-plugins",  # else it creates /usr/libexec/kubernetes on the host
     }
 

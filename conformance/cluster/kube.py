@@ -367,8 +367,10 @@ class KubeTarget:
     """Runs cases as pods in one namespace per run; cleanup() deletes the namespace."""
 
     def __init__(self, api: KubeApi, image_refs: dict[str, str], run_id: str | None = None,
-                 waits: Waits | None = None, pull_policy: str = "Never", host_network: bool = False):
+                 waits: Waits | None = None, pull_policy: str = "Never", host_network: bool = False,
+                 keep_pods: bool = False):
         self.api = api
+        self.keep_pods = keep_pods  # KEEP=1: the cases' pods stay (e.g. for `sgp-conformance audit`)
         self.pull_policy = pull_policy
         self.host_network = host_network
         self.image_refs = image_refs
@@ -423,11 +425,15 @@ class KubeTarget:
         try:
             return self._observe(scn, name, variant, image)
         finally:
-            try:
-                self.api.delete_pod(self.namespace, name)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
+            if not self.keep_pods:
+                self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.api.delete_pod(self.namespace, name)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
 
     def _create(self, body: dict) -> dict:
         """Create a pod; a namespace created moments ago may not have its default service account yet (403)."""

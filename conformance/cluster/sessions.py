@@ -66,7 +66,8 @@ class KubeRunner:
     @classmethod
     def from_context(cls, ctx: dict, catalogue: Catalogue) -> KubeRunner:
         target = KubeTarget(client(ctx["kubeconfig"], ctx.get("context")), ctx["refs"], ctx["run_id"],
-                            pull_policy=ctx["pull_policy"], host_network=ctx["host_network"])
+                            pull_policy=ctx["pull_policy"], host_network=ctx["host_network"],
+                            keep_pods=ctx.get("keep", False))
         return cls(target, catalogue, ctx["parallel"], ctx.get("advertised"))
 
     def run(self, case: Case) -> object:
@@ -120,7 +121,7 @@ class KubeSession:
     def _namespace(self) -> None:
         assert self.api is not None
         self.kube = KubeTarget(self.api, self.refs, self.run_id, pull_policy=self.pull_policy,
-                               host_network=self.host_network)
+                               host_network=self.host_network, keep_pods=self.opts.keep)
         self.kube.setup()
         self.info = self.info or runtime_info(self.nodes[0])
         self.facts["nodes"] = {n["metadata"]["name"]: {
@@ -154,7 +155,7 @@ class KubeSession:
     def worker_context(self) -> dict:
         return {"kubeconfig": self.kubeconfig, "context": self.context, "run_id": self.run_id, "refs": self.refs,
                 "pull_policy": self.pull_policy, "host_network": self.host_network, "parallel": 1,
-                "advertised": self.advertised}
+                "advertised": self.advertised, "keep": self.opts.keep}
 
     def header(self, startup: float) -> str:
         nodes = "; ".join(
@@ -169,7 +170,15 @@ class KubeSession:
     def results_extra(self) -> dict:
         return {"target": self.name, "kubernetes": self.facts}
 
+    def hold(self, say: Callable[[str], None]) -> None:
+        """KEEP=1 after the cases: what stays and how to remove it (TARGET=local holds its cluster)."""
+        if self.opts.keep and self.kube is not None:
+            say(f"KEEP=1: namespace {self.kube.namespace} kept with the cases' pods; `sgp-conformance run "
+                f"--target {self.name} --cleanup` (with the same KUBECONFIG) deletes it")
+
     def _drop_namespace(self) -> None:
+        if self.opts.keep:
+            self.kube = None
         if self.kube is not None:
             with contextlib.suppress(SuiteError, ConnectionError, TimeoutError):
                 self.kube.cleanup()
@@ -261,6 +270,21 @@ class LocalSession(KubeSession):
         if not found or not node_ready(found[0]):
             raise NotYet(f"node {self.node_name} not Ready yet")
         return found[0]
+
+    def hold(self, say: Callable[[str], None]) -> None:
+        """KEEP=1: the cluster and the cases' pods stay up until Ctrl-C or SIGTERM (or until one of its
+        components exits); then stop() removes everything as after any run."""
+        if not self.opts.keep or self.cluster is None or self.kube is None:
+            return
+        say(f"KEEP=1: the cluster keeps running with the cases' pods in namespace {self.kube.namespace}: "
+            f"KUBECONFIG={self.kubeconfig}")
+        say("KEEP=1: Ctrl-C (or SIGTERM) stops it and removes everything")
+        try:
+            while not self.cluster.exited():
+                time.sleep(0.5)
+            say(f"KEEP=1: {', '.join(self.cluster.exited())} exited; stopping the cluster")
+        except KeyboardInterrupt:
+            say("KEEP=1: stopping the cluster")
 
     def describe(self) -> str:
         runtime = self.node_session.header(0.0).split(";")[0].removeprefix("runtime: ")

@@ -213,27 +213,40 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return dirs
 
 
-def remove_cgroups(parent: str, timeout: float = 5.0) -> None:
-    """Kill what is left in the cgroup subtrees named `parent`, then rmdir them deepest first."""
-    deadline = time.monotonic() + timeout
+def _kill_members(cgroup: Path) -> None:
+    try:
+        pids = (cgroup / "cgroup.procs").read_text().split()
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def remove_cgroups(parent: str, timeout: float = 10.0) -> None:
+    """Kill what is left in the cgroup subtrees named `parent`, then rmdir them deepest first (a KEEP=1 cluster
+    leaves hundreds of pods there: everything is killed first, then the killed get `timeout` to exit)."""
+    dirs = []
     for top in cgroup_dirs(parent):
-        subdirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
-        for d in [*subdirs, top]:
-            while True:
-                try:
-                    for pid in (d / "cgroup.procs").read_text().split():
-                        try:
-                            os.kill(int(pid), signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                    d.rmdir()
+        dirs += [Path(root) for root, _, _ in os.walk(top)]
+    dirs.sort(key=lambda p: len(p.parts), reverse=True)
+    for d in dirs:
+        _kill_members(d)
+    deadline = time.monotonic() + timeout
+    for d in dirs:
+        while True:
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
                     break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.05)
+                _kill_members(d)
+                time.sleep(0.05)
 
 
 def mounts_under(path: Path) -> list[str]:

@@ -17,6 +17,9 @@ def create_session(opts: Options, catalogue: Catalogue) -> Session:
     if opts.target == "node":
         from conformance.session import NodeSession
 
+        if opts.keep:
+            raise InputError("KEEP", "KEEP", "applies to TARGET=local, cluster and kind (the node target's sandboxes "
+                             "are not kept)")
         return NodeSession(opts, catalogue)
     if opts.target in ("local", "cluster", "kind"):
         from conformance.cluster import sessions

@@ -3,6 +3,7 @@ the session that owns everything it started. Adding a target means one module wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,6 +70,10 @@ class Session(Protocol):
     def stop(self) -> None: ...
 
     def header(self, startup: float) -> str: ...
+
+    def hold(self, say: Callable[[str], None]) -> None:
+        """After the cases, before stop(): KEEP=1 keeps what it can (TARGET=local waits for Ctrl-C here)."""
+        ...
 
     def cases(self) -> list[Case]: ...
 

@@ -31,6 +31,7 @@ LOG_WAIT = 30.0
 EXIT_WAIT = 30.0
 RESTART_WAIT = 120.0
 RESTART_LABEL = "after runtime restart"
+LEFTOVER_REMOVALS = 8  # sandboxes removed at once when a run ends
 
 
 @dataclass
@@ -363,20 +364,26 @@ class NodeTarget:
         finally:
             self.client.remove_pod_sandbox(sandbox_id)
 
-    def remove_leftovers(self, every: bool = False) -> int:
+    def remove_leftovers(self, every: bool = False, most: int | None = None) -> int:
         """Remove every sandbox labelled with this run (after an interruption); with `every`, every sandbox
-        the runtime has (a runtime the suite started: a local kubelet's pods are the run's too)."""
-        count = 0
+        the runtime has (a runtime the suite started: a local kubelet's pods are the run's too). Several at
+        once; none when there are more than `most` (the caller removes the whole runtime instead)."""
+
+        def remove(sandbox_id: str) -> int:
+            try:
+                self.remove_sandbox(sandbox_id)
+                return 1
+            except (CRIError, RuntimeBroken):
+                return 0
+
         try:
-            for sandbox in self.client.list_pod_sandbox(None if every else {RUN_LABEL: self.run_id}):
-                try:
-                    self.remove_sandbox(sandbox.id)
-                    count += 1
-                except (CRIError, RuntimeBroken):
-                    pass
+            sandboxes = self.client.list_pod_sandbox(None if every else {RUN_LABEL: self.run_id})
         except (CRIError, RuntimeBroken):
-            pass
-        return count
+            return 0
+        if most is not None and len(sandboxes) > most:
+            return 0
+        with ThreadPoolExecutor(max_workers=LEFTOVER_REMOVALS, thread_name_prefix="sgp-leftover") as pool:
+            return sum(pool.map(remove, [s.id for s in sandboxes]))
 
 
 class NodeRunner:

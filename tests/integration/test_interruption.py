@@ -18,10 +18,16 @@ from tests.leftovers import leftovers
 pytestmark = pytest.mark.runtime
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C as a terminal delivers it, even when these tests were started in the background
+    (a shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_suite(results: Path, state_root: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SGP_STATE_DIR": str(state_root), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([str(CLI), "run", "--results-dir", str(results), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT)
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT, preexec_fn=_interruptible)
 
 
 def wait_for_cases(proc: subprocess.Popen, count: int, timeout: float = 120) -> str:

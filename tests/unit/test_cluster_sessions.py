@@ -65,6 +65,27 @@ def test_cluster_session_cases_runner_and_cleanup(api: fk.FakeApi, tmp_path: Pat
     assert json.dumps(session.results_extra())
 
 
+def test_keep_leaves_pods_and_namespace(api: fk.FakeApi, tmp_path: Path) -> None:
+    """KEEP=1 on TARGET=cluster: the cases' pods and the run's namespace stay, and the run says how to delete them;
+    xdist workers keep theirs too. The node target refuses KEEP before anything starts."""
+    session = sessions.ClusterSession(Options(target="cluster", variants=("container",), results_dir=tmp_path,
+                                              keep=True), CATALOGUE)
+    session.start()
+    case = next(c for c in session.cases() if c.item_name == "blog-example[Strict]")
+    session.runner().run(case)
+    assert session.worker_context()["keep"] is True
+    said: list[str] = []
+    session.hold(said.append)
+    session.stop()
+    assert not [c for c in api.calls if c[0] in ("delete_pod", "delete_namespace")]
+    assert said == [f"KEEP=1: namespace sgp-{session.run_id} kept with the cases' pods; `sgp-conformance run "
+                    "--target cluster --cleanup` (with the same KUBECONFIG) deletes it"]
+    from conformance.targets import create_session
+
+    with pytest.raises(InputError, match="KEEP: applies to TARGET=local, cluster and kind"):
+        create_session(Options(target="node", keep=True), CATALOGUE)
+
+
 def test_nodes_option_is_checked(api: fk.FakeApi, tmp_path: Path) -> None:
     session = sessions.ClusterSession(Options(target="cluster", nodes="nosuch", results_dir=tmp_path), CATALOGUE)
     session.start()

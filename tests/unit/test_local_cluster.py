@@ -98,3 +98,35 @@ def test_kubelet_touches_nothing_of_the_host() -> None:
     assert config["containerRuntimeEndpoint"] == config["imageServiceEndpoint"] == "unix:///s/crio.sock"
     assert config["volumePluginDir"].startswith("/var/lib/kubelet/")  # the private /var/lib, not /usr/libexec
     assert TUNABLES["vm/overcommit_memory"] == 1 and TUNABLES["kernel/panic"] == 10
+
+
+class DyingCluster:
+    """Stands in for LocalCluster in hold(): a component exits after a few polls."""
+
+    def __init__(self, polls: int):
+        self.polls = polls
+
+    def exited(self) -> list[str]:
+        self.polls -= 1
+        return ["kubelet"] if self.polls < 0 else []
+
+
+def test_keep_holds_the_local_cluster_until_a_component_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.catalogue import PROJECT, Catalogue
+    from conformance.cluster import sessions
+    from conformance.options import Options
+
+    monkeypatch.setattr(sessions.time, "sleep", lambda s: None)
+    catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+    session = sessions.LocalSession(Options(target="local", keep=True), catalogue)
+    kube = sessions.KubeTarget(None, {}, "r1")  # type: ignore[arg-type]
+    session.cluster, session.kube, session.kubeconfig = DyingCluster(3), kube, "/x/admin.kubeconfig"  # type: ignore[assignment]
+    said: list[str] = []
+    session.hold(said.append)
+    assert said == ["KEEP=1: the cluster keeps running with the cases' pods in namespace sgp-r1: "
+                    "KUBECONFIG=/x/admin.kubeconfig", "KEEP=1: Ctrl-C (or SIGTERM) stops it and removes everything",
+                    "KEEP=1: kubelet exited; stopping the cluster"]
+    unkept = sessions.LocalSession(Options(target="local"), catalogue)
+    unkept.cluster, unkept.kube = DyingCluster(3), kube  # type: ignore[assignment]
+    unkept.hold(said.append)
+    assert len(said) == 3  # without KEEP nothing is held or said
