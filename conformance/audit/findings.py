@@ -80,7 +80,7 @@ class Audit:
         out: dict[Workload, list[ContainerFinding]] = {}
         for c in self.containers:
             out.setdefault(c.workload, []).append(c)
-        return dict(sorted(out.items(), key=lambda kv: (-worst(kv[1]), kv[0])))
+        return dict(sorted(out.items(), key=lambda kv: (-SEVERITY[worst(kv[1])], kv[0])))
 
     def unsupported_nodes(self) -> list[NodeFinding]:
         """Nodes without Strict that run audited pods."""
@@ -92,8 +92,9 @@ class Audit:
         return 1 if any(c.state != READY for c in self.containers) or self.unsupported_nodes() else 0
 
 
-def worst(findings: Iterable[ContainerFinding]) -> int:
-    return max((SEVERITY[f.state] for f in findings), default=0)
+def worst(findings: Iterable[ContainerFinding]) -> str:
+    """The worst state among `findings` (READY when there are none)."""
+    return max((f.state for f in findings), key=SEVERITY.__getitem__, default=READY)
 
 
 def policy_of(pod: dict) -> str:

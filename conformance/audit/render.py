@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from conformance.audit.findings import SEVERITY, STATES, SUPPORTED, Audit, ContainerFinding
+from conformance.audit.findings import SEVERITY, STATES, SUPPORTED, Audit, ContainerFinding, worst
 from conformance.audit.owners import Workload
 
 SCHEMA = "sgp-conformance/audit/v1"
@@ -49,7 +49,7 @@ def rows(audit: Audit) -> list[Row]:
 
 
 def summary(audit: Audit) -> dict:
-    workloads = Counter(max((f.state for f in fs), key=SEVERITY.__getitem__) for fs in audit.workloads().values())
+    workloads = Counter(worst(fs) for fs in audit.workloads().values())
     containers = Counter(c.state for c in audit.containers)
     without = audit.unsupported_nodes()
     return {"pods": len({(c.workload.namespace, c.pod) for c in audit.containers}),
@@ -62,7 +62,7 @@ def summary(audit: Audit) -> dict:
 def to_json(audit: Audit, scope: dict) -> dict:
     return {"schema": SCHEMA, **scope, "exitCode": audit.exit_code, "summary": summary(audit),
             "workloads": [{"namespace": w.namespace, "kind": w.kind, "name": w.name,
-                           "state": max((f.state for f in fs), key=SEVERITY.__getitem__),
+                           "state": worst(fs),
                            "implicit": sorted({g for f in fs for g in f.implicit}),
                            "containers": [f.to_json() for f in fs]} for w, fs in audit.workloads().items()],
             "nodes": [n.to_json() for n in audit.nodes]}

@@ -177,12 +177,11 @@ class KubeSession:
                 f"--target {self.name} --cleanup` (with the same KUBECONFIG) deletes it")
 
     def _drop_namespace(self) -> None:
-        if self.opts.keep:
-            self.kube = None
-        if self.kube is not None:
+        """Delete the run's namespace (KEEP=1 leaves it)."""
+        if self.kube is not None and not self.opts.keep:
             with contextlib.suppress(SuiteError, ConnectionError, TimeoutError):
                 self.kube.cleanup()
-            self.kube = None
+        self.kube = None
 
     def stop(self) -> None:
         self._drop_namespace()
