@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import interrupt
 from conformance.catalogue import Catalogue
 from conformance.errors import SuiteError
 from conformance.model import CaseResult, Verdict, exit_code
@@ -68,10 +69,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for tag in sorted({t for s in catalogue.scenarios for t in s.tags} | {"merge", "strict", "unset", "check"}):
         config.addinivalue_line("markers", f"{tag}: scenario tag")
     if _is_worker(config):
+        interrupt.install(signal.SIGINT)
         ctx = json.loads(os.environ[WORKER_ENV])
         config.stash[CASES] = [_case_from_json(c, catalogue) for c in ctx["cases"]]
         return
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupt.install()
     config.stash[PROGRESS] = Progress(sys.stdout)
     started = time.monotonic()
     try:
@@ -101,28 +103,28 @@ def _case_from_json(data: list, catalogue: Catalogue) -> Case:
     return Case(catalogue.by_name(name) if name else None, policy, variant, node, check)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _safe_stop(session: Session) -> None:
+    """Remove what the session started; a Ctrl-C meanwhile does not cut that short."""
     try:
-        session.stop()
+        with interrupt.shielded(deliver=False):
+            session.stop()
     except Exception as exc:
         print(f"cleanup error: {exc}", file=sys.stderr)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Cases still running in the pool give up, then the session removes everything it started."""
-    runner = getattr(config, "_sgp_runner", None)
-    if runner is not None:
-        runner.close()
-    pool = getattr(config, "_sgp_pool", None)
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
-    session = config.stash.get(SESSION, None)
-    if session is not None:
-        _safe_stop(session)
+    """Cases still running in the pool give up, then the session removes everything it started (a Ctrl-C
+    meanwhile does not cut that short)."""
+    with interrupt.shielded(deliver=False):
+        runner = getattr(config, "_sgp_runner", None)
+        if runner is not None:
+            runner.close()
+        pool = getattr(config, "_sgp_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        session = config.stash.get(SESSION, None)
+        if session is not None:
+            _safe_stop(session)
 
 
 def _runner(config: pytest.Config) -> Runner:
@@ -203,7 +205,7 @@ class CaseItem(pytest.Item):
         if self.restart_skipped:
             pytest.skip("not run: restarting the runtime needs a runtime the suite started (not CRI_ENDPOINT)")
         if self.future is not None:
-            self.outcome, duration = self.future.result()
+            self.outcome, duration = interrupt.result(self.future)
             self.started = time.monotonic() - duration
         else:
             self.outcome = _runner(self.config).run(self.case)
@@ -263,8 +265,9 @@ def pytest_runtestloop(session: pytest.Session):
         if runner.parallel > 1 and len(items) > 1:
             pool = ThreadPoolExecutor(max_workers=runner.parallel, thread_name_prefix="sgp-case")
             config._sgp_pool = pool  # type: ignore[attr-defined]
-            for item in items:
-                item.future = pool.submit(_timed, runner, item.case)
+            with interrupt.shielded():  # submit() starts threads, and waits on an Event for each
+                for item in items:
+                    item.future = pool.submit(_timed, runner, item.case)
     yield
 
 

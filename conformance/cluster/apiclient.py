@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from conformance import interrupt
 from conformance.cluster.kube import ApiError
 
 REQUEST_TIMEOUT = 60  # seconds for one API call (a wedged API server must not hang the run)
@@ -31,17 +32,21 @@ class ClientApi:
         self.core = client.CoreV1Api(api_client)
         self.configuration = api_client.configuration
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _raw(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+        """The body of one call; ApiError for an error status, ConnectionError when the server is not reached."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
-            resp = fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+            with interrupt.shielded():  # a Ctrl-C inside urllib3's pool locking would wedge the client
+                return fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs).data
         except ApiException as exc:
             raise ApiError(exc.status or 0, status_body(exc), what) from exc
         except HTTPError as exc:
             raise ConnectionError(f"{what}: {exc}") from exc
-        data = resp.data
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        data = self._raw(what, fn, *args, **kwargs)
         return json.loads(data) if data else {}
 
     def create_namespace(self, body: dict) -> dict:
@@ -78,14 +83,8 @@ class ClientApi:
                           label_selector=label_selector)["items"]
 
     def pod_log(self, namespace: str, name: str, container: str) -> str:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            resp = self.core.read_namespaced_pod_log(name, namespace, container=container, _preload_content=False,
-                                                     _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as exc:
-            raise ApiError(exc.status or 0, status_body(exc), f"log of {name}/{container}") from exc
-        return resp.data.decode(errors="replace")
+        return self._raw(f"log of {name}/{container}", self.core.read_namespaced_pod_log, name, namespace,
+                         container=container).decode(errors="replace")
 
     def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str:
         from kubernetes import client
@@ -96,9 +95,10 @@ class ClientApi:
         # its own keeps calls made meanwhile from other threads on plain HTTP.
         core = client.CoreV1Api(client.ApiClient(self.configuration))
         try:
-            return stream(core.connect_get_namespaced_pod_exec, name, namespace, container=container,
-                          command=argv, stderr=True, stdin=False, stdout=True, tty=False,
-                          _request_timeout=REQUEST_TIMEOUT)
+            with interrupt.shielded():
+                return stream(core.connect_get_namespaced_pod_exec, name, namespace, container=container,
+                              command=argv, stderr=True, stdin=False, stdout=True, tty=False,
+                              _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             raise ApiError(exc.status or 0, status_body(exc), f"exec in {name}/{container}") from exc
         finally:

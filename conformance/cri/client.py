@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from conformance import interrupt
 from conformance.cri import api_pb2 as pb
 from conformance.cri import api_pb2_grpc as rpc
 from conformance.errors import RuntimeBroken
@@ -43,11 +44,13 @@ class CRIClient:
         self.images = rpc.ImageServiceStub(self.channel)
 
     def close(self) -> None:
-        self.channel.close()
+        with interrupt.shielded():
+            self.channel.close()
 
     def call(self, service: object, method: str, request: object, timeout: float | None = None) -> object:
         try:
-            return getattr(service, method)(request, timeout=timeout or self.timeout)
+            with interrupt.shielded():  # a Ctrl-C inside gRPC's locking would wedge the channel
+                return getattr(service, method)(request, timeout=timeout or self.timeout)
         except grpc.RpcError as exc:
             code, details = exc.code(), exc.details() or ""
             if code in BROKEN:

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance import interrupt
 from conformance.catalogue import Catalogue
 from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
@@ -338,7 +339,8 @@ class NodeTarget:
             with self.lock.hold(exclusive=False):
                 self.remove_sandbox(sandbox_id)
 
-        self._pending.append(self._cleanup.submit(work))
+        with interrupt.shielded():  # submit() may start a thread, and waits on an Event for it to run
+            self._pending.append(self._cleanup.submit(work))
 
     def drain(self, timeout: float = 60.0) -> list[str]:
         """Wait (at most `timeout` in all) for background removals; the problems they hit."""
@@ -346,7 +348,7 @@ class NodeTarget:
         deadline = time.monotonic() + timeout
         for future in self._pending:
             try:
-                future.result(timeout=max(0.1, deadline - time.monotonic()))
+                interrupt.result(future, timeout=max(0.1, deadline - time.monotonic()))
             except Exception as exc:
                 problems.append(f"sandbox removal failed: {type(exc).__name__}: {exc}".rstrip(": "))
         self._pending.clear()

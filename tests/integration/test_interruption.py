@@ -25,7 +25,8 @@ def _interruptible() -> None:
 
 
 def start_suite(results: Path, state_root: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "SGP_STATE_DIR": str(state_root), "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: a run that hangs prints every thread's stack on SIGABRT (see finish())
+    env = {**os.environ, "SGP_STATE_DIR": str(state_root), "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen([str(CLI), "run", "--results-dir", str(results), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT, preexec_fn=_interruptible)
 
@@ -57,13 +58,23 @@ def test_runtime_killed_mid_run(real_runtime: None, tmp_path: Path, state_root: 
     proc = start_suite(tmp_path, state_root, "--version", "2")
     wait_for_cases(proc, 3)
     os.kill(daemon_pid(state_root), signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
+    out = finish(proc, 120)
     assert proc.returncode == 2, out
     doc = json.loads((tmp_path / "results.json").read_text())
     verdicts = [c["verdict"] for c in doc["cases"]]
     assert "error" in verdicts and "pass" in verdicts
     assert doc["summary"]["exit_code"] == 2
     assert leftovers(state_root, proc.pid) == []
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> str:
+    """The run's remaining output once it exits; if it is still running after `timeout`, its threads' stacks."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out = proc.communicate()[0]
+        raise AssertionError(f"still running {timeout:.0f}s after the signal; its threads:\n{out[-6000:]}") from None
 
 
 def interrupt_after(results: Path, state_root: Path, args: tuple[str, ...], cases: int, within: float,
@@ -73,9 +84,9 @@ def interrupt_after(results: Path, state_root: Path, args: tuple[str, ...], case
     wait_for_cases(proc, cases)
     sent = time.monotonic()
     proc.send_signal(sig)
-    proc.communicate(timeout=60)
-    assert time.monotonic() - sent < within
-    assert proc.returncode == 2
+    out = finish(proc, 60)
+    assert time.monotonic() - sent < within, out
+    assert proc.returncode == 2, out
     assert leftovers(state_root, proc.pid) == []
 
 
