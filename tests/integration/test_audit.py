@@ -21,7 +21,7 @@ from conformance.catalogue import Catalogue
 from conformance.cluster.kube import kube_cases, pod_security_context
 from tests.catalogue_audit import case_key, catalogue_says
 from tests.conftest import CLI, PROJECT
-from tests.integration.test_interruption import start_suite
+from tests.integration.test_interruption import finish, start_suite
 from tests.integration.test_local import local_args
 from tests.leftovers import leftovers
 
@@ -53,11 +53,9 @@ def release(proc: subprocess.Popen, state_root: Path) -> tuple[str, float]:
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     try:
-        out, _ = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        proc.kill()  # the leftover check below then says what it left
-        out, _ = proc.communicate()
-        out += "\n(test: the run did not stop within 600 s of Ctrl-C and was killed)"
+        out = finish(proc, 600)
+    except AssertionError as hung:  # its threads' stacks; the leftover check below then says what it left
+        out = str(hung)
     took = time.monotonic() - sent
     assert leftovers(state_root, proc.pid) == [], out[-3000:]
     return out, took
