@@ -21,12 +21,13 @@ from pathlib import Path
 from conformance.catalogue import PROJECT, Catalogue
 from conformance.cri import api_pb2 as pb
 from conformance.options import Options
-from conformance.session import NodeSession
+from conformance.targets.node.session import NodeSession
+from conformance.targets.node.target import RUN_LABEL
 
 
 def floor(session: NodeSession, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds per bare pod (sandbox, container running /bin/true, wait for exit) and per removal."""
-    client, refs = session.client, session.image_refs
+    client, refs = session.runtime.client, session.runtime.image_refs
     assert client is not None and session.log_root is not None and session.target is not None
     times, removals = [], []
     for _ in range(rounds):
@@ -37,7 +38,7 @@ def floor(session: NodeSession, rounds: int) -> tuple[list[float], list[float]]:
             linux.cgroup_parent = f"/{session.target.cgroup_parent}/{name}"
         sandbox = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=secrets.token_hex(8), namespace="bench"),
-            log_directory=str(session.log_root / name), labels={"sgpconf.run": session.run_id}, linux=linux)
+            log_directory=str(session.log_root / name), labels={RUN_LABEL: session.run_id}, linux=linux)
         ref = refs["agnhost-like"]
         container = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=ref, user_specified_image=ref),
@@ -99,7 +100,7 @@ def kubelet_floor(api: object, namespace: str, image: str, count: int, side_by_s
 
 
 def local_bench(args: argparse.Namespace, results: Path) -> int:
-    from conformance.cluster.sessions import LocalSession
+    from conformance.targets.local.session import LocalSession
 
     local = ["--target", "local", "--k8s-bin-dir", args.k8s_bin_dir] + (["--etcd-bin", args.etcd_bin]
                                                                          if args.etcd_bin else [])

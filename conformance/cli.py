@@ -42,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     audit_cli.add_arguments(audit)
     args, extra = parser.parse_known_args(argv)
     raw = list(argv if argv is not None else sys.argv[1:])[1:]
-    if args.command == "run" and args.target in ("kind", "cluster"):
-        from conformance.cluster import cli as cluster_cli
+    if args.command == "run" and args.target:
+        from conformance.targets import without_cases
 
-        if cluster_cli.wanted(raw):  # DRY_RUN plans and --cleanup run nothing
-            return cluster_cli.main(raw)
+        code = without_cases(args.target, raw)  # DRY_RUN plans and --cleanup run nothing
+        if code is not None:
+            return code
     if args.command == "audit":
         if extra:
             parser.error(f"unknown arguments: {extra}")

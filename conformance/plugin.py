@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conformance import interrupt
+from conformance.case import Case, Runner, Session, Verdicted
 from conformance.catalogue import Catalogue
 from conformance.errors import SuiteError
 from conformance.model import CaseResult, Verdict, exit_code
@@ -28,7 +29,6 @@ from conformance.options import FLAGS, Options, from_mapping
 from conformance.progress import Progress
 from conformance.results import write
 from conformance.targets import create_session, runner_from_context
-from conformance.targets.base import Case, Runner, Session, Verdicted
 from conformance.verdict import Judgement
 
 CATALOGUE = pytest.StashKey[Catalogue]()

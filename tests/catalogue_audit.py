@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from conformance.catalogue import Catalogue
-from conformance.cluster.kube import PROBE_NAME
+from conformance.kube.manifests import PROBE_NAME
 from conformance.model import Expectation
 from conformance.scenario import ContainerContext, Scenario
 

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from conformance.audit.owners import Owners, Workload
-from conformance.cluster.kube import REJECT_FROM_MINOR, is_rejected, kubelet_minor, node_feature, node_info
+from conformance.kube.admission import REJECT_FROM_MINOR, is_rejected
+from conformance.kube.status import kubelet_minor, node_feature, node_info
 
 # container states, best first; anything but READY means the switch to Strict is not known to be safe
 READY = "ready"  # nothing beyond what the pod asks for (or Strict already in force and honoured)

@@ -9,8 +9,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from conformance.cluster.apiclient import REQUEST_TIMEOUT, status_body
 from conformance.errors import SuiteError
+from conformance.kube.api import REQUEST_TIMEOUT, status_body
 
 PAGE = 500  # objects per list call
 OWNER_KINDS = {"ReplicaSet": ("apps", "replicasets"), "Job": ("batch", "jobs")}

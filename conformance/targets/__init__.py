@@ -1,40 +1,59 @@
-"""Targets by name (the backend registry): node (CRI), local (a private cluster on the private runtime),
-cluster (an existing cluster), kind (a kind cluster per cell). Each is a Session plus a Runner
-(targets/base.py); the pytest plugin runs every one of them the same way."""
+"""Targets by name (the backend registry), the only place that knows them all: node (the CRI of a
+runtime), local (a private cluster on the private runtime), cluster (an existing cluster) and kind (a
+kind cluster per cell). Each lives in one place here and hands the runner a Session and a Runner
+(conformance/case.py); the pytest plugin runs every one of them the same way. Kept light: the CI
+matrix job imports targets.kind.cells with only PyYAML installed."""
 
 from __future__ import annotations
 
-from conformance.catalogue import Catalogue
+import importlib
+import os
+from typing import TYPE_CHECKING
+
 from conformance.errors import InputError
-from conformance.options import Options
-from conformance.targets.base import Runner, Session
+
+if TYPE_CHECKING:
+    from conformance.case import Runner, Session
+    from conformance.catalogue import Catalogue
+    from conformance.options import Options
 
 TARGETS = ("node", "local", "cluster", "kind")
+SESSIONS = {"node": "conformance.targets.node.session:NodeSession",
+            "local": "conformance.targets.local.session:LocalSession",
+            "cluster": "conformance.targets.cluster:ClusterSession",
+            "kind": "conformance.targets.kind.session:KindSession"}
+WITHOUT_CASES = {"kind": "conformance.targets.kind.plan", "cluster": "conformance.targets.cluster"}
+
+
+def _load(spec: str) -> type:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def create_session(opts: Options, catalogue: Catalogue) -> Session:
     """The session for TARGET=`opts.target` (nothing started yet)."""
-    if opts.target == "node":
-        from conformance.session import NodeSession
-
-        if opts.keep:
-            raise InputError("KEEP", "KEEP", "applies to TARGET=local, cluster and kind (the node target's sandboxes "
-                             "are not kept)")
-        return NodeSession(opts, catalogue)
-    if opts.target in ("local", "cluster", "kind"):
-        from conformance.cluster import sessions
-
-        return {"local": sessions.LocalSession, "cluster": sessions.ClusterSession,
-                "kind": sessions.KindSession}[opts.target](opts, catalogue)
-    raise InputError("TARGET", "TARGET", f"{opts.target!r}: must be one of {', '.join(TARGETS)}")
+    if opts.target not in SESSIONS:
+        raise InputError("TARGET", "TARGET", f"{opts.target!r}: must be one of {', '.join(TARGETS)}")
+    if opts.target == "node" and opts.keep:
+        raise InputError("KEEP", "KEEP", "applies to TARGET=local, cluster and kind (the node target's sandboxes "
+                         "are not kept)")
+    return _load(SESSIONS[opts.target])(opts, catalogue)
 
 
 def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runner:
     """An xdist worker's runner, from the context the controller's session left."""
     if ctx["target"] == "node":
-        from conformance.targets.node import NodeRunner
+        return _load("conformance.targets.node.runner:NodeRunner").from_context(ctx, catalogue)
+    return _load("conformance.kube.runner:KubeRunner").from_context(ctx, catalogue)
 
-        return NodeRunner.from_context(ctx, catalogue)
-    from conformance.cluster.sessions import KubeRunner
 
-    return KubeRunner.from_context(ctx, catalogue)
+def without_cases(target: str, argv: list[str]) -> int | None:
+    """What a `run` does when it asks for no cases: DRY_RUN=1 (or --dry-run) prints the plan of TARGET=kind or
+    cluster, and --cleanup deletes the namespaces earlier KEEP=1 runs left in a cluster. None: run cases."""
+    from conformance.options import switch
+
+    asked = "--dry-run" in argv or "--cleanup" in argv or switch(os.environ.get("DRY_RUN"))
+    if target not in WITHOUT_CASES or not asked:
+        return None
+    module = WITHOUT_CASES["cluster" if "--cleanup" in argv else target]
+    return int(importlib.import_module(module).without_cases(argv))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from conformance.cluster.kube import REJECT_MESSAGE, REJECT_REASON, ApiError
+from conformance.kube.admission import REJECT_MESSAGE, REJECT_REASON
+from conformance.kube.api import ApiError
 
 TS = "2026-08-21T10:00:00Z"
 

@@ -33,8 +33,8 @@ from conformance.errors import SuiteError
 from conformance.model import Verdict
 from conformance.options import Options
 from conformance.runtimes.process import cgroup_dirs, processes_mentioning, remove_cgroups
-from conformance.session import NodeSession
-from conformance.targets.node import NodeTarget
+from conformance.targets.node.session import NodeSession
+from conformance.targets.node.target import NodeTarget
 from tests.faults import proxy as cri_proxy
 
 SCENARIO = "blog-example"  # image group 50000 (Merge only), pod group 4000 (both policies)
@@ -253,9 +253,10 @@ class Lab:
 
     def _run_wrapper(self, fault: Fault) -> Outcome:
         session = self.session(fault.version)
-        assert session.client is not None and session.target is not None and session.info is not None
+        runtime = session.runtime
+        assert runtime.client is not None and session.target is not None and session.info is not None
         handler = "runc" if not fault.allowed else fault.name
-        target = NodeTarget(session.client, session.image_refs, session.target.log_root, session.run_id,
+        target = NodeTarget(runtime.client, runtime.image_refs, session.target.log_root, session.run_id,
                             handler=handler, cgroup_parent=session.target.cgroup_parent)
         scn = self.catalogue.by_name(SCENARIO)
         out = Outcome(fault)
@@ -275,14 +276,15 @@ class Lab:
 
     def _run_proxy(self, fault: Fault) -> Outcome:
         session = self.session(fault.version)
-        assert session.provisioned is not None
+        provisioned = session.runtime.provisioned
+        assert provisioned is not None
         run_dir = self.root / f"{fault.name}-{secrets.token_hex(2)}"
         (run_dir / "state").mkdir(parents=True)
-        ctr_dir = str(Path(session.provisioned.ctr[0]).parent)  # images are in already: ctr imports nothing
+        ctr_dir = str(Path(provisioned.ctr[0]).parent)  # images are in already: ctr imports nothing
         env = {**os.environ, "SGP_STATE_DIR": str(run_dir / "state"),
                "PATH": f"{ctr_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
         argv = [str(CLI), "run", "--cri-endpoint", "", "--results-dir", str(run_dir / "results"), "-k", SCENARIO]
-        with cri_proxy.CRIProxy(run_dir / "cri.sock", session.provisioned.endpoint, dict(fault.request_hooks),
+        with cri_proxy.CRIProxy(run_dir / "cri.sock", provisioned.endpoint, dict(fault.request_hooks),
                                 dict(fault.response_hooks)) as proxy:
             argv[3] = proxy.endpoint
             res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT, cwd=PROJECT)
@@ -303,9 +305,9 @@ class Lab:
 
     def _run_kubelet(self, fault: Fault) -> Outcome:
         """The fault between a real kubelet and the runtime (TARGET=local); everything read through the API."""
-        from conformance.cluster.checks import NODE_FEATURES
-        from conformance.cluster.sessions import LocalSession
-        from conformance.targets.base import Case
+        from conformance.case import Case
+        from conformance.kube.checks import NODE_FEATURES
+        from conformance.targets.local.session import LocalSession
 
         run_dir = self.root / f"{fault.name}-{secrets.token_hex(2)}"
         opts = Options(target="local", version=fault.version, k8s_bin_dir=Path(os.environ["K8S_BIN_DIR"]),

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conformance.catalogue import Catalogue
-from conformance.cluster.kube import kube_cases, pod_security_context
+from conformance.kube.manifests import kube_cases, pod_security_context
 from tests.catalogue_audit import case_key, catalogue_says
 from tests.conftest import CLI, PROJECT
 from tests.integration.test_interruption import finish, start_suite

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import Catalogue
-from conformance.cluster.checks import API_CHECKS
-from conformance.cluster.kube import REJECT_MESSAGE, REJECT_REASON, VARIANTS, kube_cases
+from conformance.kube.admission import REJECT_MESSAGE, REJECT_REASON
+from conformance.kube.checks import API_CHECKS
+from conformance.kube.manifests import VARIANTS, kube_cases
 from tests.conftest import PROJECT
 from tests.integration.test_interruption import interrupt_after
 from tests.integration.test_node_containerd import run_suite

@@ -6,13 +6,15 @@ import json
 
 import pytest
 
+from conformance.case import Case
 from conformance.catalogue import PROJECT, Catalogue
-from conformance.cluster import checks, kube
-from conformance.cluster.apiclient import ClientApi
-from conformance.cluster.kube import ApiError, KubeTarget, Waits
 from conformance.errors import SuiteError
+from conformance.kube import admission, checks, manifests, pods, status
+from conformance.kube.api import ApiError, ClientApi
+from conformance.kube.pods import KubeTarget
+from conformance.kube.waits import Waits
 from conformance.model import Verdict
-from conformance.targets.base import Case
+from conformance.observe import PROBE
 from tests.fakes import kubeapi as fk
 
 
@@ -51,7 +53,7 @@ def run(api, catalogue, scn, policy, variant="container"):
     target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
     target.setup()
     outcome = target.run_pod(scn, policy, variant)
-    return outcome, kube.judge_case(catalogue, scn, policy, outcome, variant)
+    return outcome, pods.judge_case(catalogue, scn, policy, outcome, variant)
 
 
 def verdict_of(target, catalogue, scn, policy="Merge", variant="container", node=None):
@@ -60,7 +62,7 @@ def verdict_of(target, catalogue, scn, policy="Merge", variant="container", node
         outcome = target.run_pod(scn, policy, variant, node)
     except SuiteError as exc:
         return Verdict.ERROR, f"{type(exc).__name__}: {exc}"
-    judgement = kube.judge_case(catalogue, scn, policy, outcome, variant)
+    judgement = pods.judge_case(catalogue, scn, policy, outcome, variant)
     return judgement.verdict, judgement.detail
 
 
@@ -68,30 +70,31 @@ def verdict_of(target, catalogue, scn, policy="Merge", variant="container", node
 
 
 def test_pod_manifest_carries_policy_and_ids(scn):
-    pod = kube.pod_manifest(scn, "Strict", "img:1", "r1", "p1")
+    pod = manifests.pod_manifest(scn, "Strict", "img:1", "r1", "p1")
     sc = pod["spec"]["securityContext"]
     assert sc == {"runAsUser": 1000, "supplementalGroups": [60000], "supplementalGroupsPolicy": "Strict"}
-    assert pod["metadata"]["labels"][kube.RUN_LABEL] == "r1"
+    assert pod["metadata"]["labels"][manifests.RUN_LABEL] == "r1"
     ctr = pod["spec"]["containers"][0]
     assert ctr["name"] == "probe" and ctr["imagePullPolicy"] == "Never"
     assert ctr["command"][:2] == ["/bin/sh", "-c"] and "SGP-BEGIN" in ctr["command"][2]
-    assert "supplementalGroupsPolicy" not in kube.pod_manifest(scn, "unset", "i", "r", "p")["spec"]["securityContext"]
+    unset = manifests.pod_manifest(scn, "unset", "i", "r", "p")
+    assert "supplementalGroupsPolicy" not in unset["spec"]["securityContext"]
 
 
 def test_init_and_sidecar_variants(scn):
-    init = kube.pod_manifest(scn, "Merge", "i", "r", "p", "init")["spec"]
+    init = manifests.pod_manifest(scn, "Merge", "i", "r", "p", "init")["spec"]
     assert init["initContainers"][0]["name"] == "probe" and "exit 0" in init["initContainers"][0]["command"][2]
     assert "restartPolicy" not in init["initContainers"][0]
-    side = kube.pod_manifest(scn, "Merge", "i", "r", "p", "sidecar")["spec"]
+    side = manifests.pod_manifest(scn, "Merge", "i", "r", "p", "sidecar")["spec"]
     assert side["initContainers"][0]["restartPolicy"] == "Always"
-    eph = kube.ephemeral_manifest(scn, "i")
+    eph = manifests.ephemeral_manifest(scn, "i")
     assert eph["targetContainerName"] == "main"
 
 
 def test_namespace_labelled_for_cleanup():
-    ns = kube.namespace_manifest("abcd")
+    ns = manifests.namespace_manifest("abcd")
     assert ns["metadata"]["name"] == "sgp-abcd"
-    assert ns["metadata"]["labels"] == {kube.RUN_LABEL: "abcd", "app.kubernetes.io/managed-by": "sgp-conformance"}
+    assert ns["metadata"]["labels"] == {manifests.RUN_LABEL: "abcd", "app.kubernetes.io/managed-by": "sgp-conformance"}
 
 
 # --- reading raw JSON ---------------------------------------------------------------------------
@@ -99,29 +102,29 @@ def test_namespace_labelled_for_cleanup():
 
 def test_status_user_from_raw_json():
     entry = fk.running_status("probe", fk.user(1000, 1000, [1000, 60000]))
-    assert kube.status_user(entry) == {"uid": 1000, "gid": 1000, "supplemental_groups": [1000, 60000]}
-    assert kube.status_user(fk.running_status("probe", None)) is None
-    assert kube.status_user(fk.running_status("probe", {})) == {}
+    assert status.status_user(entry) == {"uid": 1000, "gid": 1000, "supplemental_groups": [1000, 60000]}
+    assert status.status_user(fk.running_status("probe", None)) is None
+    assert status.status_user(fk.running_status("probe", {})) == {}
 
 
 def test_node_feature_absent_is_not_false():
-    assert kube.node_feature(SUPPORTED) is True
-    assert kube.node_feature(UNSUPPORTED_134) is None
-    assert kube.node_feature(fk.node("n", features={"supplementalGroupsPolicy": False})) is False
-    assert kube.runtime_info(SUPPORTED).supports_policy
-    assert kube.runtime_info(UNSUPPORTED_134).features is None
+    assert status.node_feature(SUPPORTED) is True
+    assert status.node_feature(UNSUPPORTED_134) is None
+    assert status.node_feature(fk.node("n", features={"supplementalGroupsPolicy": False})) is False
+    assert status.runtime_info(SUPPORTED).supports_policy
+    assert status.runtime_info(UNSUPPORTED_134).features is None
 
 
 def test_feature_problems_against_crictl():
-    assert kube.feature_problems(SUPPORTED, True) == []
-    assert kube.feature_problems(UNSUPPORTED_134, None) == []
-    assert kube.feature_problems(fk.node("n", features={"supplementalGroupsPolicy": False}), None)
-    assert kube.feature_problems(SUPPORTED, False)
-    assert kube.feature_problems(UNSUPPORTED_134, True)
-    assert kube.crictl_feature({"status": {}, "features": {"supplemental_groups_policy": True}}) is True
-    assert kube.crictl_feature({"status": {}, "features": {"supplementalGroupsPolicy": False}}) is False
-    assert kube.crictl_feature({"status": {}}) is None
-    assert kube.crictl_feature({"features": None}) is None
+    assert status.feature_problems(SUPPORTED, True) == []
+    assert status.feature_problems(UNSUPPORTED_134, None) == []
+    assert status.feature_problems(fk.node("n", features={"supplementalGroupsPolicy": False}), None)
+    assert status.feature_problems(SUPPORTED, False)
+    assert status.feature_problems(UNSUPPORTED_134, True)
+    assert status.crictl_feature({"status": {}, "features": {"supplemental_groups_policy": True}}) is True
+    assert status.crictl_feature({"status": {}, "features": {"supplementalGroupsPolicy": False}}) is False
+    assert status.crictl_feature({"status": {}}) is None
+    assert status.crictl_feature({"features": None}) is None
 
 
 def test_client_api_reads_raw_json_and_types_errors():
@@ -139,7 +142,7 @@ def test_client_api_reads_raw_json_and_types_errors():
 
     def invalid(*a, **kw):
         exc = ApiException(status=422, reason="Unprocessable Entity")
-        exc.body = json.dumps(fk.status_422("p", "FieldValueNotSupported", kube.FIELD, 'Unsupported value: "x"'))
+        exc.body = json.dumps(fk.status_422("p", "FieldValueNotSupported", manifests.FIELD, 'Unsupported value: "x"'))
         raise exc
 
     api = object.__new__(ClientApi)
@@ -150,7 +153,7 @@ def test_client_api_reads_raw_json_and_types_errors():
     assert pod["status"]["containerStatuses"][0]["user"]["linux"]["supplementalGroups"] == [2]
     with pytest.raises(ApiError) as info:
         api.create_pod("ns", {"metadata": {"name": "p"}}, dry_run=True)
-    assert info.value.status == 422 and info.value.causes[0]["field"] == kube.FIELD
+    assert info.value.status == 422 and info.value.causes[0]["field"] == manifests.FIELD
 
 
 # --- verdicts per case --------------------------------------------------------------------------
@@ -161,7 +164,7 @@ def test_supported_node_passes(catalogue, scn, policy, ident):
     api = fk.FakeApi([SUPPORTED], running(ident), log=fk.probe(*ident), exec_out=fk.probe(*ident))
     outcome, judgement = run(api, catalogue, scn, policy)
     assert judgement.verdict == Verdict.PASS, judgement.detail
-    assert ("exec", outcome.pod["metadata"]["name"], "probe", ["/bin/sh", "-c", kube.PROBE]) in api.calls
+    assert ("exec", outcome.pod["metadata"]["name"], "probe", ["/bin/sh", "-c", PROBE]) in api.calls
     assert ("delete_pod", outcome.pod["metadata"]["name"]) in api.calls
 
 
@@ -183,7 +186,7 @@ def test_strict_rejected_on_unsupported_node(catalogue, scn):
     outcome, judgement = run(api, catalogue, scn, "Strict")
     assert judgement.verdict == Verdict.REJECTED, judgement.detail
     assert not [c for c in api.calls if c[0] == "exec"]
-    assert kube.case_observed(outcome)["pod"]["reason"] == kube.REJECT_REASON
+    assert pods.case_observed(outcome)["pod"]["reason"] == admission.REJECT_REASON
 
 
 def test_rejection_needs_exactly_one_event_and_exact_message(catalogue, scn):
@@ -231,7 +234,7 @@ def test_merge_rejected_is_failure(catalogue, scn):
 
 @pytest.mark.parametrize("variant", ["sidecar", "ephemeral"])
 def test_sidecar_and_ephemeral_report_user(catalogue, scn, variant):
-    key = kube.STATUS_KEY[variant]
+    key = status.STATUS_KEY[variant]
     api = fk.FakeApi([SUPPORTED], running(STRICT, key=key), log=fk.probe(*STRICT), exec_out=fk.probe(*STRICT))
     _outcome, judgement = run(api, catalogue, scn, "Strict", variant)
     assert judgement.verdict == Verdict.PASS, judgement.detail
@@ -321,11 +324,11 @@ def test_per_node_cases_are_pinned(catalogue, scn):
 
 
 def test_kube_cases_skip_node_only_scenarios(catalogue):
-    cases = kube.kube_cases(catalogue)
+    cases = manifests.kube_cases(catalogue)
     names = {s.name for s, _, _ in cases}
     assert not any(s.raw_cri or s.restart for s, _, _ in cases)
     assert "upstream-e2e" in names
-    assert {v for _, _, v in cases} == set(kube.VARIANTS)
+    assert {v for _, _, v in cases} == set(manifests.VARIANTS)
 
 
 # --- API negatives ------------------------------------------------------------------------------
@@ -334,11 +337,11 @@ def test_kube_cases_skip_node_only_scenarios(catalogue):
 def _negatives_api() -> fk.FakeApi:
     api = fk.FakeApi([SUPPORTED])
     api.create_errors = {
-        "strict": ApiError(422, fk.status_422("p", "FieldValueNotSupported", kube.FIELD,
+        "strict": ApiError(422, fk.status_422("p", "FieldValueNotSupported", manifests.FIELD,
                                               'Unsupported value: "strict": supported values: "Merge", "Strict"')),
-        "Foo": ApiError(422, fk.status_422("p", "FieldValueNotSupported", kube.FIELD,
+        "Foo": ApiError(422, fk.status_422("p", "FieldValueNotSupported", manifests.FIELD,
                                            'Unsupported value: "Foo": supported values: "Merge", "Strict"')),
-        "Strict": ApiError(422, fk.status_422("p", "FieldValueForbidden", kube.FIELD,
+        "Strict": ApiError(422, fk.status_422("p", "FieldValueForbidden", manifests.FIELD,
                                               "Forbidden: cannot be set for a windows pod")),
     }
     api.patch_error = ApiError(422, fk.status_422(
@@ -419,21 +422,21 @@ def test_refused_sandbox_is_evidence_only_where_allowed(catalogue):
     allowed = catalogue.by_name("pod-run-as-group-without-user")
     outcome = target.run_pod(allowed, "Merge")
     assert outcome.observation.sandbox_error and api.polls[outcome.pod["metadata"]["name"]] == 1
-    judgement = kube.judge_case(catalogue, allowed, "Merge", outcome, "container")
+    judgement = pods.judge_case(catalogue, allowed, "Merge", outcome, "container")
     assert judgement.verdict == Verdict.PASS and judgement.choice == "refuses-sandbox"
     verdict, detail = verdict_of(target, catalogue, catalogue.by_name("upstream-e2e"))
     assert verdict == Verdict.ERROR and "refuses its sandbox" in detail  # at once, not after the pod wait
 
 
 def test_pod_commands_survive_the_api_variable_expansion(scn):
-    pod = kube.pod_manifest(scn, "Strict", "img:1", "r1", "p1")
+    pod = manifests.pod_manifest(scn, "Strict", "img:1", "r1", "p1")
     script = pod["spec"]["containers"][0]["command"][2]
     assert "/proc/$$$$/status" in script and "$$(id)" in script  # the API turns $$ into $
 
 
 def test_cleanup_all_deletes_only_managed_namespaces():
     api = fk.FakeApi([SUPPORTED])
-    api.namespaces = {"sgp-old": kube.namespace_manifest("old"), "default": {"metadata": {"name": "default"}}}
+    api.namespaces = {"sgp-old": manifests.namespace_manifest("old"), "default": {"metadata": {"name": "default"}}}
     api.namespaces["sgp-old"]["metadata"]["name"] = "sgp-old"
     assert KubeTarget(api, {}).cleanup_all() == ["sgp-old"]
     assert "default" in api.namespaces

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from conformance.archive import ImageArchive
-from conformance.cluster import kindcli, nodeimage, versions
-from conformance.cluster.kindcli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
-from conformance.cluster.lifecycle import ClusterOptions, KindCell
 from conformance.errors import ProvisionError
+from conformance.targets.kind import cells as versions
+from conformance.targets.kind import cli as kindcli
+from conformance.targets.kind import nodeimage
+from conformance.targets.kind.cli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
+from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 from tests.fakes import bin as fakebin
 from tests.fakes import kubeapi as fk
 
@@ -196,7 +198,7 @@ def test_verify_runtime(cells, tmp_path, log, monkeypatch):
 
 
 def test_wait_ready_waits_for_nodes_and_dns(cells, tmp_path):
-    from conformance.cluster.kube import Waits
+    from conformance.kube.waits import Waits
 
     kc = KindCell(cell_of(cells, "containerd", "2.1"), ClusterOptions(results_dir=tmp_path / "r"),
                   waits=Waits(ready=2, interval=0.01, sleep=lambda s: None))

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import yaml
 
-from conformance.cluster.cli import main
+from conformance.targets import without_cases
 from tests.fakes import bin as fakebin
+
+
+def plan(argv: list[str]) -> int | None:
+    return without_cases("kind", argv)
 
 
 def test_crio_plan(tmp_path, monkeypatch, capsys):
     log = fakebin.install(tmp_path, monkeypatch)
     out = tmp_path / "plan1"
-    assert main(["--target", "kind", "--runtime", "crio", "--version", "1.34", "--dry-run",
+    assert plan(["--target", "kind", "--runtime", "crio", "--version", "1.34", "--dry-run",
                  "--results-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     folder = out / "plan" / "crio-1.34-k8s-1.34"
@@ -34,7 +38,7 @@ def test_crio_plan(tmp_path, monkeypatch, capsys):
 def test_containerd_17_plan_expects_rejection(tmp_path, monkeypatch, capsys):
     log = fakebin.install(tmp_path, monkeypatch)
     monkeypatch.setenv("DRY_RUN", "1")
-    assert main(["--target", "kind", "--runtime", "containerd", "--version", "1.7", "--results-dir",
+    assert plan(["--target", "kind", "--runtime", "containerd", "--version", "1.7", "--results-dir",
                  str(tmp_path / "p")]) == 0
     folder = tmp_path / "p" / "plan" / "containerd-1.7-k8s-1.34"
     expect = (folder / "expectations.txt").read_text().splitlines()
@@ -48,7 +52,7 @@ def test_containerd_17_plan_expects_rejection(tmp_path, monkeypatch, capsys):
 
 
 def test_alpha_cell_expects_unsupported_not_rejected(tmp_path, capsys):
-    assert main(["--runtime", "containerd", "--version", "1.7", "--k8s", "1.32", "--dry-run", "--results-dir",
+    assert plan(["--runtime", "containerd", "--version", "1.7", "--k8s", "1.32", "--dry-run", "--results-dir",
                  str(tmp_path)]) == 0
     expect = (tmp_path / "plan" / "containerd-1.7-k8s-1.32" / "expectations.txt").read_text()
     assert "[Strict]: unsupported" in expect and "rejected" not in expect
@@ -57,6 +61,6 @@ def test_alpha_cell_expects_unsupported_not_rejected(tmp_path, capsys):
 
 
 def test_bad_selection_exits_2(tmp_path, capsys):
-    assert main(["--runtime", "crio", "--version", "9.9", "--dry-run", "--results-dir", str(tmp_path)]) == 2
+    assert plan(["--runtime", "crio", "--version", "9.9", "--dry-run", "--results-dir", str(tmp_path)]) == 2
     assert "no cell" in capsys.readouterr().err
-    assert main(["--target", "kind", "--dry-run"]) == 2
+    assert plan(["--target", "kind", "--dry-run"]) == 2

@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import PROJECT, Catalogue
-from conformance.cluster import sessions, versions
-from conformance.cluster.kube import Waits
 from conformance.errors import InputError
+from conformance.kube import pods
+from conformance.kube import runner as kube_runner
+from conformance.kube.waits import Waits
 from conformance.model import Verdict
 from conformance.options import Options
+from conformance.targets import cluster as cluster_target
+from conformance.targets.kind import cells
+from conformance.targets.kind import session as kind_session
 from tests.fakes import bin as fakebin
 from tests.fakes import kubeapi as fk
 
@@ -29,8 +33,9 @@ def strict_pod(pod: dict, poll: int) -> dict:
 def api(monkeypatch: pytest.MonkeyPatch) -> fk.FakeApi:
     fake = fk.FakeApi([fk.node("w2", ready=False), fk.node("w1", features={"supplementalGroupsPolicy": True})],
                       strict_pod, log=fk.probe(1000, 3000, [3000, 4000]), exec_out=fk.probe(1000, 3000, [3000, 4000]))
-    monkeypatch.setattr(sessions, "client", lambda kubeconfig, context=None: fake)
-    monkeypatch.setattr(sessions.KubeTarget, "__init__", _fast_target(sessions.KubeTarget.__init__))
+    for module in (kube_runner, cluster_target, kind_session):
+        monkeypatch.setattr(module, "client", lambda kubeconfig, context=None: fake)
+    monkeypatch.setattr(pods.KubeTarget, "__init__", _fast_target(pods.KubeTarget.__init__))
     return fake
 
 
@@ -42,7 +47,7 @@ def _fast_target(init):
 
 
 def test_cluster_session_cases_runner_and_cleanup(api: fk.FakeApi, tmp_path: Path) -> None:
-    session = sessions.ClusterSession(Options(target="cluster", variants=("container", "init"),
+    session = cluster_target.ClusterSession(Options(target="cluster", variants=("container", "init"),
                                               results_dir=tmp_path, host_network=True), CATALOGUE)
     session.start()
     assert [n["metadata"]["name"] for n in session.nodes] == ["w1"]  # the node that is not Ready is left out
@@ -68,7 +73,7 @@ def test_cluster_session_cases_runner_and_cleanup(api: fk.FakeApi, tmp_path: Pat
 def test_keep_leaves_pods_and_namespace(api: fk.FakeApi, tmp_path: Path) -> None:
     """KEEP=1 on TARGET=cluster: the cases' pods and the run's namespace stay, and the run says how to delete them;
     xdist workers keep theirs too. The node target refuses KEEP before anything starts."""
-    session = sessions.ClusterSession(Options(target="cluster", variants=("container",), results_dir=tmp_path,
+    session = cluster_target.ClusterSession(Options(target="cluster", variants=("container",), results_dir=tmp_path,
                                               keep=True), CATALOGUE)
     session.start()
     case = next(c for c in session.cases() if c.item_name == "blog-example[Strict]")
@@ -87,19 +92,19 @@ def test_keep_leaves_pods_and_namespace(api: fk.FakeApi, tmp_path: Path) -> None
 
 
 def test_nodes_option_is_checked(api: fk.FakeApi, tmp_path: Path) -> None:
-    session = sessions.ClusterSession(Options(target="cluster", nodes="nosuch", results_dir=tmp_path), CATALOGUE)
+    session = cluster_target.ClusterSession(Options(target="cluster", nodes="nosuch", results_dir=tmp_path), CATALOGUE)
     session.start()
     with pytest.raises(InputError, match="no such Linux node"):
         session.cases()
     session.stop()
     with pytest.raises(InputError, match="VARIANTS"):
-        sessions.ClusterSession(Options(target="cluster", variants=("pods",)), CATALOGUE)
+        cluster_target.ClusterSession(Options(target="cluster", variants=("pods",)), CATALOGUE)
 
 
 def test_kind_session_creates_checks_loads_and_deletes(api: fk.FakeApi, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     log = fakebin.install(tmp_path, monkeypatch)
-    cell = versions.select(versions.load(), "containerd", "2.1")
+    cell = cells.select(cells.load(), "containerd", "2.1")
     names = [f"{cell.cluster_name}-control-plane", f"{cell.cluster_name}-worker"]
     api.nodes = [fk.node(n, runtime=cell.expected_runtime_version, features={"supplementalGroupsPolicy": True})
                  for n in names]
@@ -108,7 +113,7 @@ def test_kind_session_creates_checks_loads_and_deletes(api: fk.FakeApi, tmp_path
     monkeypatch.setenv("FAKE_CRICTL_INFO", json.dumps({"features": {"supplemental_groups_policy": True}}))
     monkeypatch.setenv("FAKE_IMAGE_PRESENT", "1")
     monkeypatch.setenv("FAKE_VERSION_OUT", f"containerd containerd.io {cell.runtime_version} abc\n")
-    session = sessions.KindSession(Options(target="kind", runtime="containerd", version="2.1",
+    session = kind_session.KindSession(Options(target="kind", runtime="containerd", version="2.1",
                                            results_dir=tmp_path / "r"), CATALOGUE)
     session.start()
     assert session.advertised == dict.fromkeys(names, True)

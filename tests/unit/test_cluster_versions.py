@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conformance.cluster import kindconfig, versions
 from conformance.errors import InputError
+from conformance.runtimes.versions import version_key
+from conformance.targets.kind import cells as versions
+from conformance.targets.kind import config as kindconfig
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def test_matrix_covers_required_runtimes(cells):
     have = {(c.runtime, ".".join(c.runtime_version.split(".")[:2])) for c in cells}
     for v in ("1.7", "2.0", "2.1", "2.2"):
         assert ("containerd", v) in have
-    crio = sorted(versions.vkey(c.runtime_version)[1] for c in cells if c.runtime == "crio")
+    crio = sorted(version_key(c.runtime_version)[1] for c in cells if c.runtime == "crio")
     assert crio[0] == 31 and crio == list(range(31, crio[-1] + 1))
     assert all(c.base_node_image.startswith("kindest/node:v") and "@sha256:" in c.base_node_image for c in cells)
 

@@ -9,7 +9,7 @@ import sys
 import yaml
 
 from conformance.catalogue import PROJECT
-from conformance.cluster import versions
+from conformance.targets.kind import cells
 
 WORKFLOW = PROJECT / ".github" / "workflows" / "conformance.yml"
 
@@ -18,7 +18,7 @@ def test_workflow_parses_and_uses_generated_matrix():
     doc = yaml.safe_load(WORKFLOW.read_text())
     jobs = doc["jobs"]
     steps = " ".join(s.get("run", "") for s in jobs["matrix"]["steps"])
-    assert "conformance.cluster.versions matrix versions.yaml" in steps and "GITHUB_OUTPUT" in steps
+    assert "conformance.targets.kind.cells matrix versions.yaml" in steps and "GITHUB_OUTPUT" in steps
     kind = jobs["kind"]
     assert kind["needs"] == "matrix"
     assert kind["strategy"]["fail-fast"] is False
@@ -31,11 +31,11 @@ def test_workflow_parses_and_uses_generated_matrix():
 
 
 def test_matrix_job_command_reads_versions_yaml():
-    proc = subprocess.run([sys.executable, "-m", "conformance.cluster.versions", "matrix", "versions.yaml"],
+    proc = subprocess.run([sys.executable, "-m", "conformance.targets.kind.cells", "matrix", "versions.yaml"],
                           cwd=PROJECT, capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("matrix=")
     matrix = json.loads(proc.stdout.removeprefix("matrix="))
-    assert [e["cell"] for e in matrix["include"]] == [c.id for c in versions.load()]
+    assert [e["cell"] for e in matrix["include"]] == [c.id for c in cells.load()]
     runtimes = {(e["runtime"], e["version"].rsplit(".", 1)[0]) for e in matrix["include"]}
     assert {("containerd", "1.7"), ("containerd", "2.0"), ("containerd", "2.1"), ("containerd", "2.2"),
             ("crio", "1.31")} <= runtimes

@@ -11,46 +11,46 @@ import pytest
 import yaml
 from cryptography import x509
 
-from conformance.cluster import k8sbin
-from conformance.cluster.controlplane import TUNABLES, kubelet_config
-from conformance.cluster.pki import Pki
 from conformance.errors import ProvisionError
 from conformance.runtimes import release
+from conformance.targets.local import binaries
+from conformance.targets.local.controlplane import TUNABLES, kubelet_config
+from conformance.targets.local.pki import Pki
 from tests.fakes import bin as fakebin
 
 
 def test_release_resolution_urls_and_checksums() -> None:
-    assert k8sbin.k8s_minor("1.35") == "1.35" and k8sbin.k8s_minor("v1.35.x") == "1.35"
-    assert k8sbin.k8s_minor("1.35.1") is None
+    assert binaries.k8s_minor("1.35") == "1.35" and binaries.k8s_minor("v1.35.x") == "1.35"
+    assert binaries.k8s_minor("1.35.1") is None
     with pytest.raises(ProvisionError, match=r"major\.minor"):
-        k8sbin.k8s_minor("latest")
-    assert k8sbin.stable_url("1.35") == "https://dl.k8s.io/release/stable-1.35.txt"
-    assert k8sbin.parse_stable("v1.35.1\n", "1.35") == "1.35.1"
+        binaries.k8s_minor("latest")
+    assert binaries.stable_url("1.35") == "https://dl.k8s.io/release/stable-1.35.txt"
+    assert binaries.parse_stable("v1.35.1\n", "1.35") == "1.35.1"
     with pytest.raises(ProvisionError, match=r"not a 1\.35\.z"):
-        k8sbin.parse_stable("v1.36.0", "1.35")
-    url, sums = k8sbin.binary_url("1.35.1", "kubelet", "amd64")
+        binaries.parse_stable("v1.36.0", "1.35")
+    url, sums = binaries.binary_url("1.35.1", "kubelet", "amd64")
     assert url == "https://dl.k8s.io/release/v1.35.1/bin/linux/amd64/kubelet" and sums == url + ".sha256"
     digest = hashlib.sha256(b"kubelet").hexdigest()
-    assert k8sbin.parse_sha256(digest) == digest and k8sbin.parse_sha256(f"{digest}  kubelet\n") == digest
+    assert binaries.parse_sha256(digest) == digest and binaries.parse_sha256(f"{digest}  kubelet\n") == digest
     with pytest.raises(ProvisionError):
-        k8sbin.parse_sha256("<html>not found</html>")
+        binaries.parse_sha256("<html>not found</html>")
 
 
 def test_folder_of_binaries(tmp_path: Path) -> None:
-    for name in k8sbin.SERVER:
+    for name in binaries.SERVER:
         fakebin.tool(tmp_path / name, "Kubernetes v1.36.2")
-    assert k8sbin.check_folder(tmp_path, "K8S_BIN_DIR") == "v1.36.2"
+    assert binaries.check_folder(tmp_path, "K8S_BIN_DIR") == "v1.36.2"
     fakebin.tool(tmp_path / "kubelet", "Kubernetes v1.35.0")
     with pytest.raises(ProvisionError, match="disagree"):
-        k8sbin.check_folder(tmp_path, "K8S_BIN_DIR")
+        binaries.check_folder(tmp_path, "K8S_BIN_DIR")
     (tmp_path / "kube-scheduler").unlink()
     with pytest.raises(ProvisionError, match="missing kube-scheduler"):
-        k8sbin.check_folder(tmp_path, "K8S_BIN_DIR")
+        binaries.check_folder(tmp_path, "K8S_BIN_DIR")
 
 
 def test_no_binaries_and_no_network_name_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ProvisionError, match=r"K8S_BIN_DIR=.* or K8S=") as exc:
-        k8sbin.kubernetes(None, None, tmp_path)
+        binaries.kubernetes(None, None, tmp_path)
     assert "\n" not in str(exc.value)
 
     def offline(url: str, timeout: float) -> bytes:
@@ -58,15 +58,15 @@ def test_no_binaries_and_no_network_name_both_ways(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(release, "_get", offline)
     with pytest.raises(ProvisionError) as exc:
-        k8sbin.kubernetes(None, "1.35", tmp_path)
+        binaries.kubernetes(None, "1.35", tmp_path)
     assert "\n" not in str(exc.value) and "stable-1.35.txt" in str(exc.value) and "K8S_BIN_DIR" in str(exc.value)
 
 
 def test_etcd_from_etcd_bin(tmp_path: Path) -> None:
     etcd = fakebin.tool(tmp_path / "etcd", "etcd Version: 3.5.16")
-    assert k8sbin.etcd(etcd, tmp_path) == (etcd, "3.5.16")
+    assert binaries.etcd(etcd, tmp_path) == (etcd, "3.5.16")
     with pytest.raises(ProvisionError, match="no such file"):
-        k8sbin.etcd(tmp_path / "missing", tmp_path)
+        binaries.etcd(tmp_path / "missing", tmp_path)
 
 
 def test_pki_serving_and_client_certificates(tmp_path: Path) -> None:
@@ -113,20 +113,21 @@ class DyingCluster:
 
 def test_keep_holds_the_local_cluster_until_a_component_exits(monkeypatch: pytest.MonkeyPatch) -> None:
     from conformance.catalogue import PROJECT, Catalogue
-    from conformance.cluster import sessions
+    from conformance.kube import pods
     from conformance.options import Options
+    from conformance.targets.local import session as local_session
 
-    monkeypatch.setattr(sessions.time, "sleep", lambda s: None)
+    monkeypatch.setattr(local_session.time, "sleep", lambda s: None)
     catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
-    session = sessions.LocalSession(Options(target="local", keep=True), catalogue)
-    kube = sessions.KubeTarget(None, {}, "r1")  # type: ignore[arg-type]
+    session = local_session.LocalSession(Options(target="local", keep=True), catalogue)
+    kube = pods.KubeTarget(None, {}, "r1")  # type: ignore[arg-type]
     session.cluster, session.kube, session.kubeconfig = DyingCluster(3), kube, "/x/admin.kubeconfig"  # type: ignore[assignment]
     said: list[str] = []
     session.hold(said.append)
     assert said == ["KEEP=1: the cluster keeps running with the cases' pods in namespace sgp-r1: "
                     "KUBECONFIG=/x/admin.kubeconfig", "KEEP=1: Ctrl-C (or SIGTERM) stops it and removes everything",
                     "KEEP=1: kubelet exited; stopping the cluster"]
-    unkept = sessions.LocalSession(Options(target="local"), catalogue)
+    unkept = local_session.LocalSession(Options(target="local"), catalogue)
     unkept.cluster, unkept.kube = DyingCluster(3), kube  # type: ignore[assignment]
     unkept.hold(said.append)
     assert len(said) == 3  # without KEEP nothing is held or said

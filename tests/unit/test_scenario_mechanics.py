@@ -9,7 +9,7 @@ import pytest
 from conformance.errors import InputError
 from conformance.image import load_images
 from conformance.scenario import load_catalogue, load_scenario
-from conformance.targets.node import CaseLock, CaseSpec
+from conformance.targets.node.target import CaseLock, CaseSpec
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGES = load_images(PROJECT / "images")

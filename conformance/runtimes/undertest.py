@@ -1,18 +1,17 @@
-"""The node-target session: build images, provision or reach the runtime, load images; tear down.
-TARGET=local builds on it (the same runtime, with a private cluster on top)."""
+"""The runtime under test, as the node and local targets both use it: started privately at a chosen
+version (RUNTIME, VERSION, CONTAINERD_BIN_DIR, CRIO_BIN_DIR) or reached through CRI_ENDPOINT, with the
+suite's test images loaded into it; stop() removes what the run put there, and a runtime the suite
+started goes whole."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import stat
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from conformance import archive
-from conformance.catalogue import Catalogue
 from conformance.cri.client import CRIClient, CRIError
+from conformance.cri.sandboxes import remove_sandboxes, runtime_info
 from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
 from conformance.imageload import ImageLoader, choose
 from conformance.model import RuntimeInfo
@@ -20,11 +19,10 @@ from conformance.options import Options
 from conformance.registry import Registry
 from conformance.runtimes import provider
 from conformance.runtimes.base import Provisioned
-from conformance.targets.base import Case
-from conformance.targets.node import NodeRunner, NodeTarget, RestartServer, runtime_info
 
 HANDLERS = ("", "runc", "crun")
 CRIO_DEFAULT_STORAGE = ("/var/lib/containers/storage", "/run/containers/storage")
+POLITE_REMOVALS = 32  # sandboxes a stopping run removes one by one through the CRI before it simply kills
 
 
 def socket_path(endpoint: str) -> Path:
@@ -72,25 +70,21 @@ def find_ctr(cache: Path) -> str | None:
     return str(cached[-1]) if cached else None
 
 
-POLITE_REMOVALS = 32  # sandboxes a stopping run removes one by one through the CRI before it simply kills
+class RuntimeUnderTest:
+    """One run's runtime: provisioned (owned) or attached; its CRI client, image references and facts."""
 
-
-class NodeSession:
-    """Everything one node-target run owns; stop() removes all of it, and only it."""
-
-    def __init__(self, opts: Options, catalogue: Catalogue):
+    def __init__(self, opts: Options):
         self.opts = opts
-        self.catalogue = catalogue
-        self.run_id = secrets.token_hex(4)
         self.provisioned: Provisioned | None = None
         self.client: CRIClient | None = None
         self.loader: ImageLoader | None = None
-        self.target: NodeTarget | None = None
         self.info: RuntimeInfo | None = None
         self.image_refs: dict[str, str] = {}
-        self.log_root: Path | None = None
-        self.restart_server: RestartServer | None = None
-        self.failed = False
+
+    @property
+    def owned(self) -> bool:
+        """The suite started this runtime (everything in it is the run's)."""
+        return self.provisioned is not None
 
     def validate(self) -> None:
         """Check the options before anything starts."""
@@ -103,9 +97,9 @@ class NodeSession:
         elif self.opts.runtime not in ("containerd", "crio"):
             raise InputError("RUNTIME", "RUNTIME", f"{self.opts.runtime!r}: must be containerd or crio")
 
-    def start(self) -> None:
+    def start(self, archives: list[archive.ImageArchive]) -> None:
+        """Provision or attach, load the images, read what the runtime is."""
         self.validate()
-        archives = self.catalogue.archives(self.opts.cache_dir)
         if self.opts.cri_endpoint:
             self._attach(archives)
         else:
@@ -116,14 +110,7 @@ class NodeSession:
             self.info.oci = self.provisioned.oci.to_json()
         if self.provisioned is not None and self.opts.handler and self.opts.handler not in self.provisioned.handlers:
             raise ProvisionError(f"HANDLER={self.opts.handler}: not installed (have {self.provisioned.handlers})")
-        self.target = NodeTarget(self.client, self.image_refs, self._log_root(), self.run_id,
-                                 handler=self.opts.handler,
-                                 cgroup_parent=self.provisioned.cgroup_parent if self.provisioned else "")
-        if self.provisioned is not None and self.log_root is not None:  # `restart` cases: targets/node.py
-            self.restart_server = RestartServer(self.log_root / ".sgp-restart.sock", self.restart_runtime)
-            self.target.restart_socket = str(self.restart_server.path)
 
-    # ------------------------------------------------------------------ the Session protocol (targets/base.py)
     def header(self, startup: float) -> str:
         info = self.info
         assert info is not None
@@ -134,30 +121,6 @@ class NodeSession:
         oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
         return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}; "
                 f"ready in {startup:.2f}s")
-
-    def cases(self) -> list[Case]:
-        return [Case(s, p) for s in self.catalogue.scenarios for p in s.policies]
-
-    def runner(self) -> NodeRunner:
-        assert self.target is not None and self.info is not None
-        return NodeRunner(self.target, self.info, self.catalogue)
-
-    def worker_context(self) -> dict:
-        assert self.client is not None and self.info is not None and self.target is not None
-        return {"endpoint": self.client.endpoint, "runtime": self.info.to_json(), "refs": self.image_refs,
-                "log_root": str(self.log_root), "cgroup_parent": self.target.cgroup_parent, "run_id": self.run_id,
-                "restart_socket": self.target.restart_socket}
-
-    def results_extra(self) -> dict:
-        return {"target": "node"}
-
-    def _log_root(self) -> Path:
-        if self.provisioned and self.provisioned.daemon:
-            self.log_root = self.provisioned.daemon.state_dir / "pods"
-        else:
-            self.log_root = self.opts.state_dir / f"pods-{self.run_id}"
-        self.log_root.mkdir(parents=True, exist_ok=True)
-        return self.log_root
 
     def _attach(self, archives: list[archive.ImageArchive]) -> None:
         assert self.opts.cri_endpoint
@@ -210,7 +173,7 @@ class NodeSession:
                                   hosts_dir=self.provisioned.hosts_dir, registry=registry)
         self.image_refs = self._load(archives, runtime_name)
 
-    def restart_runtime(self, timeout: float = 30.0) -> None:
+    def restart(self, timeout: float = 30.0) -> None:
         """Restart the daemon the suite started, keeping its state dir: SIGTERM the daemon only (shims
         and containers keep running, as on a real node), then start it again and wait for the CRI."""
         daemon = self.provisioned.daemon if self.provisioned else None
@@ -224,26 +187,17 @@ class NodeSession:
         finally:
             probe.close()
 
-    def hold(self, say: Callable[[str], None]) -> None:
-        """Nothing is kept on the node target (KEEP is refused there)."""
-
-    def stop(self) -> None:
-        """Remove sandboxes, images and the runtime the suite started; keep its log in RESULTS_DIR."""
+    def stop(self, run_labels: dict[str, str] | None = None) -> None:
+        """Remove the run's sandboxes and images, and the runtime itself if the suite started it (its log
+        kept in RESULTS_DIR). In a runtime the suite started every sandbox is the run's (a local kubelet's
+        too): up to POLITE_REMOVALS go through the CRI, more are left to the daemon's stop, which kills
+        everything in its cgroups and mount namespace at once. In an existing runtime only the sandboxes
+        carrying `run_labels` are removed (none without them)."""
         errors = []
-        if self.restart_server is not None:
-            self.restart_server.close()
-            self.restart_server = None
-        if self.target is not None:
-            for problem in self.target.drain(timeout=5.0):
-                print(f"warning: {problem}", file=sys.stderr)
-        if self.target is not None and (self.provisioned is None or
-                                        (self.provisioned.daemon and self.provisioned.daemon.alive())):
-            # a runtime the suite started holds only sandboxes of this run (a local kubelet's too): remove them
-            # through the CRI; more than a few (KEEP=1 leaves hundreds) are left to the daemon's stop below,
-            # which kills everything in its cgroups and mount namespace at once
-            owned = self.provisioned is not None
-            self.target.remove_leftovers(every=owned, most=POLITE_REMOVALS if owned else None)
-        self.target = None
+        daemon = self.provisioned.daemon if self.provisioned else None
+        if self.client is not None and (daemon.alive() if daemon else run_labels):
+            remove_sandboxes(self.client, None if self.owned else run_labels,
+                             most=POLITE_REMOVALS if self.owned else None)
         if self.loader is not None:
             try:
                 self.loader.close()
@@ -253,13 +207,9 @@ class NodeSession:
         if self.client is not None:
             self.client.close()
             self.client = None
-        if self.provisioned and self.provisioned.daemon:
-            daemon = self.provisioned.daemon
+        if daemon is not None:
             daemon.stop()
             daemon.remove_state(keep_log_to=self.opts.results_dir / f"{daemon.name}.log")
             self.provisioned = None
-        elif self.log_root is not None:
-            shutil.rmtree(self.log_root, ignore_errors=True)
-            self.log_root = None
         if errors:
             raise SuiteError("; ".join(errors))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 from conformance import archive
-from conformance.catalogue import Catalogue
-from conformance.cluster.kindcli import Command
-from conformance.cluster.kube import VARIANTS, expected_outcome, kube_cases
-from conformance.cluster.lifecycle import ClusterOptions, KindCell
-from conformance.cluster.versions import Cell
-from conformance.errors import ProvisionError
+from conformance.catalogue import PROJECT, Catalogue
+from conformance.errors import ProvisionError, SuiteError
+from conformance.kube.admission import expected_outcome
+from conformance.kube.manifests import VARIANTS, kube_cases
+from conformance.options import default_cache
+from conformance.targets.kind import cells
+from conformance.targets.kind.cells import Cell
+from conformance.targets.kind.cli import Command
+from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 
 
 def planned_archives(catalogue: Catalogue, cache: Path) -> list[archive.ImageArchive]:
@@ -127,3 +132,27 @@ def write(cell: Cell, opts: ClusterOptions, catalogue: Catalogue, cache: Path) -
             f"--- commands.txt (in order)\n{commands}\n--- expectations.txt\n{expect}")
     (folder / "README").write_text(header)
     return folder, text
+
+
+def without_cases(argv: list[str]) -> int:
+    """`sgp-conformance run --target kind` with DRY_RUN=1 (or --dry-run): write and print the cell's plan."""
+    p = argparse.ArgumentParser(prog="sgp-conformance run --target kind --dry-run", description=__doc__)
+    p.add_argument("--runtime", help="containerd or crio")
+    p.add_argument("--version", help="runtime version, e.g. 1.7, 2.1, 1.34 (cells in versions.yaml)")
+    p.add_argument("--k8s", help="Kubernetes version when a runtime version has several cells")
+    p.add_argument("--workers", type=int, default=1, help="worker nodes (default 1)")
+    p.add_argument("--results-dir", default="results", help="where the plan goes (default results/)")
+    p.add_argument("--versions-file", default=str(cells.VERSIONS_FILE), help=argparse.SUPPRESS)
+    args, _ = p.parse_known_args(argv)
+    try:
+        if not args.runtime:
+            raise SuiteError("TARGET=kind needs RUNTIME=containerd|crio (and VERSION)")
+        catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+        cell = cells.select(cells.load(Path(args.versions_file)), args.runtime, args.version, args.k8s)
+        _, text = write(cell, ClusterOptions(results_dir=Path(args.results_dir), workers=args.workers), catalogue,
+                        default_cache())
+        print(text)
+        return 0
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -5,34 +5,28 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import secrets
-import socket
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance import interrupt
-from conformance.catalogue import Catalogue
 from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
+from conformance.cri.sandboxes import remove_sandbox
 from conformance.errors import RuntimeBroken, SuiteError
-from conformance.model import RuntimeInfo
 from conformance.observe import END, PROBE, ProbeError, ProcessIdentity, parse_probe
 from conformance.oracle import kubelet_user, supplemental_groups
 from conformance.scenario import Scenario
-from conformance.targets.base import Case, Verdicted
+from conformance.targets.node.restart import RESTART_WAIT, request_restart
 from conformance.verdict import Observation
 
 POLICY_ENUM = {"unset": None, "Merge": pb.Merge, "Strict": pb.Strict}
 RUN_LABEL = "sgpconf.run"
 LOG_WAIT = 30.0
 EXIT_WAIT = 30.0
-RESTART_WAIT = 120.0
 RESTART_LABEL = "after runtime restart"
-LEFTOVER_REMOVALS = 8  # sandboxes removed at once when a run ends
 
 
 @dataclass
@@ -78,65 +72,6 @@ class CaseLock:
                     fcntl.flock(gate, fcntl.LOCK_UN)
 
 
-class RestartServer:
-    """Serves runtime-restart requests from any pytest process on a unix socket; the process that
-    owns the daemon (the controller) runs it and calls `hook` for each request."""
-
-    def __init__(self, path: Path, hook: Callable[[], None]):
-        self.path = path
-        self.hook = hook
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        path.unlink(missing_ok=True)
-        self.sock.bind(str(path))
-        self.sock.listen(4)
-        self.thread = threading.Thread(target=self._serve, name="sgp-restart", daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                try:
-                    conn.recv(64)
-                    self.hook()
-                    reply = "ok\n"
-                except Exception as exc:
-                    reply = f"error {type(exc).__name__}: {exc}".replace("\n", " ") + "\n"
-                with contextlib.suppress(OSError):
-                    conn.sendall(reply.encode())
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.path.unlink(missing_ok=True)
-
-
-def request_restart(path: str) -> None:
-    """Ask the RestartServer at `path` to restart the runtime; SuiteError unless it says ok."""
-    if not path:
-        raise SuiteError("a `restart` case needs the runtime's owner to restart it; this run has no restart hook")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(RESTART_WAIT)
-        try:
-            sock.connect(path)
-            sock.sendall(b"restart\n")
-            reply = b""
-            while not reply.endswith(b"\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-        except OSError as exc:
-            raise SuiteError(f"runtime restart request failed: {exc}") from exc
-    text = reply.decode(errors="replace").strip()
-    if text != "ok":
-        raise SuiteError(f"runtime restart failed: {text or 'no answer'}")
-
-
 def status_user(status: pb.ContainerStatus) -> dict | None:
     """ContainerStatus.user.linux as a dict; {} for a user without linux, None when absent."""
     if status.HasField("user") and status.user.HasField("linux"):
@@ -145,18 +80,6 @@ def status_user(status: pb.ContainerStatus) -> dict | None:
     if status.HasField("user"):
         return {}
     return None
-
-
-def runtime_info(client: CRIClient, handler: str = "") -> RuntimeInfo:
-    """Version() and Status().features, as the kubelet reads them."""
-    version = client.version()
-    status = client.status()
-    features = None
-    if status.HasField("features"):
-        features = {"supplemental_groups_policy": status.features.supplemental_groups_policy}
-    return RuntimeInfo(name=version.runtime_name, version=version.runtime_version,
-                       api_version=version.runtime_api_version, features=features, handler=handler,
-                       endpoint=client.endpoint)
 
 
 class NodeTarget:
@@ -170,7 +93,7 @@ class NodeTarget:
         self.run_id = run_id
         self.handler = handler
         self.cgroup_parent = cgroup_parent
-        self.restart_socket = ""  # RestartServer path; set by whoever owns the runtime daemon
+        self.restart_socket = ""  # restart.RestartServer path; set by whoever owns the runtime daemon
         self.lock = CaseLock(log_root)
         self._cleanup = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sgp-cleanup")
         self._pending: list[Future] = []
@@ -355,68 +278,4 @@ class NodeTarget:
         return problems
 
     def remove_sandbox(self, sandbox_id: str) -> None:
-        """Stop and remove one sandbox and its containers. Running containers are stopped first with no
-        grace period, as the kubelet does before StopPodSandbox (CRI-O's StopPodSandbox would otherwise
-        wait its 30 s stop timeout for a first process that ignores SIGTERM)."""
-        try:
-            for container in self.client.list_containers(sandbox_id):
-                if container.state == pb.CONTAINER_RUNNING:
-                    self.client.stop_container(container.id, timeout=0)
-            self.client.stop_pod_sandbox(sandbox_id)
-        finally:
-            self.client.remove_pod_sandbox(sandbox_id)
-
-    def remove_leftovers(self, every: bool = False, most: int | None = None) -> int:
-        """Remove every sandbox labelled with this run (after an interruption); with `every`, every sandbox
-        the runtime has (a runtime the suite started: a local kubelet's pods are the run's too). Several at
-        once; none when there are more than `most` (the caller removes the whole runtime instead)."""
-
-        def remove(sandbox_id: str) -> int:
-            try:
-                self.remove_sandbox(sandbox_id)
-                return 1
-            except (CRIError, RuntimeBroken):
-                return 0
-
-        try:
-            sandboxes = self.client.list_pod_sandbox(None if every else {RUN_LABEL: self.run_id})
-        except (CRIError, RuntimeBroken):
-            return 0
-        if most is not None and len(sandboxes) > most:
-            return 0
-        with ThreadPoolExecutor(max_workers=LEFTOVER_REMOVALS, thread_name_prefix="sgp-leftover") as pool:
-            return sum(pool.map(remove, [s.id for s in sandboxes]))
-
-
-class NodeRunner:
-    """Runs and judges node-target cases in one pytest process (targets/base.py Runner)."""
-
-    parallel = 1  # CPU-bound in the runtime: use xdist (-n) to run cases side by side
-
-    def __init__(self, target: NodeTarget, info: RuntimeInfo, catalogue: Catalogue):
-        self.target = target
-        self.info = info
-        self.catalogue = catalogue
-
-    @property
-    def can_restart(self) -> bool:
-        return bool(self.target.restart_socket)
-
-    @classmethod
-    def from_context(cls, ctx: dict, catalogue: Catalogue) -> NodeRunner:
-        target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
-                            handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
-        target.restart_socket = ctx.get("restart_socket", "")
-        return cls(target, RuntimeInfo.from_json(ctx["runtime"]), catalogue)
-
-    def run(self, case: Case) -> Observation:
-        assert case.scenario is not None
-        return self.target.run_case(case.scenario, case.policy)
-
-    def judge(self, case: Case, outcome: Observation) -> Verdicted:
-        assert case.scenario is not None
-        return Verdicted(self.catalogue.judge(case.scenario, case.policy, outcome, self.info), outcome.to_json())
-
-    def close(self) -> None:
-        for problem in self.target.drain():
-            print(f"warning: {problem}", file=sys.stderr)
+        remove_sandbox(self.client, sandbox_id)

@@ -1,5 +1,5 @@
 """versions.yaml: the cells of the kind matrix. Imports only the standard library and PyYAML, so the
-CI matrix job can run `python -m conformance.cluster.versions matrix` without installing the suite."""
+CI matrix job can run `python -m conformance.targets.kind.cells matrix` without installing the suite."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import yaml
 
 from conformance.errors import InputError
+from conformance.runtimes.versions import matches, version_key
 
-VERSIONS_FILE = Path(__file__).resolve().parents[2] / "versions.yaml"
+VERSIONS_FILE = Path(__file__).resolve().parents[3] / "versions.yaml"
 RUNTIMES = ("containerd", "crio")
 CELL_KEYS = {"id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "digest_source", "node_image",
              "expect", "default", "notes"}
@@ -21,17 +22,6 @@ REQUIRED = ("id", "runtime", "runtime_version", "k8s", "kind", "base_node_image"
 FIRST_SUPPORTED = {"containerd": (2, 0), "crio": (1, 31)}  # behaviours.md "Version facts"
 DIGEST = re.compile(r"^[a-z0-9./-]+:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$")
 ID_CHARS = re.compile(r"^[a-z0-9.-]+$")  # kind cluster names: ^[a-z0-9.-]+$
-
-
-def vkey(version: str) -> tuple[int, ...]:
-    """'v1.34.2' -> (1, 34, 2)."""
-    return tuple(int(p) for p in re.findall(r"\d+", version.split("-")[0])[:3])
-
-
-def version_matches(version: str, wanted: str) -> bool:
-    """'1.34' matches 1.34.z; '1.34.2' matches exactly."""
-    want = vkey(wanted)
-    return bool(want) and vkey(version)[: len(want)] == want
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class Cell:
 
     @property
     def k8s_minor(self) -> int:
-        return vkey(self.k8s)[1]
+        return version_key(self.k8s)[1]
 
     @property
     def runtime_prefix(self) -> str:
@@ -99,12 +89,12 @@ def _cell(path: Path, raw: object, index: int) -> Cell:
     expect = raw["expect"]
     if not isinstance(expect, dict) or not isinstance(expect.get("supported"), bool):
         raise InputError(path, f"{where}.expect.supported", "must be true or false")
-    supported = vkey(str(raw["runtime_version"]))[:2] >= FIRST_SUPPORTED[runtime]
+    supported = version_key(str(raw["runtime_version"]))[:2] >= FIRST_SUPPORTED[runtime]
     if expect["supported"] != supported:
         raise InputError(path, f"{where}.expect.supported", f"{runtime} {raw['runtime_version']} "
                          f"{'supports' if supported else 'does not support'} the policy (behaviours.md)")
-    tag = vkey(image.split(":")[1].split("@")[0])
-    if tag != vkey(str(raw["k8s"])):
+    tag = version_key(image.split(":")[1].split("@")[0])
+    if tag != version_key(str(raw["k8s"])):
         raise InputError(path, f"{where}.k8s", f"{raw['k8s']} differs from the node image tag {image}")
     return Cell(id=cid, runtime=runtime, runtime_version=str(raw["runtime_version"]), k8s=str(raw["k8s"]),
                 kind=str(raw["kind"]), base_node_image=image, node_image=raw["node_image"], supported=supported,
@@ -132,8 +122,8 @@ def load(path: Path = VERSIONS_FILE) -> list[Cell]:
 def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell:
     """The cell for RUNTIME/VERSION[/K8S]: the one marked default when several match."""
     runtime = "crio" if runtime == "cri-o" else runtime
-    found = [c for c in cells if c.runtime == runtime and (not version or version_matches(c.runtime_version, version))
-             and (not k8s or version_matches(c.k8s, k8s))]
+    found = [c for c in cells if c.runtime == runtime and (not version or matches(c.runtime_version, version))
+             and (not k8s or matches(c.k8s, k8s))]
     if not found:
         have = ", ".join(f"{c.runtime} {c.runtime_version} (k8s {c.k8s})" for c in cells)
         raise InputError("versions.yaml", "cells", f"no cell for RUNTIME={runtime} VERSION={version or '*'} "

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from conformance.archive import ImageArchive
-from conformance.cluster import kindconfig, nodeimage
-from conformance.cluster.kindcli import Command, CreateFailed, Docker, Kind, KindError, Runner
-from conformance.cluster.kube import KubeApi, NotYet, Waits, crictl_feature, node_info, node_ready
-from conformance.cluster.versions import Cell
 from conformance.errors import ProvisionError, SuiteError
+from conformance.kube.api import KubeApi
+from conformance.kube.status import crictl_feature, node_info, node_ready
+from conformance.kube.waits import NotYet, Waits
+from conformance.targets.kind import config as kindconfig
+from conformance.targets.kind import nodeimage
+from conformance.targets.kind.cells import Cell
+from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner
 
 
 @dataclass

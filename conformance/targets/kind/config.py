@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from conformance.cluster.versions import Cell, vkey
+from conformance.runtimes.versions import version_key
+from conformance.targets.kind.cells import Cell
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 CRIO_SOCKET = "unix:///var/run/crio/crio.sock"
@@ -15,7 +16,7 @@ NODE_LABEL = "sgp.conformance/node"
 
 def feature_gates(k8s: str) -> dict[str, bool]:
     """True only on 1.31-1.32 (alpha, off by default); nothing from 1.33 (on by default; locked from 1.35)."""
-    major, minor = vkey(k8s)[:2]
+    major, minor = version_key(k8s)[:2]
     return {GATE: True} if major == 1 and 31 <= minor <= 32 else {}
 
 
@@ -23,7 +24,7 @@ def check_gates(k8s: str, gates: dict[str, bool]) -> list[str]:
     """Problems with a featureGates map for this Kubernetes version (used on user-supplied configs too)."""
     if GATE not in gates:
         return []
-    minor = vkey(k8s)[1]
+    minor = version_key(k8s)[1]
     if minor >= GATE_REMOVED_MINOR:
         return [f"{GATE} is removed in 1.{GATE_REMOVED_MINOR}: do not set it on {k8s}"]
     if minor >= 35 and gates[GATE] is False:

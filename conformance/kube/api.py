@@ -1,16 +1,51 @@
-"""KubeApi over the official kubernetes client. Every read uses _preload_content=False and parses
-the raw JSON, because generated models drop fields they do not know (status.features, user)."""
+"""The API client every Kubernetes target and the audit use: the KubeApi protocol (the calls the suite
+makes), ApiError, and ClientApi over the official kubernetes client. Every read uses
+_preload_content=False and parses the raw JSON, because generated models drop fields they do not know
+(status.features, user)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from conformance import interrupt
-from conformance.cluster.kube import ApiError
+from conformance.errors import ProvisionError, SuiteError
 
 REQUEST_TIMEOUT = 60  # seconds for one API call (a wedged API server must not hang the run)
+
+
+class KubeApi(Protocol):
+    """The API calls the checks make; every read returns the raw JSON the API server sent."""
+
+    def create_namespace(self, body: dict) -> dict: ...
+    def delete_namespace(self, name: str) -> None: ...
+    def list_namespaces(self, label_selector: str) -> list[dict]: ...
+    def create_pod(self, namespace: str, body: dict, dry_run: bool = False) -> dict: ...
+    def patch_pod(self, namespace: str, name: str, body: dict, dry_run: bool = False) -> dict: ...
+    def add_ephemeral(self, namespace: str, name: str, container: dict) -> dict: ...
+    def get_pod(self, namespace: str, name: str) -> dict: ...
+    def delete_pod(self, namespace: str, name: str) -> None: ...
+    def list_pods(self, namespace: str, label_selector: str = "") -> list[dict]: ...
+    def pod_log(self, namespace: str, name: str, container: str) -> str: ...
+    def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str: ...
+    def list_events(self, namespace: str, field_selector: str) -> list[dict]: ...
+    def list_nodes(self, label_selector: str = "") -> list[dict]: ...
+    def get_service_account(self, namespace: str, name: str) -> dict: ...
+    def create_service_account(self, namespace: str, name: str) -> dict: ...
+
+
+class ApiError(SuiteError):
+    """An API call failed: HTTP status plus the Status object the server returned."""
+
+    def __init__(self, status: int, body: dict, what: str = ""):
+        self.status = status
+        self.body = body
+        super().__init__(f"{what}: HTTP {status}: {body.get('message', body)}")
+
+    @property
+    def causes(self) -> list[dict]:
+        return list((self.body.get("details") or {}).get("causes") or [])
 
 
 def status_body(exc: Any) -> dict:
@@ -121,3 +156,16 @@ class ClientApi:
 
     def list_kube_system_pods(self, label_selector: str) -> list[dict]:
         return self.list_pods("kube-system", label_selector)
+
+
+def client(kubeconfig: str | None, context: str | None = None) -> KubeApi:
+    """The API client; a kubeconfig that cannot be read or has no such context is a ProvisionError."""
+    try:
+        return ClientApi(kubeconfig, context)
+    except Exception as exc:
+        if isinstance(exc, SuiteError):
+            raise
+        where = kubeconfig or "the default kubeconfig (~/.kube/config)"
+        raise ProvisionError(f"cannot use {where}{f' context {context}' if context else ''}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; set KUBECONFIG "
+                             "(and CONTEXT)") from exc

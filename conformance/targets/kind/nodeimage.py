@@ -7,10 +7,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.cluster.kindcli import Command, Docker
-from conformance.cluster.versions import Cell
+from conformance.targets.kind.cells import Cell
+from conformance.targets.kind.cli import Command, Docker
 
-RECIPES = Path(__file__).resolve().parents[2] / "images" / "kind"
+RECIPES = Path(__file__).resolve().parents[3] / "images" / "kind"
 REPO = "localhost/sgp-node"
 KEY_LABEL = "sgp.conformance/recipe"
 

@@ -8,23 +8,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from conformance.case import Verdicted
 from conformance.catalogue import Catalogue
-from conformance.cluster.kube import (
-    FIELD,
-    RUN_LABEL,
-    ApiError,
-    KubeApi,
-    KubeTarget,
-    feature_problems,
-    is_rejected,
-    kubelet_minor,
-    node_feature,
-    node_info,
-    transient,
-)
-from conformance.cluster.kube import REJECT_FROM_MINOR as FIRST_REJECTING_MINOR
+from conformance.kube.admission import REJECT_FROM_MINOR as FIRST_REJECTING_MINOR
+from conformance.kube.admission import is_rejected
+from conformance.kube.api import ApiError, KubeApi
+from conformance.kube.manifests import FIELD, RUN_LABEL
+from conformance.kube.pods import KubeTarget
+from conformance.kube.status import feature_problems, kubelet_minor, node_feature, node_info
+from conformance.kube.waits import transient
 from conformance.model import Verdict
-from conformance.targets.base import Verdicted
 from conformance.verdict import Judgement
 
 NODE_FEATURES = "node-features"

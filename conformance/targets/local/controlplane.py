@@ -25,9 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from conformance.cluster.k8sbin import Binaries
-from conformance.cluster.pki import Pki
 from conformance.runtimes.process import MountNamespace, PrivateDaemon, cgroup_hierarchies
+from conformance.targets.local.binaries import Binaries
+from conformance.targets.local.pki import Pki
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"

@@ -1,0 +1,109 @@
+"""TARGET=local: the runtime under test (the node target's options), then etcd, the API server, the
+controller-manager, the scheduler and a kubelet on it, all private (controlplane.py, pki.py,
+binaries.py, cni.py); everything goes at stop()."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from conformance.catalogue import Catalogue
+from conformance.errors import InputError, ProvisionError
+from conformance.kube.api import client
+from conformance.kube.runner import KubeSession
+from conformance.kube.status import node_ready
+from conformance.kube.waits import NotYet, Waits
+from conformance.options import Options
+from conformance.runtimes.undertest import RuntimeUnderTest
+from conformance.targets.local import binaries, cni
+from conformance.targets.local.controlplane import LocalCluster
+
+NODE_READY_TIMEOUT = 60.0
+
+
+class LocalSession(KubeSession):
+    """TARGET=local: the runtime of the node target (the same options), then etcd, the API server, the
+    controller-manager, the scheduler and a kubelet on it, all private; everything goes at stop()."""
+
+    name = "local"
+    host_network = True  # no pod network here (targets/local/cni.py)
+
+    def __init__(self, opts: Options, catalogue: Catalogue, kubelet_endpoint: Callable[[str], str] | None = None):
+        super().__init__(opts, catalogue)
+        if opts.cri_endpoint:
+            raise InputError("CRI_ENDPOINT", "CRI_ENDPOINT", "TARGET=local starts its own runtime: leave CRI_ENDPOINT "
+                             "empty (use RUNTIME, VERSION, CONTAINERD_BIN_DIR or CRIO_BIN_DIR)")
+        self.runtime = RuntimeUnderTest(opts)
+        self.cluster: LocalCluster | None = None
+        self.kubelet_endpoint = kubelet_endpoint  # e.g. a CRI proxy in front of the runtime (make faults)
+        self.node_name = f"sgp-node-{self.run_id}"
+
+    def start(self) -> None:
+        self.runtime.validate()
+        bins = binaries.resolve(self.opts.k8s_bin_dir, self.opts.k8s, self.opts.etcd_bin, self.opts.cache_dir)
+        loopback = cni.loopback_plugin(self.opts.cache_dir)
+        self.runtime.start(self.catalogue.archives(self.opts.cache_dir))
+        prov = self.runtime.provisioned
+        assert prov is not None and prov.daemon is not None and self.runtime.info is not None
+        state = prov.daemon.state_dir
+        cni.install(loopback, state / "cni" / "conf", state / "cni" / "bin")
+        endpoint = self.kubelet_endpoint(prov.endpoint) if self.kubelet_endpoint else prov.endpoint
+        self.cluster = LocalCluster(bins, state / "k8s", prov.daemon.namespace, endpoint, self.node_name,
+                                    prov.cgroup_parent)
+        self.cluster.start()
+        self.kubeconfig = str(self.cluster.kubeconfig)
+        self.api = client(self.kubeconfig)
+        started = time.monotonic()
+        node = Waits().until(self._node_ready, NODE_READY_TIMEOUT, f"node {self.node_name} Ready")
+        self.cluster.timings["node Ready"] = round(time.monotonic() - started, 2)
+        self.nodes = [node]
+        info = self.runtime.info
+        self.advertised = {self.node_name: info.features.get("supplemental_groups_policy") if info.features else None}
+        self.refs = dict(self.runtime.image_refs)
+        self.info = info
+        self._namespace()
+        self.facts.update(self.cluster.versions(), startup=self.cluster.timings, node=self.node_name)
+
+    def _node_ready(self) -> dict:
+        assert self.cluster is not None and self.api is not None
+        dead = self.cluster.exited()
+        if dead:
+            logs = "\n".join(f"--- {d.name}:\n{d.log_tail(15)}" for d in self.cluster.daemons if d.name in dead)
+            raise ProvisionError(f"{', '.join(dead)} exited:\n{logs}")
+        found = [n for n in self.api.list_nodes() if n["metadata"]["name"] == self.node_name]
+        if not found or not node_ready(found[0]):
+            raise NotYet(f"node {self.node_name} not Ready yet")
+        return found[0]
+
+    def hold(self, say: Callable[[str], None]) -> None:
+        """KEEP=1: the cluster and the cases' pods stay up until Ctrl-C or SIGTERM (or until one of its
+        components exits); then stop() removes everything as after any run."""
+        if not self.opts.keep or self.cluster is None or self.kube is None:
+            return
+        say(f"KEEP=1: the cluster keeps running with the cases' pods in namespace {self.kube.namespace}: "
+            f"KUBECONFIG={self.kubeconfig}")
+        say("KEEP=1: Ctrl-C (or SIGTERM) stops it and removes everything")
+        try:
+            while not self.cluster.exited():
+                time.sleep(0.5)
+            say(f"KEEP=1: {', '.join(self.cluster.exited())} exited; stopping the cluster")
+        except KeyboardInterrupt:
+            say("KEEP=1: stopping the cluster")
+
+    def describe(self) -> str:
+        runtime = self.runtime.header(0.0).split(";")[0].removeprefix("runtime: ")
+        versions = self.cluster.versions() if self.cluster else {}
+        return (f"local (API server {versions.get('apiserver')}, etcd {versions.get('etcd')}, "
+                f"{versions.get('kubernetes_from')}); runtime: {runtime}")
+
+    def stop(self) -> None:
+        """The kubelet first (so it recreates nothing), then the control plane with its logs kept in
+        RESULTS_DIR/local-logs, and last the runtime with every sandbox in it. The run's namespace is not
+        deleted through the API: the whole cluster, its etcd data included, goes."""
+        self.kube = None
+        if self.cluster is not None:  # stops the kubelet first
+            self.cluster.stop(keep_logs_to=self.opts.results_dir / "local-logs")
+            self.cluster = None
+        self.runtime.stop()
+
+

@@ -1,0 +1,47 @@
+"""The node target's runner: runs and judges cases in one pytest process (controller or xdist worker)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from conformance.case import Case, Verdicted
+from conformance.catalogue import Catalogue
+from conformance.cri.client import CRIClient
+from conformance.model import RuntimeInfo
+from conformance.targets.node.target import NodeTarget
+from conformance.verdict import Observation
+
+
+class NodeRunner:
+    """Runs and judges node-target cases in one pytest process (targets/base.py Runner)."""
+
+    parallel = 1  # CPU-bound in the runtime: use xdist (-n) to run cases side by side
+
+    def __init__(self, target: NodeTarget, info: RuntimeInfo, catalogue: Catalogue):
+        self.target = target
+        self.info = info
+        self.catalogue = catalogue
+
+    @property
+    def can_restart(self) -> bool:
+        return bool(self.target.restart_socket)
+
+    @classmethod
+    def from_context(cls, ctx: dict, catalogue: Catalogue) -> NodeRunner:
+        target = NodeTarget(CRIClient(ctx["endpoint"]), ctx["refs"], Path(ctx["log_root"]), ctx["run_id"],
+                            handler=ctx["runtime"].get("handler", ""), cgroup_parent=ctx["cgroup_parent"])
+        target.restart_socket = ctx.get("restart_socket", "")
+        return cls(target, RuntimeInfo.from_json(ctx["runtime"]), catalogue)
+
+    def run(self, case: Case) -> Observation:
+        assert case.scenario is not None
+        return self.target.run_case(case.scenario, case.policy)
+
+    def judge(self, case: Case, outcome: Observation) -> Verdicted:
+        assert case.scenario is not None
+        return Verdicted(self.catalogue.judge(case.scenario, case.policy, outcome, self.info), outcome.to_json())
+
+    def close(self) -> None:
+        for problem in self.target.drain():
+            print(f"warning: {problem}", file=sys.stderr)
