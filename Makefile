@@ -31,6 +31,8 @@ CONTEXT ?=
 NODES ?=
 VARIANTS ?=
 IMAGE_REGISTRY ?=
+IMAGE_REGISTRY_INSECURE ?=
+IMAGE_PUSH ?=
 HOST_NETWORK ?=
 PARALLEL ?=
 export DRY_RUN
@@ -43,6 +45,8 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(K8S),--k8s "$(K8S)") $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
   $(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)") $(if $(CONTEXT),--context "$(CONTEXT)") $(if $(NODES),--nodes "$(NODES)") \
   $(if $(VARIANTS),--variants "$(VARIANTS)") $(if $(IMAGE_REGISTRY),--image-registry "$(IMAGE_REGISTRY)") \
+  $(if $(IMAGE_REGISTRY_INSECURE),--image-registry-insecure "$(IMAGE_REGISTRY_INSECURE)") \
+  $(if $(IMAGE_PUSH),--image-push "$(IMAGE_PUSH)") \
   $(if $(HOST_NETWORK),--host-network "$(HOST_NETWORK)") \
   $(if $(PARALLEL),--parallel "$(PARALLEL)") $(if $(KEEP),--keep "$(KEEP)") $(if $(REUSE),--reuse "$(REUSE)") \
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
@@ -90,7 +94,7 @@ report: setup
 	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"
 
 crun: setup
-	$(BIN)/python -m conformance.runtimes.crun
+	$(BIN)/python -c 'import sys; from conformance.runtimes import crun; sys.exit(crun.main())'
 
 faults: setup
 	$(BIN)/python -m tests.faults

@@ -1,4 +1,4 @@
-"""Console command `sgp-conformance`: run | lint | audit. `run` is a thin wrapper over pytest."""
+"""Console command `sgp-conformance`: run | lint | audit | images. `run` is a thin wrapper over pytest."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="read-only: which workloads would lose groups under Strict, which nodes "
                                          "would reject Strict pods")
     audit_cli.add_arguments(audit)
+    from conformance import imagepush
+
+    images = sub.add_parser("images", help="the test images for a cluster the suite did not start: push them to a "
+                                           "registry, or export them as archives")
+    imagepush.add_arguments(images)
     args, extra = parser.parse_known_args(argv)
     raw = list(argv if argv is not None else sys.argv[1:])[1:]
     if args.command == "run" and args.target:
@@ -52,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             parser.error(f"unknown arguments: {extra}")
         return audit_cli.main(args)
+    if args.command == "images":
+        if extra:
+            parser.error(f"unknown arguments: {extra}")
+        return imagepush.main(args)
     if args.command == "lint":
         from conformance.lint import main as lint_main
 

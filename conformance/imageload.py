@@ -3,6 +3,7 @@ containers-storage (CRI-O), or CRI PullImage from the suite's loopback registry 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from conformance.archive import ImageArchive, bundle
 from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import CommandError, ProvisionError
 from conformance.registry import Registry
+from conformance.skopeo import Skopeo
 
 METHODS = ("auto", "ctr", "skopeo", "registry")
 
@@ -40,8 +42,9 @@ class ImageLoader:
 
     def __init__(self, method: str, client: CRIClient, ctr: tuple[str, ...] = (),
                  storage: tuple[str, str] | None = None, hosts_dir: Path | None = None,
-                 registry: Registry | None = None, track_new: bool = False):
+                 registry: Registry | None = None, track_new: bool = False, work_dir: Path | None = None):
         self.method = method
+        self.work_dir = work_dir  # skopeo's temporary files and policy (the run's; removed at close)
         self.client = client
         self.ctr = ctr
         self.storage = storage
@@ -55,10 +58,13 @@ class ImageLoader:
         """skopeo copy into containers-storage (used before a private CRI-O starts)."""
         if not self.storage:
             raise ProvisionError("skopeo loading needs CRIO_STORAGE=<root>:<runroot> of the CRI-O under test")
+        if self.work_dir is None:
+            raise ProvisionError("skopeo loading needs a folder of the run for its temporary files")
         root, runroot = self.storage
+        skopeo = Skopeo(self.work_dir, writable=(root, runroot))
         for archive in archives:
-            _run(["skopeo", "copy", "--quiet", f"docker-archive:{archive.path}",
-                  f"containers-storage:[overlay@{root}+{runroot}]{archive.ref}"])
+            skopeo.run(["copy", "--quiet", f"docker-archive:{archive.path}",
+                        f"containers-storage:[overlay@{root}+{runroot}]{archive.ref}"])
 
     def load(self, archives: list[ImageArchive]) -> dict[str, str]:
         if self.method == "registry":
@@ -100,6 +106,8 @@ class ImageLoader:
         return self.refs
 
     def close(self) -> None:
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
         if self.track_new:
             for ref in self.added:
                 try:

@@ -42,6 +42,8 @@ class Options:
     nodes: str | None = None
     variants: tuple[str, ...] = ("container", "init", "sidecar", "ephemeral")
     image_registry: str | None = None
+    image_registry_insecure: bool = False
+    image_push: bool = True
     host_network: bool = False
     parallel: int = 8
     keep: bool = False
@@ -73,7 +75,12 @@ FLAGS: list[tuple[str, str, str]] = [
     ("context", "CONTEXT", "cluster: kubeconfig context"),
     ("nodes", "NODES", "cluster: 'all' runs every case on every Linux node; a node name pins the cases to it"),
     ("variants", "VARIANTS", "Kubernetes targets: container kinds (container,init,sidecar,ephemeral)"),
-    ("image-registry", "IMAGE_REGISTRY", "cluster: registry holding the test images (pull IfNotPresent)"),
+    ("image-registry", "IMAGE_REGISTRY", "cluster: registry[/prefix] the nodes pull the test images from "
+                                         "(IfNotPresent); the suite pushes the missing ones there first"),
+    ("image-registry-insecure", "IMAGE_REGISTRY_INSECURE", "cluster: IMAGE_REGISTRY speaks plain HTTP or has a "
+                                                           "certificate not trusted here (1)"),
+    ("image-push", "IMAGE_PUSH", "cluster: 0 = the images are in IMAGE_REGISTRY already (`images push`); "
+                                 "default 1 pushes the missing ones"),
     ("host-network", "HOST_NETWORK", "cluster: test pods with hostNetwork, for a cluster without a pod network (1)"),
     ("parallel", "PARALLEL", "Kubernetes targets: pods run at once (default 8)"),
     ("keep", "KEEP", "keep the cases' pods (1): local holds its cluster until Ctrl-C, cluster keeps the run's "
@@ -121,6 +128,8 @@ def from_mapping(values: dict[str, str | None]) -> Options:
     opts.etcd_bin = Path(get("etcd-bin")) if get("etcd-bin") else None  # type: ignore[arg-type]
     opts.kubeconfig, opts.context, opts.nodes = get("kubeconfig"), get("context"), get("nodes")
     opts.image_registry = get("image-registry")
+    opts.image_registry_insecure = switch(get("image-registry-insecure"))
+    opts.image_push = get("image-push") is None or switch(get("image-push"))
     if get("variants"):
         opts.variants = tuple(v for v in (get("variants") or "").split(",") if v)
     if get("parallel"):

@@ -38,6 +38,7 @@ RECORDS = pytest.StashKey[list]()
 PROGRESS = pytest.StashKey[Progress]()
 CASES = pytest.StashKey[list]()
 CASE_PROPERTY = "sgp_case"
+NOT_RUN_PROPERTY = "sgp_not_run"  # a case this run cannot express (restart cases on CRI_ENDPOINT)
 WORKER_ENV = "SGP_WORKER_CONTEXT"
 
 
@@ -203,7 +204,9 @@ class CaseItem(pytest.Item):
     def setup(self) -> None:
         self.started = time.monotonic()
         if self.restart_skipped:
-            pytest.skip("not run: restarting the runtime needs a runtime the suite started (not CRI_ENDPOINT)")
+            why = "restarting the runtime needs a runtime the suite started (not CRI_ENDPOINT)"
+            self.user_properties.append((NOT_RUN_PROPERTY, why))
+            pytest.skip(f"not run: {why}")
         if self.future is not None:
             self.outcome, duration = interrupt.result(self.future)
             self.started = time.monotonic() - duration
@@ -296,7 +299,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
-    if _active(config) and any(k == CASE_PROPERTY for k, _ in report.user_properties):
+    if _active(config) and any(k in (CASE_PROPERTY, NOT_RUN_PROPERTY) for k, _ in report.user_properties):
         category = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
         return category, "", ""  # our own progress line replaces pytest's dot
     return None
@@ -304,6 +307,11 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, value in report.user_properties:
+        if key == NOT_RUN_PROPERTY and report.when == "setup":
+            config = _CONFIG[0]
+            progress = config.stash.get(PROGRESS, None) if config else None
+            if progress is not None:
+                progress.not_run(report.nodeid.rsplit("::", 1)[-1], value)
         if key == CASE_PROPERTY:
             config = _CONFIG[0]
             if config is None or RECORDS not in config.stash:
@@ -348,7 +356,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     code = exit_code([r.verdict for r in records])
     if exitstatus not in (0, 1) or (exitstatus == 1 and code == 0):
         code = 2  # interrupted, internal or usage error, no cases, or a failure outside our cases
-    config.stash[PROGRESS].summary(records, code, opts.results_dir)
+    config.stash[PROGRESS].summary(records, code, opts.results_dir,
+                                   interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     target.failed = code != 0
     if code != 2:  # a run that broke or was interrupted is not held
         target.hold(config.stash[PROGRESS].line)

@@ -23,6 +23,7 @@ class Progress:
         self.out = out
         self.total: int | None = None
         self.done = 0
+        self.skipped = 0
         self.started = time.monotonic()
 
     def line(self, text: str) -> None:
@@ -44,7 +45,14 @@ class Progress:
         self.line(f"[{self.done:>{width}}/{total}] {LABELS[result.verdict]:<13} {result.scenario}[{result.policy}]"
                    f" {result.duration:.2f}s" + (f"  {note}" if note else ""))
 
-    def summary(self, records: list[CaseResult], code: int, results_dir: Path) -> None:
+    def not_run(self, name: str, why: str) -> None:
+        """A case this run cannot express (a runtime restart on CRI_ENDPOINT): a line of its own, never a verdict."""
+        self.done += 1
+        self.skipped += 1
+        total = self.total if self.total is not None else "?"
+        self.line(f"[{self.done:>{len(str(total))}}/{total}] {'NOT-RUN':<13} {name}  {why}")
+
+    def summary(self, records: list[CaseResult], code: int, results_dir: Path, interrupted: bool = False) -> None:
         counts: dict[str, int] = {}
         for r in records:
             counts[LABELS[r.verdict]] = counts.get(LABELS[r.verdict], 0) + 1
@@ -61,5 +69,11 @@ class Progress:
             for line in detail.splitlines():
                 self.line(f"    {line}")
         parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())) or "no cases"
-        self.line(f"summary: {len(records)} cases: {parts} in {elapsed:.1f}s; exit {code}; "
-                   f"results in {results_dir}/results.json")
+        if self.skipped:
+            parts += f", {self.skipped} not run"
+        ran = f"{len(records)} cases"
+        if interrupted:
+            total = self.total if self.total is not None else len(records) + self.skipped
+            ran = (f"interrupted after {len(records)} of {total} cases "
+                   f"({max(0, total - len(records) - self.skipped)} did not run)")
+        self.line(f"summary: {ran}: {parts} in {elapsed:.1f}s; exit {code}; results in {results_dir}/results.json")

@@ -70,3 +70,19 @@ def k8s_bin_dir() -> Path:
     """K8S_BIN_DIR (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet)."""
     return binaries_from_env("K8S_BIN_DIR", "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet",
                              "CI cannot have Kubernetes server binaries")
+
+
+@pytest.fixture(autouse=True)
+def host_unchanged(request: pytest.FixtureRequest) -> None:
+    """Integration and fault tests (real runs): the host snapshot before the test and after it, including
+    its fixtures' teardown; any difference outside the run's state folder fails the test, naming it."""
+    if not {"integration", "faults"} & set(Path(str(request.node.fspath)).parts):
+        yield
+        return
+    from tests import hostsnapshot
+
+    before = hostsnapshot.take()
+    yield
+    changes = hostsnapshot.differences(before, hostsnapshot.take())
+    if changes:
+        pytest.fail("the run changed the host:\n" + "\n".join(changes[:40]), pytrace=False)

@@ -23,20 +23,3 @@ def leftovers(state_root: Path, suite_pid: int) -> list[str]:
     if state_root.exists():
         problems += [f"state left: {p}" for p in state_root.iterdir()]
     return problems
-
-
-HOST_KUBERNETES_PATHS = ("/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/etc/kubernetes",
-                         "/usr/libexec/kubernetes", "/var/run/kubernetes")
-HOST_TUNABLES = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-                 "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")
-
-
-def host_state() -> dict[str, str]:
-    """What a kubelet would change on the host: its hard-wired paths (present or not) and kernel tunables."""
-    state = {path: str(Path(path).exists()) for path in HOST_KUBERNETES_PATHS}
-    for name in HOST_TUNABLES:
-        try:
-            state[name] = Path("/proc/sys", name).read_text().strip()
-        except OSError:
-            state[name] = "(absent)"
-    return state

@@ -44,11 +44,13 @@ container_attach_socket_dir = "{d}/attach"
 namespaces_dir = "{d}/ns"
 pinns_path = "{bin}/pinns"
 drop_infra_ctr = true
+hooks_dir = []
 {runtimes}
 [crio.image]
 pause_image = "{pause}"
 pause_command = "/pause"
 signature_policy = "{d}/policy.json"
+signature_policy_dir = "{d}/policies"
 namespaced_auth_dir = "{d}/auth"
 
 [crio.network]

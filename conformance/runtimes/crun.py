@@ -30,7 +30,7 @@ from pathlib import Path
 
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
-from conformance.runtimes.oci import CRUN_MIN, OCIRuntime
+from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, probe_version
 from conformance.runtimes.versions import version_key
 
 MIN_VERSION = CRUN_MIN
@@ -47,12 +47,7 @@ BUILD_TIMEOUT = 1800
 
 def crun_version(binary: Path | str) -> str | None:
     """`crun --version` → '1.21', or None when it does not run."""
-    try:
-        res = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r"crun version (\d+\.\d+(?:\.\d+)?)", res.stdout)
-    return match.group(1) if res.returncode == 0 and match else None
+    return probe_version(binary)
 
 
 def new_enough(version: str | None) -> bool:
@@ -308,7 +303,3 @@ def main() -> int:
     print(f"crun {crun_version(binary)}: {binary}")
     print(f"use it with: OCI_BIN_DIR={binary.parent} HANDLER=crun")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,12 @@ class OCIRuntime:
 
 
 def probe_version(path: Path | str) -> str | None:
-    """`<runtime> --version` → '1.1.5+ds1' / '1.21'; None when it does not run."""
+    """`<runtime> --version` → '1.1.5+ds1' / '1.21'; None when it does not run. Its state root is a throwaway
+    folder: `crun --version` makes /run/crun otherwise."""
     try:
-        res = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30, check=False)
+        with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
+            res = subprocess.run([str(path), "--root", root, "--version"], capture_output=True, text=True, timeout=30,
+                                 check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = VERSION_LINE.search(res.stdout)

@@ -25,7 +25,6 @@ READY = "sgp-namespace-ready"
 # $0 is a label, $1 the private /run. No scenario data reaches this script.
 HOLDER = f'mount --bind "$1" /run && echo {READY} && exec sleep infinity'
 
-
 class MountNamespace:
     """A private mount namespace held open by a sleeping process; mounts made in it stay in it."""
 

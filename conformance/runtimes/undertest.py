@@ -5,6 +5,7 @@ started goes whole."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -138,7 +139,8 @@ class RuntimeUnderTest:
         if name == "cri-o" and storage is None and all(Path(p).is_dir() for p in CRIO_DEFAULT_STORAGE):
             storage = CRIO_DEFAULT_STORAGE  # CRI-O's default containers-storage on this host
         method = choose(self.opts.image_load, name, bool(ctr), storage is not None)
-        self.loader = ImageLoader(method, self.client, ctr, storage, track_new=True)
+        self.loader = ImageLoader(method, self.client, ctr, storage, track_new=True,
+                                  work_dir=self.opts.state_dir / f"skopeo-{secrets.token_hex(4)}")
         self.image_refs = self._load(archives, name)
 
     def _load(self, archives: list[archive.ImageArchive], runtime_name: str) -> dict[str, str]:
@@ -161,16 +163,20 @@ class RuntimeUnderTest:
         daemon = self.provisioned.daemon
         assert daemon is not None
         if method == "skopeo":  # CRI-O reads its storage at start: copy before the daemon runs
-            pre = ImageLoader(method, None, storage=self.provisioned.storage)  # type: ignore[arg-type]
+            pre = ImageLoader(method, None, storage=self.provisioned.storage,  # type: ignore[arg-type]
+                              work_dir=daemon.state_dir / "skopeo")
             try:
                 pre.copy_only(archives)
             except SuiteError as exc:
                 raise load_failure(exc, method, runtime_name) from exc
+            finally:
+                pre.close()
         self.client = CRIClient(self.provisioned.endpoint)
         client = self.client
         daemon.start(lambda: bool(client.version(timeout=0.5)))
         self.loader = ImageLoader(method, client, self.provisioned.ctr, self.provisioned.storage,
-                                  hosts_dir=self.provisioned.hosts_dir, registry=registry)
+                                  hosts_dir=self.provisioned.hosts_dir, registry=registry,
+                                  work_dir=daemon.state_dir / "skopeo")
         self.image_refs = self._load(archives, runtime_name)
 
     def restart(self, timeout: float = 30.0) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from conformance import imagepush
 from conformance.catalogue import PROJECT, Catalogue
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import ClientApi, client
+from conformance.kube.imagecheck import check_images
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeSession
@@ -16,19 +18,25 @@ from conformance.kube.status import node_ready
 
 
 class ClusterSession(KubeSession):
-    """An existing cluster from a kubeconfig. Its test images must be on the nodes already, or in a registry
-    given with IMAGE_REGISTRY. Only the run's namespace is created, and it is deleted afterwards."""
+    """An existing cluster from a kubeconfig. Its test images are pushed to IMAGE_REGISTRY first (or must be on
+    the nodes already); one probe pod per node checks that before any case. Only the run's namespace is
+    created, and it is deleted afterwards."""
 
     name = "cluster"
+    pushed: imagepush.Pushed | None = None
 
     def start(self) -> None:
         self.host_network = self.opts.host_network
         self.kubeconfig, self.context = self.opts.kubeconfig, self.opts.context
         self.api = client(self.kubeconfig, self.context)
-        self.refs = {a.name: a.ref for a in self.catalogue.archives(self.opts.cache_dir)}
+        archives = self.catalogue.archives(self.opts.cache_dir)
+        self.refs = {a.name: a.ref for a in archives}
         if self.opts.image_registry:
-            registry = self.opts.image_registry.rstrip("/")
-            self.refs = {name: f"{registry}/{ref.split('/', 1)[1]}" for name, ref in self.refs.items()}
+            registry = imagepush.check_registry(self.opts.image_registry)
+            if self.opts.image_push:
+                self.refs, self.pushed = imagepush.push(archives, registry, self.opts.image_registry_insecure)
+            else:
+                self.refs = {a.name: imagepush.remote_ref(registry, a) for a in archives}
             self.pull_policy = "IfNotPresent"
         try:
             self.nodes = [n for n in self.api.list_nodes("kubernetes.io/os=linux") if node_ready(n)]
@@ -37,9 +45,16 @@ class ClusterSession(KubeSession):
         if not self.nodes:
             raise ProvisionError("the cluster has no Ready Linux node")
         self._namespace()
+        assert self.kube is not None
+        names = [n["metadata"]["name"] for n in self.nodes]
+        probed = [name for name in names if self.opts.nodes in (None, "all", name)] or names
+        check_images(self.api, self.kube.namespace, self.run_id, probed, self.refs, self.pull_policy,
+                     self.host_network, self.kube.waits)
 
     def describe(self) -> str:
-        return f"existing ({self.context or 'current context'})"
+        where = self.opts.image_registry or "on the nodes (imagePullPolicy Never)"
+        pushed = f", {self.pushed.summary()}" if self.pushed else ""
+        return f"existing ({self.context or 'current context'}); test images {where}{pushed}"
 
 
 

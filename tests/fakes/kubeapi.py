@@ -106,6 +106,7 @@ class FakeApi:
         self.fail_next: list[ApiError] = []
         self.create_errors: dict[str, ApiError] = {}
         self.patch_error: ApiError | None = None
+        self.unpullable: set[str] = set()  # image references the nodes cannot get (the image probe pod)
 
     def _maybe_fail(self) -> None:
         if self.fail_next:
@@ -153,6 +154,14 @@ class FakeApi:
         self._maybe_fail()
         pod = self.pods[name]
         self.polls[name] = self.polls.get(name, 0) + 1
+        if name.startswith("sgp-images-"):  # the image probe: each container pulled, or refused
+            pod["status"] = {"phase": "Pending", "containerStatuses": [
+                {"name": c["name"], "image": c["image"], "imageID": "",
+                 "state": {"waiting": {"reason": "ErrImageNeverPull", "message": f"{c['image']} is not present"}}}
+                if c["image"] in self.unpullable else
+                {"name": c["name"], "image": c["image"], "imageID": "sha256:1",
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}} for c in pod["spec"]["containers"]]}
+            return copy.deepcopy(pod)
         if self.behaviour is not None:
             pod["status"] = self.behaviour(pod, self.polls[name])
         return copy.deepcopy(pod)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import PROJECT, Catalogue
-from conformance.errors import InputError
+from conformance.errors import InputError, ProvisionError
 from conformance.kube import pods
 from conformance.kube import runner as kube_runner
 from conformance.kube.waits import Waits
@@ -61,7 +61,8 @@ def test_cluster_session_cases_runner_and_cleanup(api: fk.FakeApi, tmp_path: Pat
     case = next(c for c in cases if c.item_name == "blog-example[Strict]")
     verdicted = runner.judge(case, runner.run(case))
     assert verdicted.judgement.verdict == Verdict.PASS, verdicted.judgement.detail
-    created = next(c[1] for c in api.calls if c[0] == "create_pod" and not c[2])
+    created = next(c[1] for c in api.calls if c[0] == "create_pod" and not c[2]
+                   and not c[1]["metadata"]["name"].startswith("sgp-images-"))
     assert created["spec"]["hostNetwork"] is True and "$$$$" in created["spec"]["containers"][0]["command"][2]
     context = session.worker_context()
     assert context["host_network"] is True and context["refs"]["agnhost-like"].startswith("localhost/sgpconf/")
@@ -82,13 +83,29 @@ def test_keep_leaves_pods_and_namespace(api: fk.FakeApi, tmp_path: Path) -> None
     said: list[str] = []
     session.hold(said.append)
     session.stop()
-    assert not [c for c in api.calls if c[0] in ("delete_pod", "delete_namespace")]
+    assert not [c for c in api.calls if c[0] in ("delete_pod", "delete_namespace")
+                and not str(c[1]).startswith("sgp-images-")]  # the image probe pod is not a case's
     assert said == [f"KEEP=1: namespace sgp-{session.run_id} kept with the cases' pods; `sgp-conformance run "
                     "--target cluster --cleanup` (with the same KUBECONFIG) deletes it"]
     from conformance.targets import create_session
 
     with pytest.raises(InputError, match="KEEP: applies to TARGET=local, cluster and kind"):
         create_session(Options(target="node", keep=True), CATALOGUE)
+
+
+def test_images_the_nodes_cannot_get_fail_the_run_once(api: fk.FakeApi, tmp_path: Path) -> None:
+    """One probe pod per node before any case: an image a node cannot pull stops the run with the remedy, in one
+    line; the probe pod is deleted either way."""
+    session = cluster_target.ClusterSession(Options(target="cluster", results_dir=tmp_path), CATALOGUE)
+    api.unpullable = {a.ref for a in CATALOGUE.archives(session.opts.cache_dir) if a.name == "agnhost-like"}
+    with pytest.raises(ProvisionError) as exc:
+        session.start()
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith("node w1 cannot get the test images: localhost/sgpconf/")
+    assert "ErrImageNeverPull" in message and "IMAGE_REGISTRY" in message and "images export" in message
+    probes = [c[1]["metadata"]["name"] for c in api.calls if c[0] == "create_pod"]
+    assert len(probes) == 1 and ("delete_pod", probes[0]) in api.calls
+    session.stop()
 
 
 def test_nodes_option_is_checked(api: fk.FakeApi, tmp_path: Path) -> None:
