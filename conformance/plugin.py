@@ -299,9 +299,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
-    if _active(config) and any(k in (CASE_PROPERTY, NOT_RUN_PROPERTY) for k, _ in report.user_properties):
+    if not _active(config):
+        return None
+    keys = {k for k, _ in report.user_properties}
+    if CASE_PROPERTY in keys or (NOT_RUN_PROPERTY in keys and report.when == "setup"):
         category = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
         return category, "", ""  # our own progress line replaces pytest's dot
+    if NOT_RUN_PROPERTY in keys:
+        return "", "", ""  # the not-run case's teardown: no dot, no count
     return None
 
 

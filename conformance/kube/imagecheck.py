@@ -4,9 +4,10 @@ instead of one error per case."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
-from conformance.errors import ProvisionError
+from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import KubeApi
 from conformance.kube.manifests import MANAGED, RUN_LABEL
 from conformance.kube.waits import NotYet, Waits
@@ -70,11 +71,9 @@ def check_images(api: KubeApi, namespace: str, run_id: str, nodes: list[str], re
 
             found[node] = waits.until(decided, PROBE_TIMEOUT, f"test images on node {node}")
     finally:
-        for body in pods.values():
-            try:
+        for body in pods.values():  # the namespace goes at the end of the run anyway
+            with contextlib.suppress(SuiteError, ConnectionError, TimeoutError):
                 api.delete_pod(namespace, body["metadata"]["name"])
-            except Exception:
-                pass
     bad = {node: problems for node, problems in found.items() if problems}
     if bad:
         node, problems = next(iter(bad.items()))
