@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -87,6 +88,7 @@ def interrupt_after(results: Path, state_root: Path, args: tuple[str, ...], case
     out = finish(proc, 60)
     assert time.monotonic() - sent < within, out
     assert proc.returncode == 2, out
+    assert re.search(r"^summary: interrupted after \d+ of \d+ cases \(\d+ did not run\): ", out, re.M), out[-3000:]
     assert leftovers(state_root, proc.pid) == []
 
 

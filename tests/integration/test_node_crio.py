@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,9 @@ def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Pat
                                  "--crio-storage", storage)
         assert code == 0, out[-4000:]
         assert "IMAGE_LOAD" not in out and "registry" not in out.lower()
+        not_run = [line for line in out.splitlines() if " NOT-RUN " in line]
+        assert len(not_run) == 6 and all("runtime-restart" in line for line in not_run), out[-4000:]
+        assert re.search(r"^summary: \d+ cases: .*, 6 not run in ", out, re.M), out[-2000:]  # a line of its own
     finally:
         holder.communicate("stop\n", timeout=60)
         if not default_parent_existed:
