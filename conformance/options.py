@@ -106,11 +106,11 @@ def from_mapping(values: dict[str, str | None]) -> Options:
     opts.runtime = get("runtime") or opts.runtime
     opts.version = get("version")
     if get("containerd-bin-dir"):
-        opts.containerd_bin_dir = Path(get("containerd-bin-dir"))  # type: ignore[arg-type]
+        opts.containerd_bin_dir = Path(get("containerd-bin-dir")).absolute()  # type: ignore[arg-type]  # daemons run elsewhere
     if get("crio-bin-dir"):
-        opts.crio_bin_dir = Path(get("crio-bin-dir"))  # type: ignore[arg-type]
+        opts.crio_bin_dir = Path(get("crio-bin-dir")).absolute()  # type: ignore[arg-type]  # daemons run elsewhere
     if get("oci-bin-dir"):
-        opts.oci_bin_dir = Path(get("oci-bin-dir"))  # type: ignore[arg-type]
+        opts.oci_bin_dir = Path(get("oci-bin-dir")).absolute()  # type: ignore[arg-type]  # daemons run elsewhere
     opts.cri_endpoint = get("cri-endpoint")
     opts.handler = get("handler") or ""
     opts.image_load = get("image-load") or "auto"
@@ -124,8 +124,8 @@ def from_mapping(values: dict[str, str | None]) -> Options:
     if get("images"):
         opts.images_dir = Path(get("images"))  # type: ignore[arg-type]
     opts.k8s = get("k8s")
-    opts.k8s_bin_dir = Path(get("k8s-bin-dir")) if get("k8s-bin-dir") else None  # type: ignore[arg-type]
-    opts.etcd_bin = Path(get("etcd-bin")) if get("etcd-bin") else None  # type: ignore[arg-type]
+    opts.k8s_bin_dir = Path(get("k8s-bin-dir")).absolute() if get("k8s-bin-dir") else None  # type: ignore[arg-type]
+    opts.etcd_bin = Path(get("etcd-bin")).absolute() if get("etcd-bin") else None  # type: ignore[arg-type]
     opts.kubeconfig, opts.context, opts.nodes = get("kubeconfig"), get("context"), get("nodes")
     opts.image_registry = get("image-registry")
     opts.image_registry_insecure = switch(get("image-registry-insecure"))

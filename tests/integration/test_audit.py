@@ -83,8 +83,10 @@ def by_pod(doc: dict) -> dict[tuple[str, str], dict[str, dict]]:
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """kubectl with its discovery and HTTP cache beside the kubeconfig (the run's state), not in ~/.kube."""
     res = subprocess.run([os.path.join(os.environ["K8S_BIN_DIR"], "kubectl"), "--kubeconfig", str(kubeconfig),
-                          *args], input=stdin, capture_output=True, text=True, timeout=120, check=False)
+                          "--cache-dir", str(kubeconfig.parent / "kubectl-cache"), *args], input=stdin,
+                         capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
