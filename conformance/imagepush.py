@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conformance.archive import ImageArchive
 from conformance.errors import InputError, ProvisionError, SuiteError
-from conformance.options import default_cache, switch
+from conformance.options import Options, default_cache, switch
 from conformance.skopeo import Skopeo
 
 SKOPEO_TIMEOUT = 300
@@ -50,12 +50,12 @@ class Pushed:
         return f"{len(self.pushed)} pushed, {len(self.present)} already there (same digest)"
 
 
-class Registry:
+class RemoteRegistry:
     """A registry as skopeo reaches it from here: TLS verified unless `insecure`."""
 
     def __init__(self, skopeo: Skopeo, insecure: bool = False):
         self.skopeo = skopeo
-        self.tls = f"{str(not insecure).lower()}"
+        self.tls = "false" if insecure else "true"
 
     def config_digest(self, ref: str) -> str | None:
         """The config digest of `ref` in its registry; None when the registry has no such manifest."""
@@ -99,14 +99,18 @@ def _hint(stderr: str) -> str:
     return ""
 
 
-def push(archives: list[ImageArchive], registry: str, insecure: bool = False) -> tuple[dict[str, str], Pushed]:
+def push(archives: list[ImageArchive], registry: str, insecure: bool = False,
+         state_dir: Path | None = None) -> tuple[dict[str, str], Pushed]:
     """Push every test image missing from `registry` (same config digest = already there); the references
-    the pods will use, and what was done."""
+    the pods will use, and what was done. skopeo's temporary files go to a folder in `state_dir` (the run's
+    state folder, SGP_STATE_DIR by default), removed afterwards."""
     registry = check_registry(registry)
     done = Pushed()
     refs = {}
-    with tempfile.TemporaryDirectory(prefix="sgp-push-") as tmp:
-        remote = Registry(Skopeo(Path(tmp)), insecure)
+    root = state_dir or Options().state_dir
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="push-", dir=root) as tmp:
+        remote = RemoteRegistry(Skopeo(Path(tmp)), insecure)
         for archive in archives:
             ref = remote_ref(registry, archive)
             refs[archive.name] = ref

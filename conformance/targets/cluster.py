@@ -34,7 +34,8 @@ class ClusterSession(KubeSession):
         if self.opts.image_registry:
             registry = imagepush.check_registry(self.opts.image_registry)
             if self.opts.image_push:
-                self.refs, self.pushed = imagepush.push(archives, registry, self.opts.image_registry_insecure)
+                self.refs, self.pushed = imagepush.push(archives, registry, self.opts.image_registry_insecure,
+                                                       self.opts.state_dir)
             else:
                 self.refs = {a.name: imagepush.remote_ref(registry, a) for a in archives}
             self.pull_policy = "IfNotPresent"
