@@ -27,7 +27,9 @@ TUNABLES = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/p
             "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "net/ipv4/ip_forward",
             "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",
             "net/bridge/bridge-nf-call-ip6tables", "fs/inotify/max_user_watches", "fs/inotify/max_user_instances",
-            "net/netfilter/nf_conntrack_max", "kernel/pid_max")
+            "net/netfilter/nf_conntrack_max", "kernel/pid_max", "fs/file-max", "fs/nr_open",
+            # what systemd in a privileged (kind node) container sets host-wide unless kept read-only
+            "fs/protected_fifos", "fs/protected_hardlinks", "fs/protected_regular", "fs/protected_symlinks")
 NETWORK = {
     "links": ["ip", "-j", "link", "show"],
     "addresses": ["ip", "-j", "addr", "show"],
