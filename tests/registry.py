@@ -22,13 +22,10 @@ PACKAGE = "docker-registry"
 
 def registry_binary(cache: Path) -> Path:
     """docker-registry from the machine's Debian suite (bookworm: 2.8.x), unpacked into the cache."""
-    archive = debian.Archive(cache)
-    for suite in debian.SUITES:
-        found = archive.versions(suite, PACKAGE)
-        if found:
-            root = archive.fetch(found[0], cache / "runtimes" / f"{PACKAGE}-{found[0].version}")
-            return root / "usr" / "bin" / "docker-registry"
-    raise RuntimeError(f"Debian's archive has no {PACKAGE}")
+    binary = debian.fetch_first(cache, PACKAGE, "usr/bin/docker-registry")
+    if binary is None:
+        raise RuntimeError(f"Debian's archive has no {PACKAGE}")
+    return binary
 
 
 def free_port() -> int:

@@ -110,6 +110,20 @@ class Archive:
         return dest
 
 
+def fetch_first(cache: Path, package: str, holds: str) -> Path | None:
+    """The file `holds` (a path inside the package) of `package` from the first of SUITES whose build has it
+    (the machine's own suite first: the oldest glibc), unpacked into `cache/runtimes/<package>-<version>`;
+    None when no suite has it."""
+    archive = Archive(cache)
+    for suite in SUITES:
+        found = archive.versions(suite, package)
+        if found:
+            path = archive.fetch(found[0], cache / "runtimes" / f"{package}-{found[0].version}") / holds
+            if path.is_file():
+                return path
+    return None
+
+
 def _quote_version(version: str) -> str:
     # apt writes ':' in an epoch as %3a in file names
     return version.replace(":", "%3a")

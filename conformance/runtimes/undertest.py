@@ -116,7 +116,7 @@ class RuntimeUnderTest:
         info = self.info
         assert info is not None
         features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
-        how = "started by the suite" if self.provisioned is not None else f"existing socket {info.endpoint}"
+        how = "started by the suite" if self.owned else f"existing socket {info.endpoint}"
         handler = f", handler {info.handler}" if info.handler else ""
         oci = info.oci or {}
         oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""

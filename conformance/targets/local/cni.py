@@ -22,14 +22,9 @@ def loopback_plugin(cache: Path) -> Path:
     if not debian.available():
         raise ProvisionError("TARGET=local needs the CNI loopback plugin from Debian's containernetworking-plugins, "
                              "and no Debian archive is configured")
-    archive = debian.Archive(cache)
-    for suite in debian.SUITES:
-        found = archive.versions(suite, PACKAGE)
-        if found:
-            root = archive.fetch(found[0], cache / "runtimes" / f"{PACKAGE}-{found[0].version}")
-            plugin = root / "usr" / "lib" / "cni" / "loopback"
-            if plugin.is_file():
-                return plugin
+    plugin = debian.fetch_first(cache, PACKAGE, "usr/lib/cni/loopback")
+    if plugin is not None:
+        return plugin
     raise ProvisionError(f"Debian's archive has no {PACKAGE} with a loopback plugin")
 
 
