@@ -27,6 +27,8 @@ ETCD_BIN ?=
 DRY_RUN ?=
 KEEP ?=
 REUSE ?=
+KIND_BIN ?=
+WORKER ?=
 CONTEXT ?=
 NODES ?=
 VARIANTS ?=
@@ -49,6 +51,7 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(IMAGE_PUSH),--image-push "$(IMAGE_PUSH)") \
   $(if $(HOST_NETWORK),--host-network "$(HOST_NETWORK)") \
   $(if $(PARALLEL),--parallel "$(PARALLEL)") $(if $(KEEP),--keep "$(KEEP)") $(if $(REUSE),--reuse "$(REUSE)") \
+  $(if $(KIND_BIN),--kind-bin "$(KIND_BIN)") $(if $(WORKER),--worker "$(WORKER)") \
   $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
   --results-dir "$(RESULTS_DIR)"
 

@@ -71,12 +71,17 @@ def config_bytes(image: ImageDef, layer_digest: str) -> bytes:
     config: dict = {"Env": ["PATH=/bin"], "Cmd": list(image.cmd), "WorkingDir": "/"}
     if image.user is not None:
         config["User"] = image.user
+    return image_config(config, layer_digest, f"sgpconf image {image.name}")
+
+
+def image_config(config: dict, layer_digest: str, created_by: str) -> bytes:
+    """An OCI image config of one layer, canonical JSON (same input, same digest)."""
     doc = {
         "architecture": "amd64",
         "os": "linux",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created_by": f"sgpconf image {image.name}"}],
+        "history": [{"created_by": created_by}],
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -89,8 +94,14 @@ def build(image: ImageDef, out_dir: Path, busybox: Path | None = None) -> ImageA
     config = config_bytes(image, layer_digest)
     config_hex = hashlib.sha256(config).hexdigest()
     ref = f"{REPO}/{image.name}:{config_hex[:12]}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{image.name}-{config_hex[:12]}.tar"
+    return write(image.name, out_dir / f"{image.name}-{config_hex[:12]}.tar", ref, layer, config)
+
+
+def write(name: str, path: Path, ref: str, layer: bytes, config: bytes) -> ImageArchive:
+    """A docker-archive of one layer at `path` (kept when it exists: its name carries the content)."""
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config_hex = hashlib.sha256(config).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         manifest = [{"Config": f"{config_hex}.json", "RepoTags": [ref],
                      "Layers": [f"{layer_digest[7:]}/layer.tar"]}]
@@ -101,7 +112,27 @@ def build(image: ImageDef, out_dir: Path, busybox: Path | None = None) -> ImageA
             _add(tar, f"{config_hex}.json", data=config)
             _add(tar, "manifest.json", data=json.dumps(manifest, sort_keys=True).encode())
         shutil.move(tmp, path)
-    return ImageArchive(image.name, path, ref, "sha256:" + config_hex, layer_digest)
+    return ImageArchive(name, path, ref, "sha256:" + config_hex, layer_digest)
+
+
+def files_layer(files: dict[str, tuple[bytes, int]], links: dict[str, str] | None = None) -> bytes:
+    """A layer tarball of `files` (path -> (bytes, mode)) and symlinks, parent folders included."""
+    buf = io.BytesIO()
+    folders = sorted({str(Path(p).parent) for p in [*files, *(links or {})]} - {"."})
+    made: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for folder in folders:
+            parts = Path(folder).parts
+            for i in range(1, len(parts) + 1):
+                sub = "/".join(parts[:i])
+                if sub not in made:
+                    made.add(sub)
+                    _add(tar, sub + "/", kind=tarfile.DIRTYPE, mode=0o755)
+        for path, (data, mode) in sorted(files.items()):
+            _add(tar, path, data=data, mode=mode)
+        for path, target in sorted((links or {}).items()):
+            _add(tar, path, kind=tarfile.SYMTYPE, link=target, mode=0o777)
+    return buf.getvalue()
 
 
 def bundle(archives: list[ImageArchive], out_dir: Path) -> Path:

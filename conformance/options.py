@@ -48,6 +48,8 @@ class Options:
     parallel: int = 8
     keep: bool = False
     reuse: bool = False
+    kind_bin: Path | None = None
+    worker: str | None = None  # kind: runtime[:version] of a worker beside the control plane
 
 
 # (option name, env var, help). The plugin adds --sgp-<name>-style flags; the Makefile passes env vars.
@@ -86,6 +88,9 @@ FLAGS: list[tuple[str, str, str]] = [
     ("keep", "KEEP", "keep the cases' pods (1): local holds its cluster until Ctrl-C, cluster keeps the run's "
                      "namespace, kind keeps the cluster"),
     ("reuse", "REUSE", "kind: reuse an existing cluster of the same cell (1)"),
+    ("kind-bin", "KIND_BIN", "kind: the kind binary (default: kind on PATH, else Debian's kind, fetched privately)"),
+    ("worker", "WORKER", "kind: add a worker node running runtime[:version] (e.g. containerd:1.7) beside the "
+                         "control plane: a cluster mid-upgrade"),
 ]
 
 
@@ -138,4 +143,6 @@ def from_mapping(values: dict[str, str | None]) -> Options:
         except ValueError:
             raise InputError("PARALLEL", "PARALLEL", f"{get('parallel')!r}: must be a number") from None
     opts.host_network, opts.keep, opts.reuse = (switch(get(n)) for n in ("host-network", "keep", "reuse"))
+    opts.kind_bin = Path(get("kind-bin")).absolute() if get("kind-bin") else None  # type: ignore[arg-type]
+    opts.worker = get("worker")
     return opts

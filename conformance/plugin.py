@@ -88,6 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SuiteError, KeyboardInterrupt) as exc:
         _safe_stop(session)
         pytest.exit(f"error: {exc}" if isinstance(exc, SuiteError) else "interrupted", returncode=2)
+    except BaseException:  # a bug of the suite's: still remove what the session started
+        _safe_stop(session)
+        raise
     config.stash[CASES] = cases
     # xdist workers are separate processes: they inherit this environment and reach the same target.
     os.environ[WORKER_ENV] = json.dumps({"target": opts.target, "cases": [_case_json(c) for c in cases],

@@ -19,6 +19,7 @@ from conformance.kube.pods import KubeTarget, case_observed, judge_case
 from conformance.kube.status import node_feature, node_info, runtime_info
 from conformance.model import RuntimeInfo
 from conformance.options import Options
+from conformance.runtimes.process import join_network
 
 
 class KubeRunner:
@@ -35,6 +36,8 @@ class KubeRunner:
 
     @classmethod
     def from_context(cls, ctx: dict, catalogue: Catalogue) -> KubeRunner:
+        if ctx.get("network"):  # a worker process reaches the cluster from the network it lives in
+            join_network(ctx["network"])
         target = KubeTarget(client(ctx["kubeconfig"], ctx.get("context")), ctx["refs"], ctx["run_id"],
                             pull_policy=ctx["pull_policy"], host_network=ctx["host_network"],
                             keep_pods=ctx.get("keep", False))

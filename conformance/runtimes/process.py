@@ -10,6 +10,7 @@ lands in the host's /run; runtimes of several versions run side by side.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -21,16 +22,21 @@ from pathlib import Path
 from conformance.errors import CommandError, ProvisionError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CLONE_NEWNET = 0x40000000
 READY = "sgp-namespace-ready"
 # $0 is a label, $1 the private /run. No scenario data reaches this script.
 HOLDER = f'mount --bind "$1" /run && echo {READY} && exec sleep infinity'
+# with a private network namespace too: loopback up first (`ip` from iproute2)
+NET_HOLDER = f'ip link set lo up && mount --bind "$1" /run && echo {READY} && exec sleep infinity'
 
 class MountNamespace:
-    """A private mount namespace held open by a sleeping process; mounts made in it stay in it."""
+    """A private mount namespace (and, with `net`, a private network namespace with only `lo`) held open by a
+    sleeping process; mounts made in it stay in it, links, routes and firewall rules made in it die with it."""
 
-    def __init__(self, state_dir: Path, label: str = "sgp"):
+    def __init__(self, state_dir: Path, label: str = "sgp", net: bool = False):
         self.state_dir = state_dir
         self.label = label
+        self.net = net
         self.run_dir = state_dir / "run"
         self.proc: subprocess.Popen | None = None
 
@@ -45,8 +51,8 @@ class MountNamespace:
             if not shutil.which(tool):
                 raise ProvisionError(f"{tool} (util-linux) is needed to run a private runtime")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HOLDER,
-                f"{self.label}-ns", str(self.run_dir)]
+        argv = ["unshare", "--mount", *(["--net"] if self.net else []), "--propagation", "private", "--",
+                "/bin/sh", "-c", NET_HOLDER if self.net else HOLDER, f"{self.label}-ns", str(self.run_dir)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      start_new_session=True, text=True)
         assert self.proc.stdout is not None
@@ -58,7 +64,11 @@ class MountNamespace:
 
     def enter(self, argv: Sequence[str]) -> list[str]:
         """`argv` run inside the namespace."""
-        return ["nsenter", "-t", str(self.pid), "-m", "--", *argv]
+        return ["nsenter", "-t", str(self.pid), "-m", *(["-n"] if self.net else []), "--", *argv]
+
+    def enter_network(self, argv: Sequence[str]) -> list[str]:
+        """`argv` run in the namespace's network only (the host's file system, so every path means the same)."""
+        return ["nsenter", "-t", str(self.pid), "-n", "--", *argv] if self.net else list(argv)
 
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> str:
         """Run a short command inside the namespace (e.g. a mount); CommandError if it fails."""
@@ -83,6 +93,26 @@ class MountNamespace:
         for stream in (self.proc.stdout, self.proc.stderr) if self.proc else ():
             if stream:
                 stream.close()
+
+
+def join_network(path: str) -> Callable[[], None]:
+    """Move the calling thread into the network namespace at `path` (/proc/<pid>/ns/net); threads it starts
+    afterwards are born there. Returns the function that moves it back to where it was."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            os.close(home)
+            raise ProvisionError(f"cannot join the network namespace {path}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(target)
+
+    def back() -> None:
+        libc.setns(home, CLONE_NEWNET)
+        os.close(home)
+
+    return back
 
 
 class PrivateDaemon:
@@ -212,6 +242,16 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return dirs
 
 
+def _thaw(cgroup: Path) -> None:
+    """A freezer cgroup left FROZEN (a runtime killed inside its freeze window) keeps its members unkillable."""
+    state = cgroup / "freezer.state"
+    try:
+        if state.read_text().strip() != "THAWED":
+            state.write_text("THAWED")
+    except OSError:
+        pass
+
+
 def _kill_members(cgroup: Path) -> None:
     try:
         pids = (cgroup / "cgroup.procs").read_text().split()
@@ -232,6 +272,7 @@ def remove_cgroups(parent: str, timeout: float = 10.0) -> None:
         dirs += [Path(root) for root, _, _ in os.walk(top)]
     dirs.sort(key=lambda p: len(p.parts), reverse=True)
     for d in dirs:
+        _thaw(d)
         _kill_members(d)
     deadline = time.monotonic() + timeout
     for d in dirs:

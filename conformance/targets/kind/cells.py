@@ -18,7 +18,7 @@ VERSIONS_FILE = Path(__file__).resolve().parents[3] / "versions.yaml"
 RUNTIMES = ("containerd", "crio")
 CELL_KEYS = {"id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "digest_source", "node_image",
              "expect", "default", "notes"}
-REQUIRED = ("id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "node_image", "expect")
+REQUIRED = ("id", "runtime", "runtime_version", "k8s", "kind", "node_image", "expect")
 FIRST_SUPPORTED = {"containerd": (2, 0), "crio": (1, 31)}  # behaviours.md "Version facts"
 DIGEST = re.compile(r"^[a-z0-9./-]+:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$")
 ID_CHARS = re.compile(r"^[a-z0-9.-]+$")  # kind cluster names: ^[a-z0-9.-]+$
@@ -34,7 +34,7 @@ class Cell:
     k8s: str
     kind: str
     base_node_image: str
-    node_image: str  # stock | derived
+    node_image: str  # stock (kindest/node by digest) | built (offline, nodeimage.py)
     supported: bool
     default: bool = False
     digest_source: str = ""
@@ -79,13 +79,13 @@ def _cell(path: Path, raw: object, index: int) -> Cell:
     runtime = raw["runtime"]
     if runtime not in RUNTIMES:
         raise InputError(path, f"{where}.runtime", f"{runtime!r}: must be one of {RUNTIMES}")
-    image = str(raw["base_node_image"])
-    if not DIGEST.match(image):
+    image = str(raw.get("base_node_image", ""))
+    if raw["node_image"] not in ("stock", "built"):
+        raise InputError(path, f"{where}.node_image", "must be stock or built")
+    if raw["node_image"] == "stock" and not DIGEST.match(image):
         raise InputError(path, f"{where}.base_node_image", f"{image!r}: pin it as repo:vX.Y.Z@sha256:<64 hex>")
-    if raw["node_image"] not in ("stock", "derived"):
-        raise InputError(path, f"{where}.node_image", "must be stock or derived")
     if runtime == "crio" and raw["node_image"] == "stock":
-        raise InputError(path, f"{where}.node_image", "kindest/node carries containerd: CRI-O cells are derived")
+        raise InputError(path, f"{where}.node_image", "kindest/node carries containerd: CRI-O cells are built")
     expect = raw["expect"]
     if not isinstance(expect, dict) or not isinstance(expect.get("supported"), bool):
         raise InputError(path, f"{where}.expect.supported", "must be true or false")
@@ -93,8 +93,7 @@ def _cell(path: Path, raw: object, index: int) -> Cell:
     if expect["supported"] != supported:
         raise InputError(path, f"{where}.expect.supported", f"{runtime} {raw['runtime_version']} "
                          f"{'supports' if supported else 'does not support'} the policy (behaviours.md)")
-    tag = version_key(image.split(":")[1].split("@")[0])
-    if tag != version_key(str(raw["k8s"])):
+    if image and version_key(image.split(":")[1].split("@")[0]) != version_key(str(raw["k8s"])):
         raise InputError(path, f"{where}.k8s", f"{raw['k8s']} differs from the node image tag {image}")
     return Cell(id=cid, runtime=runtime, runtime_version=str(raw["runtime_version"]), k8s=str(raw["k8s"]),
                 kind=str(raw["kind"]), base_node_image=image, node_image=raw["node_image"], supported=supported,
@@ -117,6 +116,14 @@ def load(path: Path = VERSIONS_FILE) -> list[Cell]:
             raise InputError(path, "id", f"duplicate cell id {cell.id!r}")
         seen.add(cell.id)
     return cells
+
+
+def built(runtime: str, runtime_version: str, k8s: str) -> Cell:
+    """The cell of a node image built here from the given binaries (not a row of versions.yaml)."""
+    cid = re.sub(r"[^a-z0-9.-]", "-", f"{runtime}-{runtime_version}-k8s-{k8s.removeprefix('v')}".lower())
+    supported = version_key(runtime_version)[:2] >= FIRST_SUPPORTED[runtime]
+    return Cell(id=cid, runtime=runtime, runtime_version=runtime_version, k8s=k8s.removeprefix("v"), kind="",
+                base_node_image="", node_image="built", supported=supported, digest_source="built here")
 
 
 def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import CommandError, ProvisionError
+from conformance.runtimes import debian
+from conformance.runtimes.versions import version_key
 
 
 @dataclass(frozen=True)
@@ -79,19 +82,26 @@ def error_for(argv: Sequence[str], rc: int, stdout: str, stderr: str) -> ToolErr
 
 
 class Runner:
-    """Runs Commands with argument lists; a failure raises the matching ToolError."""
+    """Runs Commands with argument lists (inside the engine's network when it is a private one, with the
+    engine's DOCKER_HOST); a failure raises the matching ToolError."""
+
+    def __init__(self, wrap: Callable[[Sequence[str]], list[str]] | None = None,
+                 env: Mapping[str, str] | None = None):
+        self.wrap = wrap or list
+        self.env = dict(env or {})
 
     def run(self, cmd: Command, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **cmd.env}
+        env = {**os.environ, **self.env, **cmd.env}
+        argv = self.wrap(cmd.argv)
         try:
             if cmd.stdin is not None:
                 with cmd.stdin.open("rb") as stdin:
-                    raw = subprocess.run(list(cmd.argv), stdin=stdin, capture_output=True, env=env,
+                    raw = subprocess.run(argv, stdin=stdin, capture_output=True, env=env,
                                          timeout=cmd.timeout, check=False)
                 proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
                                                    raw.stderr.decode(errors="replace"))
             else:
-                proc = subprocess.run(list(cmd.argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                       env=env, timeout=cmd.timeout, check=False)
         except FileNotFoundError as exc:
             raise ProvisionError(f"{cmd.argv[0]}: not found on PATH (needed for phase {cmd.phase})") from exc
@@ -154,12 +164,24 @@ class Docker:
 
     def build(self, context: Path, dockerfile: Path, tag: str, build_args: Mapping[str, str],
               labels: Mapping[str, str]) -> Command:
-        argv = [self.binary, "build", "--file", str(dockerfile), "--tag", tag]
+        argv = [self.binary, "build", "--quiet", "--file", str(dockerfile), "--tag", tag]
         for key, value in sorted(build_args.items()):
             argv += ["--build-arg", f"{key}={value}"]
         for key, value in sorted(labels.items()):
             argv += ["--label", f"{key}={value}"]
-        return Command((*argv, str(context)), "BuildImage", timeout=3600)
+        return Command((*argv, str(context)), "BuildImage", env={"DOCKER_BUILDKIT": "0"}, timeout=3600)
+
+    def import_image(self, tarball: Path, ref: str) -> Command:
+        return Command((self.binary, "import", str(tarball), ref), "BuildImage", timeout=1800)
+
+    def save(self, ref: str, out: Path) -> Command:
+        return Command((self.binary, "save", "--output", str(out), ref), "BuildImage", timeout=1800)
+
+    def load(self, archive: Path) -> Command:
+        return Command((self.binary, "load", "--input", str(archive)), "BuildImage", timeout=1800)
+
+    def pid(self, container: str) -> Command:
+        return Command((self.binary, "inspect", "--format", "{{.State.Pid}}", container), "Ready")
 
     def run_version(self, image: str, entrypoint: str, *args: str) -> Command:
         return Command((self.binary, "run", "--rm", "--entrypoint", entrypoint, image, *args), "BuildImage")
@@ -167,3 +189,24 @@ class Docker:
     def exec(self, container: str, argv: Sequence[str], stdin: Path | None = None, phase: str = "Test") -> Command:
         flags = ("-i",) if stdin is not None else ()
         return Command((self.binary, "exec", *flags, container, *argv), phase, stdin=stdin, timeout=600)
+
+
+def find_kind(kind_bin: Path | None, cache: Path) -> tuple[str, str]:
+    """(kind binary, where it came from): KIND_BIN, else `kind` on PATH, else the newest `kind` in Debian's
+    suites, fetched privately into the cache (it needs only libc)."""
+    if kind_bin is not None:
+        if not kind_bin.is_file():
+            raise ProvisionError(f"KIND_BIN={kind_bin}: no such file")
+        return str(kind_bin), f"KIND_BIN={kind_bin}"
+    found = shutil.which("kind")
+    if found:
+        return found, "PATH"
+    if not debian.available():
+        raise ProvisionError("no kind binary: set KIND_BIN or put kind on PATH (no Debian archive here to fetch it)")
+    archive = debian.Archive(cache)
+    candidates = [p for suite in debian.SUITES for p in archive.versions(suite, "kind")]
+    if not candidates:
+        raise ProvisionError("Debian's archive has no kind package: set KIND_BIN or put kind on PATH")
+    best = max(candidates, key=lambda p: version_key(p.upstream))
+    root = archive.fetch(best, cache / "runtimes" / f"kind-{best.version}")
+    return str(root / "usr" / "bin" / "kind"), f"Debian {best.suite} kind {best.version}"

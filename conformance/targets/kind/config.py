@@ -34,27 +34,42 @@ def check_gates(k8s: str, gates: dict[str, bool]) -> list[str]:
     return []
 
 
-def crio_patches() -> list[str]:
-    """kubeadm patches pointing kubeadm (and so the kubelet) at CRI-O; the field is the same in
-    v1beta3 and v1beta4, so the patches carry no apiVersion."""
-    return [
-        f"kind: InitConfiguration\nnodeRegistration:\n  criSocket: {CRIO_SOCKET}\n",
-        f"kind: JoinConfiguration\nnodeRegistration:\n  criSocket: {CRIO_SOCKET}\n",
-    ]
+def crio_patch(role: str) -> str:
+    """The kubeadm patch pointing a CRI-O node's kubelet at CRI-O (the field is the same in v1beta3 and v1beta4,
+    so the patch carries no apiVersion)."""
+    kind = "InitConfiguration" if role == "control-plane" else "JoinConfiguration"
+    return f"kind: {kind}\nnodeRegistration:\n  criSocket: {CRIO_SOCKET}\n"
 
 
-def config(cell: Cell, node_image: str, workers: int = 1) -> dict:
-    """The config as a mapping: one control plane + `workers` workers, all on `node_image`."""
-    nodes = [{"role": "control-plane", "image": node_image, "labels": {NODE_LABEL: "control-plane"}}]
-    nodes += [{"role": "worker", "image": node_image, "labels": {NODE_LABEL: f"worker{i + 1}"}} for i in range(workers)]
-    doc: dict = {"kind": "Cluster", "apiVersion": API_VERSION, "name": cell.cluster_name, "nodes": nodes}
+# A built node image has no CoreDNS (not in Debian, not buildable offline) and no kube-proxy image: kubeadm
+# skips both addons (the suite's pods use neither DNS nor Services). Its kubelet must accept a cgroup v1 host.
+SKIP_ADDONS = "kind: InitConfiguration\nskipPhases:\n- preflight\n- addon/kube-proxy\n- addon/coredns\n"
+CGROUP_V1 = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+FAIL_CGROUP_V1_MINOR = 31  # the field exists from 1.31; kubeadm refuses unknown fields
+
+
+def config(cell: Cell, nodes: list[tuple[str, str]], built: bool) -> dict:
+    """The config as a mapping: the control plane then the workers, each (image, runtime)."""
+    doc: dict = {"kind": "Cluster", "apiVersion": API_VERSION, "name": cell.cluster_name, "nodes": []}
+    for i, (image, runtime) in enumerate(nodes):
+        role = "control-plane" if i == 0 else "worker"
+        node: dict = {"role": role, "image": image, "labels": {NODE_LABEL: role if i == 0 else f"worker{i}"}}
+        if runtime == "crio":
+            node["kubeadmConfigPatches"] = [crio_patch(role)]
+        doc["nodes"].append(node)
     gates = feature_gates(cell.k8s)
     problems = check_gates(cell.k8s, gates)
     assert not problems, problems
     if gates:
         doc["featureGates"] = gates
-    if cell.runtime == "crio":
-        doc["kubeadmConfigPatches"] = crio_patches()
+    patches = []
+    if built:
+        doc["networking"] = {"disableDefaultCNI": True, "kubeProxyMode": "none"}
+        patches.append(SKIP_ADDONS)
+    if version_key(cell.k8s)[:2] >= (1, FAIL_CGROUP_V1_MINOR):
+        patches.append(CGROUP_V1)
+    if patches:
+        doc["kubeadmConfigPatches"] = patches
     return doc
 
 
@@ -73,8 +88,14 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(_Literal, _literal)
 
 
-def to_yaml(doc: dict) -> str:
+def _literals(doc: dict) -> dict:
     out = dict(doc)
     if "kubeadmConfigPatches" in out:
         out["kubeadmConfigPatches"] = [_Literal(p) for p in out["kubeadmConfigPatches"]]
-    return yaml.dump(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    if "nodes" in out:
+        out["nodes"] = [_literals(n) for n in out["nodes"]]
+    return out
+
+
+def to_yaml(doc: dict) -> str:
+    return yaml.dump(_literals(doc), Dumper=_Dumper, sort_keys=False, default_flow_style=False)

@@ -1,10 +1,11 @@
-"""One kind cluster per cell: node image, create (retry once), readiness, runtime check, image
-loading, log export, delete. Every command is built by kindcli/nodeimage, so DRY_RUN plans show
+"""One kind cluster per cell: node images, create (retry once), readiness, runtime check, image
+loading, log export, delete. Every command is built by cli/nodeimage, so DRY_RUN plans show
 exactly what a run executes."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.archive import ImageArchive
+from conformance.cri.client import CRIClient, CRIError
+from conformance.cri.sandboxes import runtime_info
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import KubeApi
 from conformance.kube.status import crictl_feature, node_info, node_ready
@@ -20,16 +23,16 @@ from conformance.targets.kind import config as kindconfig
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner
+from conformance.targets.kind.nodeimage import NodeImage
 
 
 @dataclass
 class ClusterOptions:
     results_dir: Path = Path("results")
-    workers: int = 1
     keep: bool = False
     reuse: bool = False
-    wait: str = "3m"
-    arch: str = "amd64"
+    wait: str = "5m"
+    build_dir: Path = Path("build")  # where a built node image's build folder is assembled
 
 
 @dataclass
@@ -46,6 +49,7 @@ class KindCell:
 
     cell: Cell
     opts: ClusterOptions
+    images: list[NodeImage] = field(default_factory=list)  # the control plane's, then each worker's
     runner: Runner = field(default_factory=Runner)
     kind: Kind = field(default_factory=Kind)
     docker: Docker = field(default_factory=Docker)
@@ -56,7 +60,7 @@ class KindCell:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.image = nodeimage.recipe(self.cell, self.opts.arch)
+        self.images = self.images or [nodeimage.stock(self.cell)]
         self.dir = self.opts.results_dir / self.cell.id
         self.kubeconfig = self.dir / "kubeconfig"
         self.config_path = self.dir / "kind-config.yaml"
@@ -67,13 +71,24 @@ class KindCell:
     def name(self) -> str:
         return self.cell.cluster_name
 
+    @property
+    def built(self) -> bool:
+        return not self.images[0].stock
+
     def node_names(self) -> list[str]:
         """kind names nodes <cluster>-control-plane, <cluster>-worker, <cluster>-worker2, ..."""
         return [f"{self.name}-control-plane"] + [f"{self.name}-worker{'' if i == 0 else i + 1}"
-                                                 for i in range(self.opts.workers)]
+                                                 for i in range(len(self.images) - 1)]
+
+    def node_runtime(self, image: NodeImage) -> tuple[str, str]:
+        """(runtime, version) a node on `image` must report."""
+        if image.parts is not None:
+            return image.parts.runtime, image.parts.runtime_version
+        return self.cell.runtime, self.cell.runtime_version
 
     def config_yaml(self) -> str:
-        return kindconfig.to_yaml(kindconfig.config(self.cell, self.image.ref, self.opts.workers))
+        nodes = [(i.ref, self.node_runtime(i)[0]) for i in self.images]
+        return kindconfig.to_yaml(kindconfig.config(self.cell, nodes, self.built))
 
     def write_config(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -81,8 +96,21 @@ class KindCell:
         return self.config_path
 
     # ------------------------------------------------------------------ commands (shared with plan.py)
+    def unique_images(self) -> list[NodeImage]:
+        return list({i.ref: i for i in self.images}.values())
+
+    def build_folder(self, image: NodeImage) -> Path:
+        return self.opts.build_dir / image.cache_key[:12]
+
     def image_commands(self) -> list[Command]:
-        return [nodeimage.lookup_command(self.image, self.docker), *nodeimage.build_commands(self.image, self.docker)]
+        out = []
+        for image in self.unique_images():
+            out.append(nodeimage.lookup_command(image, self.docker))
+            if image.saved is not None:
+                out.append(self.docker.load(image.saved))
+            out += nodeimage.build_commands(image, self.docker, self.build_folder(image))
+            out.append(nodeimage.version_command(image, self.docker))
+        return out
 
     def create_command(self) -> Command:
         return self.kind.create(self.name, self.config_path, self.kubeconfig, self.opts.wait)
@@ -90,6 +118,8 @@ class KindCell:
     def load_commands(self, archives: list[ImageArchive]) -> list[Command]:
         """containerd: kind load image-archive; CRI-O: skopeo inside each node into containers-storage
         (kind load only reaches containerd), then crictl inspecti to prove CRI-O sees the image."""
+        if self.built:
+            return []  # built node images carry the test images and load them at first boot
         if self.cell.runtime == "containerd":
             return [self.kind.load_image_archive(self.name, a.path) for a in archives]
         cmds = []
@@ -132,23 +162,38 @@ class KindCell:
         self._phase("Preflight", lambda: self.facts.update(kind_version=self.runner.run(self.kind.version())
                                                             .stdout.strip()))
 
-    def ensure_image(self) -> None:
-        self._phase("BuildImage", self._ensure_image)
+    def ensure_images(self, cache: Path) -> None:
+        self._phase("BuildImage", lambda: [self._ensure(image, cache) for image in self.unique_images()])
 
-    def _ensure_image(self) -> None:
-        lookup, *build = self.image_commands()
-        if self.runner.run(lookup, check=False).returncode == 0:
-            build = build[-1:]  # present (same content key for derived images): only re-check the version
-        out = ""
-        for cmd in build:
-            out = self.runner.run(cmd).stdout
-        if self.cell.runtime_version not in out:
-            raise ProvisionError(f"node image {self.image.ref} reports {out.strip()!r}, "
-                                 f"expected {self.cell.runtime} {self.cell.runtime_version}")
-        self.facts["node_image"] = self.image.ref
-        self.facts["image_runtime_version"] = out.strip()
-        image_id = self.runner.run(lookup, check=False)
-        self.facts["node_image_id"] = image_id.stdout.strip()
+    def _ensure(self, image: NodeImage, cache: Path) -> None:
+        """Present (same content key) > saved in the cache > built (or pulled, for a stock image)."""
+        started = time.monotonic()
+        lookup = nodeimage.lookup_command(image, self.docker)
+        how = "present"
+        if self.runner.run(lookup, check=False).returncode != 0:
+            if image.saved is not None and image.saved.exists():
+                self.runner.run(self.docker.load(image.saved))
+                how = "loaded from the cache"
+            elif image.stock:
+                self.runner.run(self.docker.pull(image.base))
+                how = "pulled"
+            else:
+                folder = nodeimage.context(image, cache, self.build_folder(image))
+                base, build, save = nodeimage.build_commands(image, self.docker, folder)
+                if self.runner.run(self.docker.image_id(image.base_ref), check=False).returncode != 0:
+                    self.runner.run(base)
+                self.runner.run(build)
+                self.runner.run(save)
+                shutil.rmtree(folder, ignore_errors=True)
+                how = "built"
+        out = self.runner.run(nodeimage.version_command(image, self.docker)).stdout.strip()
+        runtime, version = self.node_runtime(image)
+        if version not in out:
+            raise ProvisionError(f"node image {image.ref} reports {out!r}, expected {runtime} {version}")
+        self.facts.setdefault("node_images", {})[image.ref] = {
+            "how": how, "seconds": round(time.monotonic() - started, 1), "runtime": out,
+            "id": self.runner.run(lookup, check=False).stdout.strip(),
+            **({"parts": image.parts.to_json()} if image.parts else {})}
 
     def exists(self) -> bool:
         out = self.runner.run(self.kind.get_clusters()).stdout
@@ -197,7 +242,8 @@ class KindCell:
                 raise NotYet(f"kube-dns {len(ready)}/{len(pods)} Ready")
 
         nodes = self.waits.until(nodes_ready, self.waits.ready, "nodes Ready")
-        self.waits.until(dns_ready, self.waits.ready, "kube-dns Ready")
+        if not self.built:  # a built node image has no CoreDNS (not in Debian): nothing waits for it
+            self.waits.until(dns_ready, self.waits.ready, "kube-dns Ready")
         return nodes
 
     def verify_runtime(self, nodes: list[dict]) -> dict[str, bool | None]:
@@ -205,26 +251,46 @@ class KindCell:
         return self._phase("VerifyRuntime", lambda: self._verify_runtime(nodes))
 
     def _verify_runtime(self, nodes: list[dict]) -> dict[str, bool | None]:
-        expected = self.cell.expected_runtime_version
-        wrong = {n["metadata"]["name"]: node_info(n).get("containerRuntimeVersion") for n in nodes
-                 if node_info(n).get("containerRuntimeVersion") != expected}
+        by_name = dict(zip(self.node_names(), self.images, strict=True))
         self.facts["nodes"] = {n["metadata"]["name"]: {"containerRuntimeVersion":
                                                        node_info(n).get("containerRuntimeVersion"),
                                                        "kubeletVersion": node_info(n).get("kubeletVersion"),
                                                        "features": (n.get("status") or {}).get("features")}
                                for n in nodes}
-        if wrong:
-            raise ProvisionError(f"nodes run the wrong runtime (expected {expected}): {wrong}")
-        advertised: dict[str, bool | None] = {}
+        wrong = {}
         for node in nodes:
             name = node["metadata"]["name"]
-            out = self.runner.run(self.crictl_info_command(name)).stdout
-            try:
-                advertised[name] = crictl_feature(json.loads(out))
-            except ValueError as exc:
-                raise ProvisionError(f"crictl info on {name} is not JSON: {out[:300]!r}") from exc
+            runtime, version = self.node_runtime(by_name[name]) if name in by_name else (self.cell.runtime, "?")
+            expected = f"{'cri-o' if runtime == 'crio' else runtime}://{version}"
+            reported = node_info(node).get("containerRuntimeVersion") or ""
+            if reported != expected and not reported.startswith(expected + "+"):  # Debian's: 2.1.9+unknown
+                wrong[name] = f"{reported} (expected {expected})"
+        if wrong:
+            raise ProvisionError(f"nodes run the wrong runtime: {wrong}")
+        advertised = {n["metadata"]["name"]: self._advertised(n["metadata"]["name"]) for n in nodes}
         self.facts["crictl_features"] = advertised
         return advertised
+
+    def _advertised(self, node: str) -> bool | None:
+        """The node runtime's own Status().features: asked through its CRI socket (a built node has no
+        crictl) or with crictl inside a stock node."""
+        if not self.built:
+            out = self.runner.run(self.crictl_info_command(node)).stdout
+            try:
+                return crictl_feature(json.loads(out))
+            except ValueError as exc:
+                raise ProvisionError(f"crictl info on {node} is not JSON: {out[:300]!r}") from exc
+        pid = self.runner.run(self.docker.pid(node)).stdout.strip()
+        image = dict(zip(self.node_names(), self.images, strict=True))[node]
+        socket = "run/crio/crio.sock" if self.node_runtime(image)[0] == "crio" else "run/containerd/containerd.sock"
+        client = CRIClient(f"unix:///proc/{pid}/root/{socket}")
+        try:
+            info = runtime_info(client)
+        except CRIError as exc:
+            raise ProvisionError(f"the runtime of node {node} does not answer on its CRI socket: {exc}") from exc
+        finally:
+            client.close()
+        return None if info.features is None else info.features.get("supplemental_groups_policy")
 
     def load_images(self, archives: list[ImageArchive]) -> None:
         self._phase("LoadImages", lambda: [self.runner.run(c) for c in self.load_commands(archives)])
@@ -262,5 +328,5 @@ class KindCell:
 
     def metadata(self) -> dict:
         return {"cell": self.cell.to_json(), "cluster": self.name, "kubeconfig": str(self.kubeconfig),
-                "node_image": self.image.ref, "node_image_cache_key": self.image.cache_key,
+                "node_images": [i.ref for i in self.images],
                 "phases": [p.__dict__ for p in self.phases], "facts": self.facts}

@@ -1,79 +1,272 @@
-"""Node image recipes: the stock kindest/node image, or a derived image built from images/kind/<runtime>/,
-tagged by a content hash of its recipe so a built image is reused only while nothing changed."""
+"""Node images: a stock kindest/node pinned by digest (pulled), or one the suite builds offline.
+
+A built node image is the Debian base (nodebase.py) plus one layer of the project's own node files
+(images/kind/node/: entrypoint, units, runtime configs, the preload), the cell's runtime binaries and OCI
+runtime, kubelet/kubeadm/kubectl, and a bundle of images the node loads at first boot:
+control plane and etcd made from the given binaries under the names kubeadm asks for, pause, and the
+suite's test images. Its tag ends with a content key over all of that; the image is saved in the cache
+once built and loaded from there afterwards (a private engine starts empty every run).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+from conformance import archive
+from conformance.archive import ImageArchive
+from conformance.errors import ProvisionError
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, Docker
 
-RECIPES = Path(__file__).resolve().parents[3] / "images" / "kind"
+NODE_FILES = Path(__file__).resolve().parents[3] / "images" / "kind" / "node"
 REPO = "localhost/sgp-node"
+BASE_REPO = "localhost/sgp-node-base"
 KEY_LABEL = "sgp.conformance/recipe"
+KUBE_BINARIES = ("kubelet", "kubeadm", "kubectl")
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+RUNTIME_BINARIES = {"containerd": ("containerd", "containerd-shim-runc-v2", "ctr"),
+                    "crio": ("crio", "pinns", "conmon")}
+LIB = re.compile(r"(/\S+\.so[.\d]*)")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Everything a built node image is made of (resolved by the session before anything is built)."""
+
+    runtime: str  # containerd | crio
+    runtime_version: str
+    runtime_dir: Path
+    handlers: dict[str, str]  # OCI runtime name -> binary on the host ("" = the base's /usr/sbin/runc)
+    handler: str  # the runtime's default
+    k8s_version: str  # v1.36.2
+    k8s_dir: Path
+    etcd: Path
+    etcd_version: str
+    base: Path  # the Debian base tarball
+    tests: tuple[ImageArchive, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"runtime": self.runtime, "runtime_version": self.runtime_version, "runtime_dir": str(self.runtime_dir),
+                "handlers": self.handlers, "handler": self.handler, "kubernetes": self.k8s_version,
+                "k8s_dir": str(self.k8s_dir), "etcd": self.etcd_version,
+                "base": self.base.name}
 
 
 @dataclass(frozen=True)
 class NodeImage:
-    """How a cell's node image comes to exist."""
+    """How a node image comes to exist: pulled (stock) or built from Parts."""
 
-    ref: str  # what the kind config names
+    ref: str
     stock: bool
-    base: str
-    context: Path | None = None
-    build_args: dict[str, str] = field(default_factory=dict)
+    base: str = ""
+    parts: Parts | None = None
     cache_key: str = ""
-    version_check: tuple[str, ...] = ()  # entrypoint + args printing the runtime version
+    version_check: tuple[str, ...] = ()
+    saved: Path | None = None  # the built image, `docker save`d in the cache
 
     @property
-    def dockerfile(self) -> Path | None:
-        return self.context / "Dockerfile" if self.context else None
-
-    def dockerfile_text(self) -> str:
-        return self.dockerfile.read_text() if self.dockerfile else ""
-
-    def build_args_text(self) -> str:
-        return "".join(f"{k}={v}\n" for k, v in sorted(self.build_args.items()))
+    def base_ref(self) -> str:
+        return f"{BASE_REPO}:{self.parts.base.stem.removeprefix('base-')}" if self.parts else ""
 
 
-def content_key(context: Path, build_args: dict[str, str]) -> str:
-    """sha256 over every file of the recipe folder (path + bytes) and the build arguments."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(context).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    for key, value in sorted(build_args.items()):
-        digest.update(f"{key}={value}\n".encode())
+def stock(cell: Cell) -> NodeImage:
+    check = ("containerd", "--version") if cell.runtime == "containerd" else ("crio", "version")
+    return NodeImage(ref=cell.base_node_image, stock=True, base=cell.base_node_image, version_check=check)
+
+
+def built(parts: Parts, cache: Path) -> NodeImage:
+    key = _digest(parts)
+    tag = f"{parts.runtime}-{parts.runtime_version}-k8s-{parts.k8s_version}-{key[:12]}".replace("+", "_")
+    check = ("/usr/local/bin/containerd", "--version") if parts.runtime == "containerd" else \
+        ("/usr/local/bin/crio", "--version")
+    return NodeImage(ref=f"{REPO}:{tag}", stock=False, parts=parts, cache_key=key, version_check=check,
+                     saved=cache / "kind" / f"node-{key[:24]}.tar")
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
+def _digest(parts: Parts) -> str:
+    """The content key: the node files, every binary (path, size, mtime), the base and the test images."""
+    digest = hashlib.sha256(json.dumps(parts.to_json(), sort_keys=True).encode())
+    for path in sorted(NODE_FILES.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in _binaries(parts).values():
+        digest.update(_file_key(path).encode())
+    digest.update((_file_key(parts.base) if parts.base.exists() else parts.base.name).encode())
+    for test in parts.tests:
+        digest.update(test.ref.encode())
     return digest.hexdigest()
 
 
-def recipe(cell: Cell, arch: str = "amd64", recipes: Path = RECIPES) -> NodeImage:
-    """The node image for a cell (stock only for containerd cells whose image carries the version)."""
-    check = ("containerd", "--version") if cell.runtime == "containerd" else ("crio", "version")
-    if cell.node_image == "stock":
-        return NodeImage(ref=cell.base_node_image, stock=True, base=cell.base_node_image, version_check=check)
-    context = recipes / cell.runtime
-    args = {"BASE_IMAGE": cell.base_node_image, "TARGETARCH": arch}
-    args["CONTAINERD_VERSION" if cell.runtime == "containerd" else "CRIO_VERSION"] = cell.runtime_version
-    key = content_key(context, args)
-    tag = f"{REPO}:k8s-v{cell.k8s}-{cell.runtime}-v{cell.runtime_version}-kind-{cell.kind}-{key[:12]}"
-    return NodeImage(ref=tag, stock=False, base=cell.base_node_image, context=context, build_args=args,
-                     cache_key=key, version_check=check)
+def _binaries(parts: Parts) -> dict[str, Path]:
+    """Path in the node -> file on the host."""
+    out = {f"usr/local/bin/{n}": parts.runtime_dir / n for n in RUNTIME_BINARIES[parts.runtime]}
+    out.update({f"usr/bin/{n}": parts.k8s_dir / n for n in KUBE_BINARIES})
+    out.update({f"usr/local/sbin/{n}": Path(p) for n, p in parts.handlers.items() if p})
+    missing = [str(p) for p in out.values() if not p.is_file()]
+    if missing:
+        raise ProvisionError(f"node image parts missing: {', '.join(missing)}")
+    return out
+
+
+def _handler_path(parts: Parts, name: str) -> str:
+    return f"/usr/local/sbin/{name}" if parts.handlers.get(name) else "/usr/sbin/runc"
+
+
+def _fill(name: str, values: dict[str, str]) -> str:
+    text = (NODE_FILES / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def runtime_config(parts: Parts, pause: str) -> tuple[str, str]:
+    """(path in the node, text) of the runtime's config."""
+    if parts.runtime == "containerd":
+        tables = "".join(_fill("containerd-runtime.toml", {"NAME": n, "PATH": _handler_path(parts, n)})
+                         for n in sorted(parts.handlers))
+        return "etc/containerd/config.toml", _fill("containerd.toml", {"PAUSE": pause, "HANDLER": parts.handler,
+                                                                       "RUNTIMES": tables.rstrip("\n")})
+    tables = "".join(_fill("crio-runtime.conf", {"NAME": n, "PATH": _handler_path(parts, n)})
+                     for n in sorted(parts.handlers))
+    return "etc/crio/crio.conf.d/10-sgp.conf", _fill("crio.conf", {"PAUSE": pause, "HANDLER": parts.handler,
+                                                                   "RUNTIMES": tables})
+
+
+def kubeadm_images(parts: Parts) -> dict[str, str]:
+    """Image name -> reference, as `kubeadm config images list` asks for them."""
+    proc = subprocess.run([str(parts.k8s_dir / "kubeadm"), "config", "images", "list", "--kubernetes-version",
+                           parts.k8s_version], capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise ProvisionError(f"kubeadm config images list failed: {proc.stderr.strip()[-500:]}")
+    refs = {}
+    for ref in proc.stdout.split():
+        refs[ref.rsplit("/", 1)[-1].split(":")[0]] = ref
+    return refs
+
+
+def _libraries(binary: Path) -> dict[str, tuple[bytes, int]]:
+    """The shared libraries a dynamically linked binary loads (from `ldd`), at the same paths."""
+    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=30, check=False)
+    out = {}
+    for path in LIB.findall(proc.stdout):
+        real = Path(path).resolve()
+        out[path.lstrip("/")] = (real.read_bytes(), 0o755)
+    return out
+
+
+def control_plane_archives(parts: Parts, out_dir: Path) -> list[ImageArchive]:
+    """kube-apiserver, -controller-manager, -scheduler, etcd and pause images under kubeadm's names."""
+    refs = kubeadm_images(parts)
+    busybox = archive.find_busybox().read_bytes()
+    made = []
+    for name in CONTROL_PLANE:
+        layer = archive.files_layer({f"usr/local/bin/{name}": ((parts.k8s_dir / name).read_bytes(), 0o755)})
+        made.append(_one(name, refs[name], layer, {"Env": ["PATH=/usr/local/bin:/bin"]}, out_dir))
+    files = {"usr/local/bin/etcd-real": (parts.etcd.read_bytes(), 0o755), "bin/busybox": (busybox, 0o755),
+             **_libraries(parts.etcd)}
+    links = {"bin/sh": "busybox"}
+    if parts.etcd_version.startswith(("3.5.", "v3.5.")):
+        files["usr/local/bin/etcd"] = ((NODE_FILES / "etcd-3.5").read_bytes(), 0o755)
+    else:
+        links["usr/local/bin/etcd"] = "etcd-real"
+    made.append(_one("etcd", refs["etcd"], archive.files_layer(files, links), {"Env": ["PATH=/usr/local/bin:/bin"]},
+                     out_dir))
+    pause = archive.files_layer({"bin/busybox": (busybox, 0o755), "pause": (archive.PAUSE_SCRIPT, 0o755)},
+                                {"bin/sh": "busybox", "bin/sleep": "busybox"})
+    made.append(_one("pause", refs["pause"], pause, {"Env": ["PATH=/bin"], "Entrypoint": ["/pause"]}, out_dir))
+    return made
+
+
+def _one(name: str, ref: str, layer: bytes, config: dict, out_dir: Path) -> ImageArchive:
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    blob = archive.image_config(config, layer_digest, f"sgpconf kind node image part {name}")
+    return archive.write(name, out_dir / f"{name}-{hashlib.sha256(blob).hexdigest()[:12]}.tar", ref, layer, blob)
+
+
+def context(image: NodeImage, cache: Path, folder: Path) -> Path:
+    """The build folder: Dockerfile and rootfs/ (the project's node files, binaries, the image bundle)."""
+    parts = image.parts
+    assert parts is not None
+    shutil.rmtree(folder, ignore_errors=True)
+    root = folder / "rootfs"
+    images = control_plane_archives(parts, cache / "kind" / "parts")
+    pause = next(a.ref for a in images if a.name == "pause")
+    put = {"usr/local/bin/entrypoint": "entrypoint", "usr/local/bin/sgp-preload": "sgp-preload",
+           "etc/systemd/system/kubelet.service": "kubelet.service", "etc/systemd/system/kubelet.slice": "kubelet.slice",
+           "etc/systemd/system/sgp-preload.service": "sgp-preload.service",
+           "kind/manifests/default-storage.yaml": "default-storage.yaml"}
+    unit = "containerd.service" if parts.runtime == "containerd" else "crio.service"
+    put[f"etc/systemd/system/{unit}"] = unit
+    if parts.runtime == "crio":
+        put["etc/crio/policy.json"] = "policy.json"
+    for inside, name in put.items():
+        _copy(NODE_FILES / name, root / inside)
+    path, text = runtime_config(parts, pause)
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+    for inside, source in _binaries(parts).items():
+        _copy(source, root / inside, link=True)
+    (root / "kind").mkdir(parents=True, exist_ok=True)
+    (root / "kind" / "version").write_text(parts.k8s_version)
+    bundle_dir = root / "kind" / "images"
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    everything = [*images, *parts.tests]
+    _copy(archive.bundle(everything, cache / "kind" / "parts"), bundle_dir / "bundle.tar", link=True)
+    (bundle_dir / "refs").write_text("\n".join(a.ref for a in everything) + "\n")
+    wants = root / "etc" / "systemd" / "system" / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    for name in (unit, "kubelet.service", "sgp-preload.service"):
+        (wants / name).symlink_to(f"/etc/systemd/system/{name}")
+    masked = root / "etc" / "systemd" / "system"
+    for name in ("getty.target", "console-getty.service", "systemd-sysctl.service", "systemd-udevd.service",
+                 "systemd-modules-load.service", "sys-kernel-debug.mount", "sys-kernel-tracing.mount"):
+        (masked / name).symlink_to("/dev/null")
+    (folder / "Dockerfile").write_text(dockerfile(image))
+    return folder
+
+
+def dockerfile(image: NodeImage) -> str:
+    """The node layer over the base: the build folder's rootfs/, systemd as PID 1 behind the entrypoint."""
+    return (f"FROM {image.base_ref}\nCOPY rootfs/ /\nENV container=docker\nSTOPSIGNAL SIGRTMIN+3\n"
+            f'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\nLABEL {KEY_LABEL}={image.cache_key}\n')
+
+
+def _copy(source: Path, target: Path, link: bool = False) -> None:
+    """Into the build folder: a hard link where the file system allows it (binaries are large), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            target.hardlink_to(source)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, target)
 
 
 def lookup_command(image: NodeImage, docker: Docker) -> Command:
-    """`docker image inspect`: succeeds when the image (same content key) is already built."""
+    """`docker image inspect`: succeeds when the image (same content key) is present."""
     return docker.image_id(image.ref)
 
 
-def build_commands(image: NodeImage, docker: Docker) -> list[Command]:
-    """Pull the pinned base, build (derived only), then print the runtime version inside the image."""
-    cmds = [docker.pull(image.base)]
-    if not image.stock:
-        assert image.context is not None and image.dockerfile is not None
-        cmds.append(docker.build(image.context, image.dockerfile, image.ref, image.build_args,
-                                 {KEY_LABEL: image.cache_key}))
-    cmds.append(docker.run_version(image.ref, image.version_check[0], *image.version_check[1:]))
-    return cmds
+def build_commands(image: NodeImage, docker: Docker, folder: Path) -> list[Command]:
+    """Stock: pull by digest. Built: import the base (unless present), build the node layer, save it."""
+    if image.stock:
+        return [docker.pull(image.base)]
+    assert image.parts is not None and image.saved is not None
+    return [docker.import_image(image.parts.base, image.base_ref), docker.build(folder, folder / "Dockerfile",
+                                                                                 image.ref, {}, {}),
+            docker.save(image.ref, image.saved)]
+
+
+def version_command(image: NodeImage, docker: Docker) -> Command:
+    return docker.run_version(image.ref, image.version_check[0], *image.version_check[1:])

@@ -12,11 +12,12 @@ from conformance.catalogue import PROJECT, Catalogue
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.admission import expected_outcome
 from conformance.kube.manifests import VARIANTS, kube_cases
-from conformance.options import default_cache
-from conformance.targets.kind import cells
+from conformance.options import from_mapping
+from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
+from conformance.targets.kind.session import cell_and_images
 
 
 def planned_archives(catalogue: Catalogue, cache: Path) -> list[archive.ImageArchive]:
@@ -62,15 +63,28 @@ def expectations(cell: Cell, catalogue: Catalogue, variants: tuple[str, ...] = V
 
 def steps(kc: KindCell, archives: list[archive.ImageArchive]) -> list[tuple[str, Command | str]]:
     """Every step in run order: shell commands, and API steps (described, they are Python calls)."""
-    out: list[tuple[str, Command | str]] = [("Preflight", kc.kind.version())]
+    out: list[tuple[str, Command | str]] = [
+        ("Engine", "an engine answering at DOCKER_HOST or /var/run/docker.sock is used as it is; else a private "
+                   "one: Debian's docker.io, containerd, runc, tini fetched into the cache, dockerd in a network and "
+                   "mount namespace of its own (every docker/kind command below runs in that network)"),
+        ("Preflight", kc.kind.version())]
+    if kc.built:
+        out.append(("BuildImage", "each image below: present > `docker load` of its saved copy in the cache > "
+                                  "built (build folder assembled first, see Dockerfile)"))
     out += [("BuildImage", c) for c in kc.image_commands()]
     out += [("Up", kc.kind.get_clusters()), ("Up", kc.create_command()),
             ("Up", "on CreateFailed: kind export logs <cell>/kind-logs-attempt1, kind delete cluster, create again "
                    "(once)")]
-    out += [("Ready", "api: wait until every node is Ready and kube-system pods k8s-app=kube-dns are Ready"),
-            ("VerifyRuntime", f"api: every node status.nodeInfo.containerRuntimeVersion == "
-                              f"{kc.cell.expected_runtime_version}; record status.features")]
-    out += [("VerifyRuntime", kc.crictl_info_command(n)) for n in kc.node_names()]
+    dns = "" if kc.built else " and kube-system pods k8s-app=kube-dns are Ready"
+    expected = ", ".join(f"{n}: {'cri-o' if r == 'crio' else r}://{v}"
+                         for n, (r, v) in zip(kc.node_names(), map(kc.node_runtime, kc.images), strict=True))
+    out += [("Ready", f"api: wait until every node is Ready{dns}"),
+            ("VerifyRuntime", f"api: status.nodeInfo.containerRuntimeVersion {expected}; record status.features")]
+    if kc.built:
+        out += [("VerifyRuntime", f"CRI Status() of {n} through /proc/<its pid>/root/run/<runtime socket>")
+                for n in kc.node_names()]
+    else:
+        out += [("VerifyRuntime", kc.crictl_info_command(n)) for n in kc.node_names()]
     out += [("LoadImages", c) for c in kc.load_commands(archives)]
     out += [("Test", "api: create namespace sgp-<run-id> labelled sgp.conformance/run-id; wait for "
                      "serviceaccount default"),
@@ -93,42 +107,44 @@ def render(kc: KindCell, archives: list[archive.ImageArchive]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(cell: Cell, opts: ClusterOptions, catalogue: Catalogue, cache: Path) -> tuple[Path, str]:
-    """Write RESULTS_DIR/plan/<cell>/{kind-config.yaml, Dockerfile, build-args, commands.txt,
-    expectations.txt, README}; return the folder and the text printed to the user."""
-    folder = opts.results_dir / "plan" / cell.id
+def write(kc: KindCell, catalogue: Catalogue, cache: Path, results_dir: Path) -> tuple[Path, str]:
+    """Write RESULTS_DIR/plan/<cell>/{kind-config.yaml, Dockerfile, commands.txt, expectations.txt, README};
+    return the folder and the text printed to the user."""
+    cell = kc.cell
+    folder = results_dir / "plan" / cell.id
     folder.mkdir(parents=True, exist_ok=True)
-    plan_opts = ClusterOptions(results_dir=folder.parent.parent, workers=opts.workers, keep=opts.keep,
-                               reuse=opts.reuse, wait=opts.wait, arch=opts.arch)
-    kc = KindCell(cell, plan_opts)
     kc.config_path = folder / "kind-config.yaml"
-    kc.kubeconfig = opts.results_dir / cell.id / "kubeconfig"
-    kc.logs_dir = opts.results_dir / cell.id / "kind-logs"
+    kc.kubeconfig = results_dir / cell.id / "kubeconfig"
+    kc.logs_dir = results_dir / cell.id / "kind-logs"
     archives = planned_archives(catalogue, cache / "images")
     config = kc.config_yaml()
     (folder / "kind-config.yaml").write_text(config)
-    if kc.image.stock:
-        dockerfile = f"# stock node image, nothing to build: {kc.image.ref}\n"
-    else:
-        dockerfile = kc.image.dockerfile_text()
+    images = []
+    for image in kc.unique_images():
+        if image.stock:
+            images.append(f"# {image.ref}: stock, pulled by digest (digest source: {cell.digest_source})\n")
+        else:
+            assert image.parts is not None
+            made = "in the cache" if image.parts.base.exists() else "made with debootstrap at run time"
+            images.append(f"# {image.ref}: built here, content key {image.cache_key}\n"
+                          f"# base {image.parts.base} ({made}); parts: {image.parts.to_json()}\n"
+                          f"# rootfs/: the files of {nodeimage.NODE_FILES}, the runtime's and Kubernetes' binaries, "
+                          f"kind/images/bundle.tar (control plane, etcd, pause, {len(image.parts.tests)} test images)\n"
+                          + nodeimage.dockerfile(image))
+    dockerfile = "\n".join(images)
     (folder / "Dockerfile").write_text(dockerfile)
-    (folder / "build-args").write_text(kc.image.build_args_text())
     commands = render(kc, archives)
     (folder / "commands.txt").write_text(commands)
     expect = "\n".join(expectations(cell, catalogue)) + "\n"
     (folder / "expectations.txt").write_text(expect)
-    kind_of = "stock" if kc.image.stock else f"derived, cache key {kc.image.cache_key}"
-    source = "stock" if kc.image.stock else str(kc.image.dockerfile)
     header = (f"Plan for cell {cell.id}: {cell.runtime} {cell.runtime_version} on Kubernetes {cell.k8s} "
-              f"(kind {cell.kind})\n"
-              f"  base node image: {cell.base_node_image} (digest source: {cell.digest_source})\n"
-              f"  node image: {kc.image.ref} ({kind_of})\n"
+              f"({'node images built here' if kc.built else f'kind {cell.kind}'})\n"
+              f"  node images: {', '.join(i.ref for i in kc.images)}\n"
               f"  runtime supports supplementalGroupsPolicy: {cell.supported}; kubelet 1.{cell.k8s_minor} "
               f"{'rejects' if cell.k8s_minor >= 33 else 'does not reject'} Strict on unsupported nodes\n"
               + (f"  notes: {cell.notes}\n" if cell.notes else "")
               + f"  written to {folder}/ (nothing was run)\n")
-    text = (header + f"\n--- kind-config.yaml\n{config}\n--- Dockerfile ({source})\n"
-            f"{dockerfile}\n--- build-args\n{kc.image.build_args_text() or '(none)'}\n"
+    text = (header + f"\n--- kind-config.yaml\n{config}\n--- node images\n{dockerfile}\n"
             f"--- commands.txt (in order)\n{commands}\n--- expectations.txt\n{expect}")
     (folder / "README").write_text(header)
     return folder, text
@@ -137,20 +153,20 @@ def write(cell: Cell, opts: ClusterOptions, catalogue: Catalogue, cache: Path) -
 def without_cases(argv: list[str]) -> int:
     """`sgp-conformance run --target kind` with DRY_RUN=1 (or --dry-run): write and print the cell's plan."""
     p = argparse.ArgumentParser(prog="sgp-conformance run --target kind --dry-run", description=__doc__)
-    p.add_argument("--runtime", help="containerd or crio")
-    p.add_argument("--version", help="runtime version, e.g. 1.7, 2.1, 1.34 (cells in versions.yaml)")
-    p.add_argument("--k8s", help="Kubernetes version when a runtime version has several cells")
-    p.add_argument("--workers", type=int, default=1, help="worker nodes (default 1)")
+    for flag in ("runtime", "version", "k8s", "k8s-bin-dir", "etcd-bin", "containerd-bin-dir", "crio-bin-dir",
+                 "oci-bin-dir", "handler", "worker", "nodes", "keep", "reuse"):
+        p.add_argument(f"--{flag}")
     p.add_argument("--results-dir", default="results", help="where the plan goes (default results/)")
-    p.add_argument("--versions-file", default=str(cells.VERSIONS_FILE), help=argparse.SUPPRESS)
     args, _ = p.parse_known_args(argv)
     try:
         if not args.runtime:
             raise SuiteError("TARGET=kind needs RUNTIME=containerd|crio (and VERSION)")
+        opts = from_mapping({k.replace("_", "-"): v for k, v in vars(args).items()})
         catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
-        cell = cells.select(cells.load(Path(args.versions_file)), args.runtime, args.version, args.k8s)
-        _, text = write(cell, ClusterOptions(results_dir=Path(args.results_dir), workers=args.workers), catalogue,
-                        default_cache())
+        cell, images = cell_and_images(opts, planned_archives(catalogue, opts.cache_dir / "images"), make_base=False)
+        kc = KindCell(cell, ClusterOptions(results_dir=opts.results_dir, keep=opts.keep, reuse=opts.reuse),
+                      images=images)
+        _, text = write(kc, catalogue, opts.cache_dir, opts.results_dir)
         print(text)
         return 0
     except SuiteError as exc:

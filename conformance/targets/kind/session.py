@@ -1,35 +1,60 @@
-"""TARGET=kind: a kind cluster per cell of versions.yaml (cells.py), made through the kind CLI (cli.py)
-from a node image (nodeimage.py) with a kind config (config.py); lifecycle.py creates, checks, loads
-and deletes it, plan.py shows it without running anything."""
+"""TARGET=kind: a kind cluster for RUNTIME/VERSION, made through the kind CLI (cli.py) on a Docker engine
+(engine.py: an existing one, else a private one), from node images (nodeimage.py: built offline from the
+given binaries when K8S_BIN_DIR is set, else the stock kindest/node of the cell in versions.yaml) with a
+kind config (config.py); lifecycle.py creates, checks, loads and deletes it, plan.py shows it without
+running anything."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import sys
+from collections.abc import Callable
 
-from conformance.errors import InputError, SuiteError
+from conformance.archive import ImageArchive
+from conformance.errors import InputError, ProvisionError, SuiteError
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
-from conformance.targets.kind import cells
+from conformance.options import Options
+from conformance.runtimes.base import unique_dir
+from conformance.runtimes.process import join_network
+from conformance.runtimes.versions import version_key
+from conformance.targets.kind import cells, engine, nodeimage, parts
+from conformance.targets.kind.cli import Kind, Runner, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 
 
 class KindSession(KubeSession):
-    """TARGET=kind: the cell of versions.yaml for RUNTIME/VERSION/K8S as a kind cluster (created, checked,
-    loaded with the test images; deleted afterwards unless KEEP=1; its logs exported when a case failed)."""
+    """TARGET=kind: the cluster (created, checked, loaded with the test images; deleted afterwards unless
+    KEEP=1; its logs exported when a case failed), on an engine the suite removes again if it started it."""
 
     name = "kind"
 
     def start(self) -> None:
         if not self.opts.runtime:
             raise InputError("RUNTIME", "RUNTIME", "TARGET=kind needs RUNTIME=containerd|crio (and VERSION)")
-        cell = cells.select(cells.load(), self.opts.runtime, self.opts.version, self.opts.k8s)
+        self._leave: Callable[[], None] | None = None
+        self.engine: engine.Engine | None = None
+        cache = self.opts.cache_dir
+        archives = self.catalogue.archives(cache)
+        cell, images = cell_and_images(self.opts, archives)
+        self.state = unique_dir(self.opts.state_dir, "kind")
+        self.engine = engine.provide(cache, self.state / "docker")
+        if self.opts.reuse and self.engine.private:
+            raise ProvisionError("REUSE=1 needs a Docker engine that outlives the run (DOCKER_HOST or the default "
+                                 "socket); the suite's private engine exists only for its run")
+        kind_bin, kind_source = find_kind(self.opts.kind_bin, cache)
         self.cell = KindCell(cell, ClusterOptions(results_dir=self.opts.results_dir, keep=self.opts.keep,
-                                                  reuse=self.opts.reuse))
-        archives = self.catalogue.archives(self.opts.cache_dir)
+                                                  reuse=self.opts.reuse, build_dir=self.state / "build"),
+                             images=images, runner=Runner(self.engine.client, self.engine.env()), kind=Kind(kind_bin))
+        self.cell.facts.update(docker=self.engine.to_json(), kind_from=kind_source)
         self.cell.preflight()
-        self.cell.ensure_image()
+        self._check_kind_release()
+        self.cell.ensure_images(cache)
         self.cell.up()
         self.kubeconfig = str(self.cell.kubeconfig)
+        if self.engine.network():
+            self._leave = join_network(self.engine.network())
         self.api = client(self.kubeconfig)
         self.nodes = self.cell.wait_ready(self.api)
         self.advertised = self.cell.verify_runtime(self.nodes)
@@ -38,18 +63,85 @@ class KindSession(KubeSession):
         self._namespace()
         self.facts.update(self.cell.metadata())
 
+    def _check_kind_release(self) -> None:
+        """A stock node image belongs to one kind release: another one is named in one line."""
+        cell = self.cell.cell
+        have = self.cell.facts.get("kind_version", "").split()
+        if cell.kind and len(have) > 1 and version_key(cell.kind)[:2] != version_key(have[1])[:2]:
+            raise ProvisionError(f"cell {cell.id}: its node image is made for kind {cell.kind}; this kind is "
+                                 f"{have[1]} (set KIND_BIN to kind {cell.kind})")
+
     def describe(self) -> str:
-        return f"kind cell {self.cell.cell.id}" if hasattr(self, "cell") else "kind"
+        if not hasattr(self, "cell"):
+            return "kind"
+        docker = self.engine.to_json() if self.engine else {}
+        return (f"kind cell {self.cell.cell.id} ({self.cell.facts.get('kind_version', '?')}, "
+                f"{self.cell.facts.get('kind_from', '')}); Docker {docker.get('docker')} {docker.get('from')}")
+
+    def worker_context(self) -> dict:
+        return {**super().worker_context(), "network": self.engine.network() if self.engine else ""}
+
+    def hold(self, say: Callable[[str], None]) -> None:
+        """KEEP=1 on the suite's private engine: the cluster lives as long as the engine, so the run holds."""
+        if not (self.opts.keep and self.engine is not None and self.engine.private):
+            super().hold(say)
+            return
+        say(f"KEEP=1: kind cluster {self.cell.name} kept on the private Docker engine (DOCKER_HOST="
+            f"{self.engine.host}, network namespace of pid {self.engine.namespace.pid}; "  # type: ignore[union-attr]
+            f"kubeconfig {self.kubeconfig}); Ctrl-C removes it all")
+        try:
+            while self.engine.daemon is not None and self.engine.daemon.alive():
+                self.engine.daemon.proc.wait(3600)  # type: ignore[union-attr]
+        except KeyboardInterrupt:
+            say("removing the held cluster")
 
     def stop(self) -> None:
         self._drop_namespace()
         cell = getattr(self, "cell", None)
-        if cell is None:
-            return
-        if self.failed and (cell.created or cell.reused):
-            cell.dump_logs()
         try:
-            cell.down()
+            if cell is not None:
+                if self.failed and (cell.created or cell.reused):
+                    cell.dump_logs()
+                if self.engine is not None and self.engine.private:
+                    cell.opts.keep = False  # the engine goes, and the cluster with it
+                cell.down()
         except SuiteError as exc:
             print(f"cleanup error: {exc}", file=sys.stderr)
+        finally:
+            if getattr(self, "_leave", None):
+                self._leave()  # type: ignore[misc]
+                self._leave = None
+            if getattr(self, "engine", None) is not None:
+                self.engine.stop()  # type: ignore[union-attr]
+            if getattr(self, "state", None) is not None:
+                shutil.rmtree(self.state, ignore_errors=True)
 
+
+def cell_and_images(opts: Options, archives: list[ImageArchive], make_base: bool = True,
+                    ) -> tuple[cells.Cell, list[nodeimage.NodeImage]]:
+    """The cell and one node image per node (control plane first): built here from the given binaries with
+    K8S_BIN_DIR, else the stock image of the versions.yaml cell for RUNTIME/VERSION/K8S."""
+    two_nodes = opts.nodes == "all" or bool(opts.worker)
+    if opts.k8s_bin_dir is None:
+        if opts.worker:
+            raise InputError("WORKER", "WORKER", "a worker of another runtime needs built node images: set K8S_BIN_DIR")
+        cell = cells.select(cells.load(), opts.runtime, opts.version, opts.k8s)
+        if cell.node_image == "built":
+            raise ProvisionError(f"cell {cell.id}: {parts.NO_K8S}")
+        return cell, [nodeimage.stock(cell)] * (2 if two_nodes else 1)
+    log = opts.results_dir / "kind-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    main = parts.resolve(opts, opts.runtime, opts.version, archives, log, make_base=make_base)
+    images = [nodeimage.built(main, opts.cache_dir)]
+    cell = cells.built(main.runtime, main.runtime_version, main.k8s_version)
+    if opts.worker:
+        runtime, version = parts.runtime_of(opts.worker, "WORKER")
+        other = parts.resolve(opts, runtime, version, archives, log, own_bins=runtime != main.runtime,
+                              make_base=make_base)
+        images.append(nodeimage.built(other, opts.cache_dir))
+        # short: kind's node names are host names (63 characters at most)
+        cell = dataclasses.replace(cell, id=f"{main.runtime}-{main.runtime_version}-{other.runtime}-"
+                                            f"{other.runtime_version}".replace("+", "-").replace("~", "-"))
+    elif two_nodes:
+        images.append(images[0])
+    return cell, images

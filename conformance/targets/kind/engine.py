@@ -1,0 +1,229 @@
+"""The Docker engine kind talks to: one that answers already (DOCKER_HOST, or the default socket, as on a CI
+runner), used as it is; else a private one the suite starts from Debian's docker.io (fetched into the cache,
+never installed) inside a network and mount namespace of its own.
+
+In that namespace only: a private /run, an overlay over /etc (Docker writes /etc/docker whatever its flags),
+an overlay over /usr/lib (kind bind-mounts /lib/modules into its nodes and Docker creates a missing bind
+source). The engine keeps its data, exec root, pid file and socket in the run's state folder, puts every
+container under a cgroup parent of its own, and never touches netfilter (`--iptables=false`: kind's API
+server port is published by docker-proxy on the namespace's loopback). Every client that talks to the
+cluster enters the namespace's network: the docker and kind command lines through nsenter, this process's
+API client by joining it (runtimes.process.join_network). Stopping removes the containers, the daemons, the
+namespace, the cgroup folders and the mounts; the host's links, routes, firewall rules, /etc, /run and
+sysctls never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.errors import ProvisionError
+from conformance.runtimes import debian
+from conformance.runtimes.process import (
+    MountNamespace,
+    PrivateDaemon,
+    kill_processes_mentioning,
+    remove_cgroups,
+    unmount_under,
+)
+
+DEFAULT_SOCKET = Path("/var/run/docker.sock")
+CAPFILTER = "sgp-capfilter"
+# package -> a file it must hold (bookworm first: the host's own glibc)
+PACKAGES = {"docker.io": "usr/sbin/dockerd", "containerd": "usr/bin/containerd", "runc": "usr/sbin/runc",
+            "tini": "usr/bin/tini-static"}
+LINKS = {"dockerd": "docker.io/usr/sbin/dockerd", "docker-proxy": "docker.io/usr/sbin/docker-proxy",
+         "docker": "docker.io/usr/bin/docker", "docker-init": "tini/usr/bin/tini-static",
+         "containerd": "containerd/usr/bin/containerd", "containerd-shim-runc-v2":
+         "containerd/usr/bin/containerd-shim-runc-v2", "ctr": "containerd/usr/bin/ctr", "runc": "runc/usr/sbin/runc"}
+# the shell line dockerd runs as its default OCI runtime: the suite's filter, then the real runc
+LAUNCHER = ("#!/bin/sh\nPYTHONPATH={project} SGP_CAPFILTER_RUNC={runc} exec {python} -m "
+            "conformance.targets.kind.capfilter \"$@\"\n")
+
+
+@dataclass
+class Engine:
+    """A Docker engine: where it answers, its version, where it came from; for a private one, what it owns."""
+
+    host: str  # DOCKER_HOST for every client
+    version: str = ""
+    source: str = ""
+    bin_dir: Path | None = None  # the private engine's docker client (first on PATH for kind)
+    namespace: MountNamespace | None = None
+    state: Path | None = None
+    daemon: PrivateDaemon | None = None
+    cgroup_parent: str = ""
+    client_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def private(self) -> bool:
+        return self.namespace is not None
+
+    def env(self) -> dict[str, str]:
+        """What docker and kind need in their environment (added to the suite's own)."""
+        env = {"DOCKER_HOST": self.host, "KIND_EXPERIMENTAL_PROVIDER": "docker", **self.client_env}
+        if self.bin_dir is not None:
+            env["PATH"] = f"{self.bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+        return env
+
+    def client(self, argv: Sequence[str]) -> list[str]:
+        """`argv` (docker, kind) as it must run: inside the private engine's network, or as it is."""
+        return self.namespace.enter_network(argv) if self.namespace is not None else list(argv)
+
+    def to_json(self) -> dict:
+        return {"docker": self.version, "from": self.source, "host": self.host, "private": self.private}
+
+    def network(self) -> str:
+        """The network namespace clients must be in ('' for an existing engine: the host's)."""
+        return f"/proc/{self.namespace.pid}/ns/net" if self.namespace is not None else ""
+
+    def stop(self) -> None:
+        """Remove what a private engine owns (its containers first); an existing engine is left as it was."""
+        if self.namespace is None or self.state is None:
+            return
+        if self.daemon is not None and self.daemon.alive():
+            ids = _ids(self)
+            if ids:
+                _run(self.client(["docker", "rm", "--force", "--volumes", *ids]), self.env(), check=False,
+                     timeout=120)
+            self.daemon.stop(timeout=30)
+        kill_processes_mentioning(str(self.state))
+        self.namespace.stop()
+        remove_cgroups(self.cgroup_parent)
+        unmount_under(self.state)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def _ids(engine: Engine) -> list[str]:
+    proc = _run(engine.client(["docker", "ps", "--all", "--quiet"]), engine.env(), check=False, timeout=30)
+    return proc.stdout.split() if proc.returncode == 0 else []
+
+
+def _run(argv: list[str], env: dict[str, str], check: bool = True, timeout: float = 60,
+         ) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=timeout,
+                              check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise ProvisionError(f"{argv[0]}: not found") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ProvisionError(f"{' '.join(argv)}: no answer after {timeout:.0f}s") from exc
+    if check and proc.returncode != 0:
+        raise ProvisionError(f"{' '.join(argv)} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return proc
+
+
+def server_version(host: str, docker: str = "docker", wrap: Sequence[str] = ()) -> str | None:
+    """The engine's version when it answers at `host`, else None."""
+    if not shutil.which(docker) and not Path(docker).is_file():
+        return None
+    try:
+        proc = _run([*wrap, docker, "version", "--format", "{{.Server.Version}}"], {"DOCKER_HOST": host},
+                    check=False, timeout=20)
+    except ProvisionError:
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def existing() -> Engine | None:
+    """DOCKER_HOST when set (it must answer), else the default socket when an engine answers there."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host:
+        version = server_version(host)
+        if version is None:
+            raise ProvisionError(f"DOCKER_HOST={host}: no Docker engine answers there (unset it and the suite "
+                                 "starts a private engine)")
+        return Engine(host, version, f"existing (DOCKER_HOST={host})")
+    if DEFAULT_SOCKET.is_socket():
+        host = f"unix://{DEFAULT_SOCKET}"
+        version = server_version(host)
+        if version is not None:
+            return Engine(host, version, f"existing ({DEFAULT_SOCKET})")
+    return None
+
+
+def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
+    """Debian's docker.io, containerd, runc and tini unpacked in the cache: (bin folder of links, versions)."""
+    if not debian.available():
+        raise ProvisionError("no Docker engine answers and no Debian archive is configured to fetch docker.io "
+                             "from: start one (or set DOCKER_HOST)")
+    roots: dict[str, Path] = {}
+    versions: dict[str, str] = {}
+    for package, holds in PACKAGES.items():
+        path = debian.fetch_first(cache, package, holds)
+        if path is None:
+            raise ProvisionError(f"Debian's archive has no {package} with {holds}")
+        root = Path(str(path)[: -len(holds)])
+        roots[package] = root
+        versions[package] = root.name.removeprefix(f"{package}-")
+    bin_dir = cache / "docker-engine" / "-".join(versions[p] for p in PACKAGES).replace(":", "_").replace("~", "_")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, rel in LINKS.items():
+        package, inner = rel.split("/", 1)
+        link = bin_dir / name
+        if not link.is_symlink():
+            link.symlink_to(roots[package] / inner)
+    return bin_dir, versions
+
+
+def start_private(cache: Path, state: Path) -> Engine:
+    """A private engine in a network and mount namespace of its own (see the module's docstring)."""
+    bin_dir, versions = fetch(cache)
+    for sub in ("data", "exec", "etc-upper", "etc-work", "lib-upper", "lib-work", "client", "bin"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    namespace = MountNamespace(state, "sgp-docker", net=True)
+    namespace.start()
+    engine = Engine(host=f"unix://{state / 'docker.sock'}", bin_dir=bin_dir, namespace=namespace, state=state,
+                    cgroup_parent=f"sgpconf-docker-{os.getpid()}-{secrets.token_hex(3)}",
+                    client_env={"DOCKER_CONFIG": str(state / "client")},
+                    source=f"private: Debian docker.io {versions['docker.io']}, containerd {versions['containerd']}, "
+                           f"runc {versions['runc']}")
+    try:
+        namespace.run(["mount", "-t", "overlay", "overlay", "-o",
+                       f"lowerdir=/etc,upperdir={state / 'etc-upper'},workdir={state / 'etc-work'}", "/etc"])
+        namespace.run(["mount", "-t", "overlay", "overlay", "-o",
+                       f"lowerdir=/usr/lib,upperdir={state / 'lib-upper'},workdir={state / 'lib-work'}", "/usr/lib"])
+        launcher = state / "bin" / CAPFILTER
+        project = str(Path(__file__).resolve().parents[3])
+        launcher.write_text(LAUNCHER.format(project=shlex.quote(project), runc=shlex.quote(str(bin_dir / "runc")),
+                                            python=shlex.quote(sys.executable)))
+        launcher.chmod(0o755)
+        (state / "daemon.json").write_text(json.dumps({"deprecated-key-path": str(state / "key.json")}))
+        argv = [str(bin_dir / "dockerd"), "--config-file", str(state / "daemon.json"), "--data-root",
+                str(state / "data"), "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid"),
+                "--host", engine.host, "--cgroup-parent", engine.cgroup_parent, "--oom-score-adjust", "0",
+                "--iptables=false", "--ip-masq=false", "--userland-proxy-path",
+                str(bin_dir / "docker-proxy"), "--init-path", str(bin_dir / "docker-init"),
+                "--add-runtime", f"{CAPFILTER}={launcher}", "--default-runtime", CAPFILTER]
+        env = {"PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "HOME": str(state), "TMPDIR": str(state)}
+        engine.daemon = PrivateDaemon("dockerd", state, argv, env, cgroup_parent=engine.cgroup_parent,
+                                      namespace=namespace)
+        docker = str(bin_dir / "docker")
+        engine.daemon.start(lambda: server_version(engine.host, docker) is not None, timeout=60)
+        engine.version = server_version(engine.host, docker) or ""
+        return engine
+    except BaseException:
+        engine.stop()
+        raise
+
+
+def provide(cache: Path, state: Path) -> Engine:
+    """The existing engine when one answers, else a private one."""
+    found = existing()
+    if found is not None:
+        return found
+    started = time.monotonic()
+    engine = start_private(cache, state)
+    engine.source += f" (started in {time.monotonic() - started:.1f}s)"
+    return engine

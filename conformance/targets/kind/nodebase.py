@@ -1,0 +1,78 @@
+"""The Debian base of a built kind node image: `debootstrap --variant=minbase` from the Debian archive this
+machine is configured with (debootstrap itself fetched privately, never installed), with systemd and what
+a kubelet and a runtime need around them, packed as a tarball in the cache once per package list."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from conformance.errors import CommandError, ProvisionError
+from conformance.runtimes import debian
+
+SUITE = "bookworm"
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "kmod", "procps", "util-linux", "mount",
+            "conntrack", "ethtool", "socat", "ca-certificates", "libseccomp2", "runc", "skopeo",
+            "containernetworking-plugins",  # also the container-network-stack skopeo's containers-common needs
+            "libglib2.0-0", "libgpgme11", "libsqlite3-0")  # what a CRI-O build (crio, conmon) links against
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
+    return hashlib.sha256(f"{suite}\n{' '.join(sorted(packages))}".encode()).hexdigest()[:12]
+
+
+def path(cache: Path, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path:
+    return cache / "kind" / f"base-{suite}-{key(suite, packages)}.tar"
+
+
+def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path:
+    """cache/kind/base-<key>.tar, made with debootstrap the first time (a few minutes)."""
+    out = path(cache, suite, packages)
+    if out.exists():
+        return out
+    uri = debian.archive_uri()
+    script = debian.fetch_first(cache, "debootstrap", "usr/sbin/debootstrap")
+    if uri is None or script is None:
+        raise ProvisionError("building a kind node image offline needs Debian's archive (for debootstrap and the "
+                             "base packages); none is configured here")
+    root = out.with_suffix(".rootfs")
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    # a private mount namespace: the proc/sys/dev mounts debootstrap makes in the target never reach the host
+    argv = ["unshare", "--mount", "--propagation", "private", "--", str(script), "--variant=minbase",
+            f"--keyring={KEYRING}", f"--include={','.join(packages)}", suite, str(root), uri]
+    env = {"DEBOOTSTRAP_DIR": str(script.parents[1] / "share" / "debootstrap"), "PATH":
+           "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(root.parent), "TMPDIR": str(root.parent), "LC_ALL": "C"}
+    started = time.monotonic()
+    try:
+        with log.open("ab") as sink:
+            proc = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, timeout=1800, check=False)
+        if proc.returncode != 0:
+            raise CommandError(argv, proc.returncode, "", f"see {log}")
+        _clean(root)
+        tmp = out.with_suffix(".partial")
+        subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", str(tmp), "."], check=True,
+                       capture_output=True, timeout=600)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    with log.open("a") as sink:
+        sink.write(f"sgp: base {out.name} made in {time.monotonic() - started:.0f}s\n")
+    return out
+
+
+def _clean(root: Path) -> None:
+    """What a node must not carry: apt's lists and archives, the build host's resolv.conf and machine id."""
+    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
+        for entry in (root / sub).glob("*"):
+            if entry.is_file():
+                entry.unlink()
+    for name in ("etc/machine-id", "var/lib/dbus/machine-id", "etc/resolv.conf", "etc/hostname"):
+        path = root / name
+        if path.exists() or path.is_symlink():
+            path.unlink()
+    (root / "etc/machine-id").write_text("")
