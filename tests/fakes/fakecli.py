@@ -4,7 +4,7 @@ $FAKE_LOG and answers from environment knobs. It never touches a container engin
 
 Knobs: FAKE_CLUSTERS (space-separated existing clusters), FAKE_CREATE_FAILS (how many creates fail
 first), FAKE_IMAGE_PRESENT=1 (docker image inspect succeeds), FAKE_VERSION_OUT (docker run output),
-FAKE_CRICTL_INFO (JSON printed by `crictl info`)."""
+FAKE_CRICTL_INFO (JSON printed by `crictl info`), FAKE_KIND_VERSION (what `kind version` says)."""
 
 import json
 import os
@@ -31,7 +31,7 @@ def done(code: int = 0, out: str = "", err: str = "") -> None:
 
 if tool == "kind":
     if args[:1] == ["version"]:
-        done(0, "kind v0.30.0 go1.24.0 linux/amd64\n")
+        done(0, f"kind {os.environ.get('FAKE_KIND_VERSION', 'v0.30.0')} go1.24.0 linux/amd64\n")
     if args[:2] == ["get", "clusters"]:
         done(0, "".join(c + "\n" for c in os.environ.get("FAKE_CLUSTERS", "").split()))
     if args[:2] == ["create", "cluster"]:

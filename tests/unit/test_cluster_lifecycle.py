@@ -3,6 +3,7 @@ These prove our command lines and control flow, not that any runtime works."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -75,50 +76,94 @@ def test_create_argv():
                         "/r/kubeconfig", "--retain", "--wait", "3m", "-v", "1")
 
 
-def test_node_image_recipes(cells, tmp_path):
-    stock = nodeimage.recipe(cell_of(cells, "containerd", "2.1"))
-    assert stock.stock and stock.ref == stock.base and not stock.build_args
-    crio = nodeimage.recipe(cell_of(cells, "crio", "1.34"))
-    assert not crio.stock and crio.build_args["CRIO_VERSION"] == "1.34.2"
-    assert crio.ref.endswith(crio.cache_key[:12]) and "crio-v1.34.2" in crio.ref
-    assert "skopeo" in crio.dockerfile_text() and "sgp-crio-preload" in crio.dockerfile_text()
-    c17 = nodeimage.recipe(cell_of(cells, "containerd", "1.7"))
-    assert c17.build_args["CONTAINERD_VERSION"].startswith("1.7.")
-    assert "containerd-shim-runc-v2" in c17.dockerfile_text()
-    # the cache key follows content
-    ctx = tmp_path / "crio"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM x\n")
-    key1 = nodeimage.content_key(ctx, {"A": "1"})
-    assert key1 != nodeimage.content_key(ctx, {"A": "2"})
-    (ctx / "extra").write_text("y")
-    assert key1 != nodeimage.content_key(ctx, {"A": "1"})
+def fake_parts(tmp_path: Path, runtime: str = "crio", version: str = "1.37.0") -> nodeimage.Parts:
+    """Parts of a built node image made of placeholder files (kubeadm prints the image list)."""
+    folder = tmp_path / "bins"
+    folder.mkdir(exist_ok=True)
+    for name in (*nodeimage.RUNTIME_BINARIES[runtime], *nodeimage.KUBE_BINARIES, *nodeimage.CONTROL_PLANE, "etcd"):
+        (folder / name).write_text("#!/bin/sh\n")
+        (folder / name).chmod(0o755)
+    (folder / "kubeadm").write_text("#!/bin/sh\nfor n in kube-apiserver kube-controller-manager kube-scheduler "
+                                    "kube-proxy; do echo registry.k8s.io/$n:v1.36.2; done\n"
+                                    "echo registry.k8s.io/pause:3.10.2; echo registry.k8s.io/etcd:3.6.8-0\n")
+    base = tmp_path / "base-bookworm-x.tar"
+    base.write_bytes(b"base")
+    return nodeimage.Parts(runtime=runtime, runtime_version=version, runtime_dir=folder, handlers={"runc": ""},
+                           handler="runc", k8s_version="v1.36.2", k8s_dir=folder, etcd=folder / "etcd",
+                           etcd_version="3.5.16", base=base)
 
 
-def test_ensure_image_builds_when_missing(cells, tmp_path, log, monkeypatch):
-    monkeypatch.setenv("FAKE_VERSION_OUT", "crio version 1.34.2\nVersion:        1.34.2\n")
-    kc = KindCell(cell_of(cells, "crio", "1.34"), ClusterOptions(results_dir=tmp_path / "r"))
-    kc.ensure_image()
+def built_cell(tmp_path: Path, nodes: int = 2, runtime: str = "crio", **opts) -> KindCell:
+    parts = fake_parts(tmp_path, runtime)
+    cell = versions.built(runtime, parts.runtime_version, "1.36.2")
+    image = nodeimage.built(parts, tmp_path / "cache")
+    return KindCell(cell, ClusterOptions(results_dir=tmp_path / "r", build_dir=tmp_path / "build", **opts),
+                    images=[image] * nodes)
+
+
+def test_node_images_stock_and_built(cells, tmp_path):
+    stock = nodeimage.stock(cell_of(cells, "containerd", "2.1"))
+    assert stock.stock and stock.ref == stock.base and stock.parts is None
+    parts = fake_parts(tmp_path)
+    image = nodeimage.built(parts, tmp_path / "cache")
+    assert not image.stock and image.ref.endswith(image.cache_key[:12]) and "crio-1.37.0-k8s-v1.36.2" in image.ref
+    assert image.saved == tmp_path / "cache" / "kind" / f"node-{image.cache_key[:24]}.tar"
+    text = nodeimage.dockerfile(image)
+    assert text.startswith(f"FROM {image.base_ref}\n") and "/usr/local/bin/entrypoint" in text
+    path, config = nodeimage.runtime_config(parts, "registry.k8s.io/pause:3.10.2")
+    assert path == "etc/crio/crio.conf.d/10-sgp.conf" and 'default_runtime = "runc"' in config
+    assert 'runtime_path = "/usr/sbin/runc"' in config and "registry.k8s.io/pause:3.10.2" in config
+    # the key follows the content: a binary changes, a new key
+    (parts.runtime_dir / "crio").write_text("#!/bin/sh\n# another build\n")
+    assert nodeimage.built(parts, tmp_path / "cache").cache_key != image.cache_key
+
+
+def test_containerd_node_config_names_each_handler(tmp_path):
+    parts = fake_parts(tmp_path, "containerd", "2.1.9")
+    parts = dataclasses.replace(parts, handlers={"runc": "", "crun": str(parts.runtime_dir / "ctr")}, handler="crun")
+    path, config = nodeimage.runtime_config(parts, "registry.k8s.io/pause:3.10.2")
+    assert path == "etc/containerd/config.toml" and 'default_runtime_name = "crun"' in config
+    assert 'BinaryName = "/usr/local/sbin/crun"' in config and 'BinaryName = "/usr/sbin/runc"' in config
+
+
+def test_ensure_images_builds_when_missing(tmp_path, log, monkeypatch):
+    monkeypatch.setenv("FAKE_VERSION_OUT", "crio version 1.37.0\n")
+    monkeypatch.setenv("SGP_BUSYBOX", str(tmp_path / "busybox"))
+    (tmp_path / "busybox").write_bytes(b"busybox")
+    kc = built_cell(tmp_path)
+    kc.ensure_images(tmp_path / "cache")
     argvs = [c["argv"][:2] for c in fakebin.calls(log)]
-    assert argvs[:4] == [["image", "inspect"], ["pull", kc.cell.base_node_image], ["build", "--file"],
-                         ["run", "--rm"]]
-    build = fakebin.calls(log)[2]["argv"]
-    assert f"CRIO_VERSION={kc.cell.runtime_version}" in build and build[-1].endswith("images/kind/crio")
+    assert argvs == [["image", "inspect"], ["image", "inspect"], ["import", str(kc.images[0].parts.base)],
+                     ["build", "--quiet"], ["save", "--output"], ["run", "--rm"], ["image", "inspect"]]
+    build = next(c for c in fakebin.calls(log) if c["argv"][0] == "build")
+    assert build["argv"][-1] == str(kc.build_folder(kc.images[0]))
+    assert not kc.build_folder(kc.images[0]).exists()  # the build folder goes once the image is saved
+    assert kc.facts["node_images"][kc.images[0].ref]["how"] == "built"
 
 
-def test_ensure_image_reuses_cached_and_checks_version(cells, tmp_path, log, monkeypatch):
-    monkeypatch.setenv("FAKE_IMAGE_PRESENT", "1")
-    monkeypatch.setenv("FAKE_VERSION_OUT", "Version: 1.33.0\n")
-    kc = KindCell(cell_of(cells, "crio", "1.34"), ClusterOptions(results_dir=tmp_path / "r"))
-    with pytest.raises(ProvisionError, match=r"expected crio 1\.34\.2"):
-        kc.ensure_image()
-    assert not [c for c in fakebin.calls(log) if c["argv"][0] == "build"]
+def test_ensure_images_loads_the_saved_copy_then_checks_the_version(tmp_path, log, monkeypatch):
+    monkeypatch.setenv("FAKE_VERSION_OUT", "crio version 1.33.0\n")
+    kc = built_cell(tmp_path)
+    kc.images[0].saved.parent.mkdir(parents=True)
+    kc.images[0].saved.write_bytes(b"saved")
+    with pytest.raises(ProvisionError, match=r"expected crio 1\.37\.0"):
+        kc.ensure_images(tmp_path / "cache")
+    argvs = [c["argv"][:2] for c in fakebin.calls(log)]
+    assert argvs == [["image", "inspect"], ["load", "--input"], ["run", "--rm"]]
     assert kc.phases[-1].name == "BuildImage" and not kc.phases[-1].ok
+
+
+def test_ensure_images_present_stock(cells, tmp_path, log, monkeypatch):
+    monkeypatch.setenv("FAKE_IMAGE_PRESENT", "1")
+    monkeypatch.setenv("FAKE_VERSION_OUT", "containerd containerd.io v2.1.1\n")
+    kc = KindCell(cell_of(cells, "containerd", "2.1"), ClusterOptions(results_dir=tmp_path / "r"))
+    kc.ensure_images(tmp_path / "cache")
+    assert [c["argv"][0] for c in fakebin.calls(log)] == ["image", "run", "image"]
 
 
 def test_create_retries_once_after_export_and_delete(cells, tmp_path, log, monkeypatch):
     monkeypatch.setenv("FAKE_CREATE_FAILS", "1")
-    kc = KindCell(cell_of(cells, "crio", "1.34"), ClusterOptions(results_dir=tmp_path / "r"))
+    kc = built_cell(tmp_path)
     kc.up()
     seq = [c["argv"][:2] for c in fakebin.calls(log)]
     assert seq == [["get", "clusters"], ["create", "cluster"], ["export", "logs"], ["delete", "cluster"],
@@ -126,7 +171,9 @@ def test_create_retries_once_after_export_and_delete(cells, tmp_path, log, monke
     create = fakebin.calls(log)[1]["argv"]
     for flag in ("--retain", "--wait", "--kubeconfig", "--config"):
         assert flag in create
-    assert kc.config_path.read_text().count("criSocket: unix:///var/run/crio/crio.sock") == 2
+    config = kc.config_path.read_text()
+    assert config.count("criSocket: unix:///var/run/crio/crio.sock") == 2  # one per node
+    assert "disableDefaultCNI: true" in config and "addon/coredns" in config and "failCgroupV1: false" in config
     assert kc.created and "failed to init node" in kc.facts["create_retry"]
 
 
@@ -169,30 +216,25 @@ def test_load_images_containerd_uses_kind_load(cells, tmp_path, log):
     assert seq[0]["argv"][3:5] == ["--name", kc.name]
 
 
-def test_load_images_crio_streams_into_containers_storage(cells, tmp_path, log):
-    kc = KindCell(cell_of(cells, "crio", "1.34"), ClusterOptions(results_dir=tmp_path / "r", workers=1))
+def test_built_nodes_load_nothing(tmp_path, log):
+    kc = built_cell(tmp_path)
     kc.load_images(archives(tmp_path))
-    seq = fakebin.calls(log)
-    copies = [c for c in seq if "skopeo" in c["argv"]]
-    assert len(copies) == 4  # 2 images x 2 nodes
-    first = copies[0]["argv"]
-    assert first[:3] == ["exec", "-i", f"{kc.name}-control-plane"]
-    assert first[-2:] == ["docker-archive:/dev/stdin", "containers-storage:localhost/sgpconf/agnhost-like:t1"]
-    assert copies[0]["stdin_bytes"] == 10
-    assert [c for c in seq if "inspecti" in c["argv"]]
-    assert not [c for c in seq if c["tool"] == "kind"]
+    assert fakebin.calls(log) == []  # the test images are in the node image, loaded at first boot
 
 
 def test_verify_runtime(cells, tmp_path, log, monkeypatch):
-    cell = cell_of(cells, "crio", "1.34")
+    cell = cell_of(cells, "containerd", "2.1")
     monkeypatch.setenv("FAKE_CRICTL_INFO", json.dumps({"status": {"conditions": []},
                                                         "features": {"supplemental_groups_policy": True}}))
-    kc = KindCell(cell, ClusterOptions(results_dir=tmp_path / "r"))
-    good = [fk.node(n, runtime=cell.expected_runtime_version, kubelet="v1.34.0",
+    kc = KindCell(cell, ClusterOptions(results_dir=tmp_path / "r"), images=[nodeimage.stock(cell)] * 2)
+    good = [fk.node(n, runtime=cell.expected_runtime_version, kubelet="v1.33.1",
                     features={"supplementalGroupsPolicy": True}) for n in kc.node_names()]
     assert kc.verify_runtime(good) == {n: True for n in kc.node_names()}
     assert kc.facts["nodes"][kc.node_names()[0]]["features"] == {"supplementalGroupsPolicy": True}
-    bad = [fk.node(kc.node_names()[0], runtime="cri-o://1.34.1", kubelet="v1.34.0")]
+    debian = [fk.node(n, runtime=cell.expected_runtime_version + "+unknown", kubelet="v1.33.1")
+              for n in kc.node_names()]
+    kc.verify_runtime(debian)  # Debian's builds say 2.1.1+unknown
+    bad = [fk.node(kc.node_names()[0], runtime="containerd://2.1.0", kubelet="v1.33.1")]
     with pytest.raises(ProvisionError, match="wrong runtime"):
         kc.verify_runtime(bad)
 
@@ -200,7 +242,8 @@ def test_verify_runtime(cells, tmp_path, log, monkeypatch):
 def test_wait_ready_waits_for_nodes_and_dns(cells, tmp_path):
     from conformance.kube.waits import Waits
 
-    kc = KindCell(cell_of(cells, "containerd", "2.1"), ClusterOptions(results_dir=tmp_path / "r"),
+    cell = cell_of(cells, "containerd", "2.1")
+    kc = KindCell(cell, ClusterOptions(results_dir=tmp_path / "r"), images=[nodeimage.stock(cell)] * 2,
                   waits=Waits(ready=2, interval=0.01, sleep=lambda s: None))
     names = kc.node_names()
     api = fk.FakeApi([fk.node(names[0]), fk.node(names[1], ready=False)])
@@ -222,7 +265,7 @@ def test_wait_ready_waits_for_nodes_and_dns(cells, tmp_path):
 
 
 def test_dump_logs_collects_runtime_journal(cells, tmp_path, log):
-    kc = KindCell(cell_of(cells, "crio", "1.34"), ClusterOptions(results_dir=tmp_path / "r"))
+    kc = built_cell(tmp_path)
     kc.dump_logs()
     argvs = [c["argv"] for c in fakebin.calls(log)]
     assert argvs[0][:3] == ["export", "logs", str(kc.logs_dir)]

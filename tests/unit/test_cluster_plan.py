@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from conformance.targets import without_cases
@@ -12,42 +14,63 @@ def plan(argv: list[str]) -> int | None:
     return without_cases("kind", argv)
 
 
-def test_crio_plan(tmp_path, monkeypatch, capsys):
+def fake_binaries(folder: Path) -> Path:
+    """Placeholder Kubernetes, etcd and CRI-O binaries that only answer --version (and kubeadm's list)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    answers = {n: "Kubernetes v1.36.2" for n in ("kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
+                                                 "kube-scheduler")}
+    answers.update({"etcd": "etcd Version: 3.5.16", "crio": "crio version 1.37.0", "pinns": "", "conmon": "",
+                    "runc": "runc version 1.1.5"})
+    for name, text in answers.items():
+        (folder / name).write_text(f"#!/bin/sh\necho '{text}'\n")
+        (folder / name).chmod(0o755)
+    (folder / "kubeadm").write_text("#!/bin/sh\necho 'Kubernetes v1.36.2'\n")
+    (folder / "kubeadm").chmod(0o755)
+    return folder
+
+
+def test_crio_plan_shows_the_build(tmp_path, monkeypatch, capsys):
     log = fakebin.install(tmp_path, monkeypatch)
+    monkeypatch.setenv("SGP_CACHE_DIR", str(tmp_path / "cache"))
+    bins = fake_binaries(tmp_path / "bins")
     out = tmp_path / "plan1"
-    assert plan(["--target", "kind", "--runtime", "crio", "--version", "1.34", "--dry-run",
-                 "--results-dir", str(out)]) == 0
+    assert plan(["--target", "kind", "--runtime", "crio", "--crio-bin-dir", str(bins), "--k8s-bin-dir", str(bins),
+                 "--etcd-bin", str(bins / "etcd"), "--nodes", "all", "--dry-run", "--results-dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    folder = out / "plan" / "crio-1.34-k8s-1.34"
-    for name in ("kind-config.yaml", "Dockerfile", "build-args", "commands.txt", "expectations.txt"):
+    folder = out / "plan" / "crio-1.37.0-k8s-1.36.2"
+    for name in ("kind-config.yaml", "Dockerfile", "commands.txt", "expectations.txt"):
         assert (folder / name).is_file(), name
         assert name in printed
     config = yaml.safe_load((folder / "kind-config.yaml").read_text())
-    assert len(config["kubeadmConfigPatches"]) == 2 and "unix:///var/run/crio/crio.sock" in printed
-    assert "CRIO_VERSION=1.34." in (folder / "build-args").read_text()
+    assert [len(n["kubeadmConfigPatches"]) for n in config["nodes"]] == [1, 1]
+    assert "unix:///var/run/crio/crio.sock" in printed and "built here" in printed
+    assert "made with debootstrap at run time" in (folder / "Dockerfile").read_text()
     commands = (folder / "commands.txt").read_text().splitlines()
     phases = [line.split("]")[0].split("[")[1] for line in commands]
-    order = ["Preflight", "BuildImage", "Up", "Ready", "VerifyRuntime", "LoadImages", "Test", "DumpLogs", "Down"]
+    order = ["Engine", "Preflight", "BuildImage", "Up", "Ready", "VerifyRuntime", "Test", "DumpLogs", "Down"]
     assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == order
-    assert any("containers-storage:" in c and "docker exec -i" in c for c in commands)
-    assert not any("kind load" in c for c in commands)
+    assert any("docker build" in c and "DOCKER_BUILDKIT=0" in c for c in commands)
+    assert any("docker save" in c for c in commands) and any("docker load" in c for c in commands)
+    assert not any("kind load" in c for c in commands)  # built node images carry the test images
     assert "--retain" in printed and "--kubeconfig" in printed
     assert fakebin.calls(log) == []  # nothing ran
+    assert not list((tmp_path / "cache").glob("kind/base-*"))  # and nothing was built
 
 
-def test_containerd_17_plan_expects_rejection(tmp_path, monkeypatch, capsys):
+def test_built_cell_without_k8s_bin_dir_is_one_line(tmp_path, capsys):
+    assert plan(["--runtime", "crio", "--version", "1.34", "--dry-run", "--results-dir", str(tmp_path)]) == 2
+    assert "needs K8S_BIN_DIR" in capsys.readouterr().err
+
+
+def test_containerd_stock_plan_loads_with_kind(tmp_path, monkeypatch, capsys):
     log = fakebin.install(tmp_path, monkeypatch)
     monkeypatch.setenv("DRY_RUN", "1")
-    assert plan(["--target", "kind", "--runtime", "containerd", "--version", "1.7", "--results-dir",
+    assert plan(["--target", "kind", "--runtime", "containerd", "--version", "2.1", "--results-dir",
                  str(tmp_path / "p")]) == 0
-    folder = tmp_path / "p" / "plan" / "containerd-1.7-k8s-1.34"
-    expect = (folder / "expectations.txt").read_text().splitlines()
-    strict = [line for line in expect if "[Strict]" in line]
-    assert strict and all(line.endswith(": rejected") for line in strict)
-    assert not any(line.endswith(": rejected") for line in expect if "[Strict]" not in line)
-    assert "CONTAINERD_VERSION=1.7." in (folder / "build-args").read_text()
+    folder = tmp_path / "p" / "plan" / "containerd-2.1-k8s-1.33"
     commands = (folder / "commands.txt").read_text()
-    assert "kind load image-archive" in commands and "containerd://1.7." in commands
+    assert "kind load image-archive" in commands and "containerd://2.1." in commands and "docker pull" in commands
+    assert "crictl info" in commands
     assert fakebin.calls(log) == []
 
 

@@ -4,6 +4,7 @@ the API server returns them): cases, the runner, clean-up. Proves our control fl
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from conformance.options import Options
 from conformance.targets import cluster as cluster_target
 from conformance.targets.kind import cells
 from conformance.targets.kind import session as kind_session
+from conformance.targets.kind.engine import Engine
 from tests.fakes import bin as fakebin
 from tests.fakes import kubeapi as fk
 
@@ -130,8 +132,11 @@ def test_kind_session_creates_checks_loads_and_deletes(api: fk.FakeApi, tmp_path
     monkeypatch.setenv("FAKE_CRICTL_INFO", json.dumps({"features": {"supplemental_groups_policy": True}}))
     monkeypatch.setenv("FAKE_IMAGE_PRESENT", "1")
     monkeypatch.setenv("FAKE_VERSION_OUT", f"containerd containerd.io {cell.runtime_version} abc\n")
-    session = kind_session.KindSession(Options(target="kind", runtime="containerd", version="2.1",
-                                           results_dir=tmp_path / "r"), CATALOGUE)
+    monkeypatch.setenv("FAKE_KIND_VERSION", cell.kind)
+    monkeypatch.setattr(kind_session.engine, "provide", lambda cache, state: Engine("unix:///fake.sock", "fake"))
+    session = kind_session.KindSession(Options(target="kind", runtime="containerd", version="2.1", nodes="all",
+                                           results_dir=tmp_path / "r", state_dir=tmp_path / "s",
+                                           kind_bin=Path(shutil.which("kind") or "kind")), CATALOGUE)
     session.start()
     assert session.advertised == dict.fromkeys(names, True)
     assert sum(1 for c in fakebin.calls(log) if c["argv"][:2] == ["load", "image-archive"]) == len(
@@ -141,3 +146,16 @@ def test_kind_session_creates_checks_loads_and_deletes(api: fk.FakeApi, tmp_path
     session.stop()
     argvs = [c["argv"] for c in fakebin.calls(log)]
     assert any(a[:2] == ["export", "logs"] for a in argvs) and any(a[:2] == ["delete", "cluster"] for a in argvs)
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").iterdir())  # the run's state folder went
+
+
+def test_kind_session_mismatched_kind_release_is_one_line(api: fk.FakeApi, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    fakebin.install(tmp_path, monkeypatch)
+    monkeypatch.setattr(kind_session.engine, "provide", lambda cache, state: Engine("unix:///fake.sock", "fake"))
+    session = kind_session.KindSession(Options(target="kind", runtime="containerd", version="2.1",
+                                           results_dir=tmp_path / "r", state_dir=tmp_path / "s",
+                                           kind_bin=Path(shutil.which("kind") or "kind")), CATALOGUE)
+    with pytest.raises(ProvisionError, match=r"made for kind v0\.29\.0; this kind is v0\.30\.0 \(set KIND_BIN"):
+        session.start()
+    session.stop()

@@ -29,7 +29,7 @@ def test_select(cells):
     assert versions.select(cells, "crio", "1.34").id == "crio-1.34-k8s-1.34"
     assert versions.select(cells, "cri-o", "1.34").runtime == "crio"
     c17 = versions.select(cells, "containerd", "1.7")
-    assert c17.id == "containerd-1.7-k8s-1.34" and not c17.supported and c17.node_image == "derived"
+    assert c17.id == "containerd-1.7-k8s-1.34" and not c17.supported and c17.node_image == "built"
     assert versions.select(cells, "containerd", "1.7", "1.32").node_image == "stock"
     with pytest.raises(InputError, match="no cell"):
         versions.select(cells, "crio", "1.20")
@@ -48,7 +48,8 @@ def _write(tmp_path, **changes):
 @pytest.mark.parametrize("changes,match", [
     ({"base_node_image": "kindest/node:v1.33.1"}, "pin it"),
     ({"expect": {"supported": False}}, "supports"),
-    ({"runtime": "crio", "runtime_version": "1.33.0"}, "derived"),
+    ({"runtime": "crio", "runtime_version": "1.33.0"}, "CRI-O cells are built"),
+    ({"node_image": "derived"}, "stock or built"),
     ({"k8s": "1.34.0"}, "differs"),
     ({"id": "Bad_Name"}, "kind cluster"),
     ({"surprise": 1}, "unknown keys"),
@@ -68,22 +69,38 @@ def test_feature_gates_by_version():
     assert not kindconfig.check_gates("1.34.0", {"SupplementalGroupsPolicy": True})
 
 
-def test_crio_config_has_cri_socket_patches(cells):
+def test_crio_config_has_cri_socket_patches_per_node(cells):
     cell = versions.select(cells, "crio", "1.34")
-    doc = yaml.safe_load(kindconfig.to_yaml(kindconfig.config(cell, "img:1", workers=2)))
+    doc = yaml.safe_load(kindconfig.to_yaml(kindconfig.config(cell, [("img:1", "crio")] * 3, built=True)))
     assert doc["apiVersion"] == "kind.x-k8s.io/v1alpha4" and doc["kind"] == "Cluster"
     assert [n["role"] for n in doc["nodes"]] == ["control-plane", "worker", "worker"]
-    patches = [yaml.safe_load(p) for p in doc["kubeadmConfigPatches"]]
-    assert {p["kind"] for p in patches} == {"InitConfiguration", "JoinConfiguration"}
+    patches = [yaml.safe_load(n["kubeadmConfigPatches"][0]) for n in doc["nodes"]]
+    assert [p["kind"] for p in patches] == ["InitConfiguration", "JoinConfiguration", "JoinConfiguration"]
     assert all(p["nodeRegistration"]["criSocket"] == "unix:///var/run/crio/crio.sock" for p in patches)
     assert "featureGates" not in doc
+    assert doc["networking"] == {"disableDefaultCNI": True, "kubeProxyMode": "none"}  # built: no kindnetd image
+    cluster = [yaml.safe_load(p) for p in doc["kubeadmConfigPatches"]]
+    assert cluster[0]["skipPhases"] == ["preflight", "addon/kube-proxy", "addon/coredns"]
+    assert cluster[1] == {"kind": "KubeletConfiguration", "failCgroupV1": False}
 
 
-def test_containerd_config_has_no_patches_and_gate_on_alpha(cells):
-    doc = kindconfig.config(versions.select(cells, "containerd", "2.0"), "img:1")
-    assert "kubeadmConfigPatches" not in doc and doc["featureGates"] == {"SupplementalGroupsPolicy": True}
+def test_mixed_nodes_patch_only_the_crio_node(cells):
+    cell = versions.select(cells, "containerd", "2.1")
+    doc = kindconfig.config(cell, [("a:1", "containerd"), ("b:1", "crio")], built=True)
+    assert "kubeadmConfigPatches" not in doc["nodes"][0]
+    assert "JoinConfiguration" in doc["nodes"][1]["kubeadmConfigPatches"][0]
+    assert [n["image"] for n in doc["nodes"]] == ["a:1", "b:1"]
+
+
+def test_stock_containerd_config_has_no_node_patches_and_gate_on_alpha(cells):
+    doc = kindconfig.config(versions.select(cells, "containerd", "2.0"), [("img:1", "containerd")], built=False)
+    assert "networking" not in doc and doc["featureGates"] == {"SupplementalGroupsPolicy": True}
+    assert doc["kubeadmConfigPatches"] == [kindconfig.CGROUP_V1]  # 1.32 >= 1.31: the field exists
+    assert "kubeadmConfigPatches" not in doc["nodes"][0]
+    old = versions.built("containerd", "1.7.24", "1.30.0")
+    assert "kubeadmConfigPatches" not in kindconfig.config(old, [("i", "containerd")], built=False)
     for cell in cells:
-        gates = kindconfig.config(cell, "i").get("featureGates", {})
+        gates = kindconfig.config(cell, [("i", cell.runtime)], built=False).get("featureGates", {})
         assert gates.get("SupplementalGroupsPolicy", True) is True
 
 
