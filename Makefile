@@ -91,7 +91,7 @@ test: setup
 matrix: setup
 	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \
 	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") $(if $(K8S),--k8s "$(K8S)") \
-	  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") $(ARGS)
+	  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") $(if $(KIND_BIN),--kind-bin "$(KIND_BIN)") $(ARGS)
 
 report: setup
 	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"

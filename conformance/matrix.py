@@ -4,7 +4,8 @@ Each cell is its own `sgp-conformance run` child process writing RESULTS_DIR/<ce
 --jobs cells run at once. Exit code: the worst cell wins (2 error > 1 conformance failure > 0).
 
 Cell syntax (CELLS, separated by spaces or commas), each optionally followed by `+<handler>` and
-optionally preceded by `local:` (TARGET=local: the same runtime under a private kubelet and API server):
+optionally preceded by `local:` (TARGET=local: the same runtime under a private kubelet and API server) or
+`kind:` (TARGET=kind: a kind cluster whose node image carries that runtime; K8S_BIN_DIR builds it here):
   containerd-<version>   a private containerd (2 = newest 2.x, 2.1, 1.7, 1.6 or exact)
   containerd@<bin-dir>   a private containerd from your binaries
   crio-<version>         a private CRI-O from its static bundle (1.34 = newest 1.34.z, or exact; downloaded)
@@ -47,7 +48,7 @@ class Cell:
     version: str = ""  # containerd-<version>, crio-<version>
     location: str = ""  # bin dir (containerd@, crio@) or CRI endpoint (socket@)
     handler: str = ""
-    target: str = "node"  # node | local
+    target: str = "node"  # node | local | kind
 
     @property
     def id(self) -> str:
@@ -56,7 +57,7 @@ class Cell:
             base = f"{self.kind}-{self.version}" if self.version else self.kind
         else:
             base = f"{self.kind}-" + (re.sub(r"[^A-Za-z0-9.]+", "-", self.location).strip("-.") or "default")
-        prefix = "local-" if self.target == "local" else ""
+        prefix = "" if self.target == "node" else f"{self.target}-"
         return prefix + base + (f"+{self.handler}" if self.handler else "")
 
     def flags(self) -> list[str]:
@@ -67,24 +68,26 @@ class Cell:
             out = ["--runtime", self.kind, f"--{self.kind}-bin-dir", self.location]
         else:
             out = ["--runtime", self.kind] + (["--version", self.version] if self.version else [])
-        target = ["--target", "local"] if self.target == "local" else []
+        target = [] if self.target == "node" else ["--target", self.target]
         return target + out + (["--handler", self.handler] if self.handler else [])
 
 
 def parse_cell(spec: str) -> Cell:
     """'containerd-2.1+crun' -> Cell; ValueError with the accepted forms otherwise."""
     text = spec.strip()
-    target = "local" if text.startswith("local:") else "node"
-    body, plus, handler = text.removeprefix("local:").rpartition("+")
+    target, colon, rest = text.partition(":")
+    if not colon or target not in ("local", "kind"):
+        target, rest = "node", text
+    body, plus, handler = rest.rpartition("+")
     if not plus or not HANDLER.fullmatch(handler):
-        body, handler = text.removeprefix("local:"), ""
+        body, handler = rest, ""
     if "@" in body:
         kind, _, location = body.partition("@")
         if kind in ("containerd", "crio", "socket") and location:
             if kind == "socket" and "://" not in location and not location.startswith("/"):
                 raise ValueError(f"cell {spec!r}: socket@ needs an endpoint like unix:///run/x.sock")
-            if kind == "socket" and target == "local":
-                raise ValueError(f"cell {spec!r}: a local cell starts its own runtime; socket@ cannot be local")
+            if kind == "socket" and target != "node":
+                raise ValueError(f"cell {spec!r}: a {target} cell starts its own runtime; socket@ cannot be {target}")
             return Cell(text, kind, location=location, handler=handler, target=target)
     elif body == "containerd":
         return Cell(text, "containerd", handler=handler, target=target)
@@ -94,8 +97,8 @@ def parse_cell(spec: str) -> Cell:
         if VERSION.fullmatch(version) and (kind == "containerd" or version.count(".") >= 1):
             return Cell(text, kind, version=version, handler=handler, target=target)
     raise ValueError(f"cell {spec!r}: use containerd-<version>, containerd@<bin-dir>, crio-<version>, crio@<bin-dir> "
-                     "or socket@<endpoint>, each optionally +<handler> and local: in front "
-                     "(e.g. containerd-2.1+crun, local:crio@/opt/crio/bin)")
+                     "or socket@<endpoint>, each optionally +<handler> and local: or kind: in front "
+                     "(e.g. containerd-2.1+crun, local:crio@/opt/crio/bin, kind:containerd-1.7)")
 
 
 def parse_cells(text: str | None) -> list[Cell]:
@@ -254,14 +257,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 LOCAL_FLAGS = (("k8s-bin-dir", "K8S_BIN_DIR"), ("etcd-bin", "ETCD_BIN"), ("k8s", "K8S"))
+KIND_FLAGS = (*LOCAL_FLAGS, ("kind-bin", "KIND_BIN"))
 
 
 def cell_flags(args: argparse.Namespace) -> Callable[[Cell], list[str]]:
-    """The options some cells need beside their own: Kubernetes binaries for local cells, OCI_BIN_DIR for all."""
+    """The options some cells need beside their own: Kubernetes binaries (and kind) for local and kind cells,
+    OCI_BIN_DIR for all."""
     def flags(cell: Cell) -> list[str]:
         out = ["--oci-bin-dir", args.oci_bin_dir] if args.oci_bin_dir else []
-        if cell.target == "local":
-            for name, _ in LOCAL_FLAGS:
+        if cell.target != "node":
+            for name, _ in (KIND_FLAGS if cell.target == "kind" else LOCAL_FLAGS):
                 value = getattr(args, name.replace("-", "_"))
                 out += [f"--{name}", value] if value else []
         return out
@@ -488,8 +493,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one folder per cell goes here, plus matrix.{json,md,html} [env RESULTS_DIR]")
     parser.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("MATRIX_JOBS") or 0),
                         help="cells at once (default CPUs+1, at least 2) [env MATRIX_JOBS]")
-    for name, env in LOCAL_FLAGS:
-        parser.add_argument(f"--{name}", default=os.environ.get(env) or None, help=f"local: cells [env {env}]")
+    for name, env in KIND_FLAGS:
+        parser.add_argument(f"--{name}", default=os.environ.get(env) or None, help=f"local/kind cells [env {env}]")
     parser.add_argument("--oci-bin-dir", default=os.environ.get("OCI_BIN_DIR") or None,
                         help="every cell [env OCI_BIN_DIR]")
     args, extra = parser.parse_known_args(argv)

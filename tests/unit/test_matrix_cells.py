@@ -34,6 +34,10 @@ from conformance.matrix import DEFAULT_CELLS, CellRun, conclude, last_error, par
          ["--target", "local", "--runtime", "containerd", "--version", "2"]),
         ("local:crio@/opt/crio/bin+runc", "local-crio-opt-crio-bin+runc",
          ["--target", "local", "--runtime", "crio", "--crio-bin-dir", "/opt/crio/bin", "--handler", "runc"]),
+        ("kind:containerd-1.7", "kind-containerd-1.7", ["--target", "kind", "--runtime", "containerd", "--version",
+                                                         "1.7"]),
+        ("kind:crio@/opt/crio/bin", "kind-crio-opt-crio-bin",
+         ["--target", "kind", "--runtime", "crio", "--crio-bin-dir", "/opt/crio/bin"]),
     ],
 )
 def test_parse_cell(spec: str, cell_id: str, flags: list[str]) -> None:
@@ -45,7 +49,8 @@ def test_parse_cell(spec: str, cell_id: str, flags: list[str]) -> None:
 
 @pytest.mark.parametrize("spec", ["docker-20", "containerd-abc", "containerd-1.7+", "crio", "crio@",
                                   "socket@relative.sock", "kata@/x", "containerd-1.7+cr/un", "crio-1",
-                                  "local:socket@unix:///run/x.sock", "crio-abc"])
+                                  "local:socket@unix:///run/x.sock", "crio-abc", "kind:socket@/run/x.sock",
+                                  "other:containerd-2"])
 def test_parse_cell_rejects(spec: str) -> None:
     with pytest.raises(ValueError, match="cell"):
         parse_cell(spec)

@@ -75,8 +75,10 @@ class KindSession(KubeSession):
         if not hasattr(self, "cell"):
             return "kind"
         docker = self.engine.to_json() if self.engine else {}
-        return (f"kind cell {self.cell.cell.id} ({self.cell.facts.get('kind_version', '?')}, "
-                f"{self.cell.facts.get('kind_from', '')}); Docker {docker.get('docker')} {docker.get('from')}")
+        cell = self.cell.cell
+        return (f"kind cell {cell.id}; runtime: {cell.runtime} {cell.runtime_version}; "
+                f"{self.cell.facts.get('kind_version', '?')} ({self.cell.facts.get('kind_from', '')}); "
+                f"Docker {docker.get('docker')} {docker.get('from')}")
 
     def worker_context(self) -> dict:
         return {**super().worker_context(), "network": self.engine.network() if self.engine else ""}
