@@ -269,5 +269,7 @@ def test_dump_logs_collects_runtime_journal(cells, tmp_path, log):
     kc.dump_logs()
     argvs = [c["argv"] for c in fakebin.calls(log)]
     assert argvs[0][:3] == ["export", "logs", str(kc.logs_dir)]
-    assert ["exec", f"{kc.name}-worker", "journalctl", "-u", "crio", "--no-pager"] in argvs
+    assert ["exec", f"{kc.name}-worker", "journalctl", "-u", "crio", "-u", "kubelet", "-u", "sgp-preload",
+            "--no-pager"] in argvs
+    assert not [a for a in argvs if "crictl" in a]  # built nodes have none
     assert ["exec", f"{kc.name}-worker", "crio", "status", "config"] in argvs

@@ -139,9 +139,11 @@ class KindCell:
         dump = ["crio", "status", "config"] if self.cell.runtime == "crio" else ["containerd", "config", "dump"]
         cmds = [self.kind.export_logs(self.name, self.logs_dir)]
         for node in self.node_names():
-            cmds.append(self.docker.exec(node, ["journalctl", "-u", unit, "--no-pager"], phase="DumpLogs"))
+            cmds.append(self.docker.exec(node, ["journalctl", "-u", unit, "-u", "kubelet", "-u", "sgp-preload",
+                                                "--no-pager"], phase="DumpLogs"))
             cmds.append(self.docker.exec(node, dump, phase="DumpLogs"))
-            cmds.append(self.docker.exec(node, ["crictl", "ps", "-a"], phase="DumpLogs"))
+            if not self.built:  # a built node has no crictl; its runtime's journal says what ran
+                cmds.append(self.docker.exec(node, ["crictl", "ps", "-a"], phase="DumpLogs"))
         return cmds
 
     def delete_command(self) -> Command:
@@ -211,10 +213,10 @@ class KindCell:
             self.runner.run(self.kind.export_kubeconfig(self.name, self.kubeconfig))
             self.reused = True
             return
+        self.created = True  # the name was free: whatever kind makes under it (--retain, Ctrl-C) is ours to delete
         try:
             self.runner.run(self.create_command())
         except CreateFailed as first:
-            self.created = True  # --retain keeps the nodes: ours to delete
             self._export(self.dir / "kind-logs-attempt1")
             self.runner.run(self.delete_command(), check=False)
             self.facts["create_retry"] = first.stderr.strip()[-2000:]
