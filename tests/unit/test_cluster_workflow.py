@@ -75,7 +75,6 @@ def test_matrix_job_command_reads_versions_yaml():
                           cwd=PROJECT, capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("matrix=")
     matrix = json.loads(proc.stdout.removeprefix("matrix="))
-    assert [e["cell"] for e in matrix["include"]] == [c.id for c in cells.load()]
+    assert [e["cell"] for e in matrix["include"]] == [c.id for c in cells.load() if c.node_image == "stock"]
     runtimes = {(e["runtime"], e["version"].rsplit(".", 1)[0]) for e in matrix["include"]}
-    assert {("containerd", "1.7"), ("containerd", "2.0"), ("containerd", "2.1"), ("containerd", "2.2"),
-            ("crio", "1.31")} <= runtimes
+    assert {("containerd", "1.7"), ("containerd", "2.0"), ("containerd", "2.1"), ("containerd", "2.2")} <= runtimes
