@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.runtimes.process import CGROUP_ROOT, mounts_under, processes_mentioning
+from conformance.runtimes.process import CGROUP_ROOT, mounts_under, own_cgroups, processes_mentioning
 
 
 def sgp_cgroups(suite_pid: int) -> list[Path]:
-    """cgroup dirs of runtimes started by the suite process `suite_pid` (their names carry it)."""
+    """cgroup dirs of runtimes started by the suite process `suite_pid` (their names carry it), at each
+    hierarchy's root and below this process's own cgroup there (where dockerd nests its cgroup parent)."""
     found = []
+    own = own_cgroups()
     for hierarchy in [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]:
-        found += [p for p in hierarchy.glob(f"sgpconf-*-{suite_pid}-*") if p.is_dir()]
+        mine = hierarchy / own.get("" if hierarchy == CGROUP_ROOT else hierarchy.name, "/").strip("/")
+        for top in {hierarchy, mine}:
+            found += [p for p in top.glob(f"sgpconf-*-{suite_pid}-*") if p.is_dir()]
     return found
 
 

@@ -229,16 +229,30 @@ def cgroup_hierarchies() -> list[Path]:
     return [p for p in candidates if (p / "cgroup.procs").exists()]
 
 
+def own_cgroups() -> dict[str, str]:
+    """This process's cgroup in each hierarchy, keyed by the hierarchy's folder name ('' = the cgroup2 root)."""
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        names = [c.removeprefix("name=") for c in controllers.split(",")] if controllers else ["", "unified"]
+        for key in (*names, ",".join(names)):
+            own[key] = path
+    return own
+
+
 def cgroup_dirs(parent: str) -> list[Path]:
-    """Every cgroup directory named `parent` under each mounted hierarchy."""
+    """Every cgroup directory named `parent` under each mounted hierarchy: at its root, and below this process's
+    own cgroup there (a daemon given a relative cgroup parent, as dockerd is, nests under its own cgroup)."""
     name = parent.strip("/")
     if not name:
         return []
+    own = own_cgroups()
     dirs = []
     for hierarchy in cgroup_hierarchies():
-        candidate = hierarchy / name
-        if candidate.is_dir():
-            dirs.append(candidate)
+        mine = own.get("" if hierarchy == CGROUP_ROOT else hierarchy.name, "/").strip("/")
+        for candidate in {hierarchy / name, hierarchy / mine / name}:
+            if candidate.is_dir():
+                dirs.append(candidate)
     return dirs
 
 
