@@ -171,6 +171,15 @@ class Docker:
             argv += ["--label", f"{key}={value}"]
         return Command((*argv, str(context)), "BuildImage", env={"DOCKER_BUILDKIT": "0"}, timeout=3600)
 
+    def server_version(self) -> Command:
+        return Command((self.binary, "version", "--format", "{{.Server.Version}}"), "Engine", timeout=20)
+
+    def ps_all(self) -> Command:
+        return Command((self.binary, "ps", "--all", "--quiet"), "Down", timeout=30)
+
+    def remove(self, containers: Sequence[str]) -> Command:
+        return Command((self.binary, "rm", "--force", "--volumes", *containers), "Down", timeout=120)
+
     def import_image(self, tarball: Path, ref: str) -> Command:
         return Command((self.binary, "import", str(tarball), ref), "BuildImage", timeout=1800)
 

@@ -20,14 +20,13 @@ import os
 import secrets
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.errors import ProvisionError
+from conformance.errors import ProvisionError, SuiteError
 from conformance.runtimes import debian
 from conformance.runtimes.process import (
     MountNamespace,
@@ -36,6 +35,7 @@ from conformance.runtimes.process import (
     remove_cgroups,
     unmount_under,
 )
+from conformance.targets.kind.cli import Docker, Runner
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 CAPFILTER = "sgp-capfilter"
@@ -92,10 +92,10 @@ class Engine:
         if self.namespace is None or self.state is None:
             return
         if self.daemon is not None and self.daemon.alive():
-            ids = _ids(self)
+            runner = self.runner()
+            ids = runner.run(DOCKER.ps_all(), check=False).stdout.split()
             if ids:
-                _run(self.client(["docker", "rm", "--force", "--volumes", *ids]), self.env(), check=False,
-                     timeout=120)
+                runner.run(DOCKER.remove(ids), check=False)
             self.daemon.stop(timeout=30)
         kill_processes_mentioning(str(self.state))
         self.namespace.stop()
@@ -103,34 +103,21 @@ class Engine:
         unmount_under(self.state)
         shutil.rmtree(self.state, ignore_errors=True)
 
-
-def _ids(engine: Engine) -> list[str]:
-    proc = _run(engine.client(["docker", "ps", "--all", "--quiet"]), engine.env(), check=False, timeout=30)
-    return proc.stdout.split() if proc.returncode == 0 else []
-
-
-def _run(argv: list[str], env: dict[str, str], check: bool = True, timeout: float = 60,
-         ) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=timeout,
-                              check=False, stdin=subprocess.DEVNULL)
-    except FileNotFoundError as exc:
-        raise ProvisionError(f"{argv[0]}: not found") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ProvisionError(f"{' '.join(argv)}: no answer after {timeout:.0f}s") from exc
-    if check and proc.returncode != 0:
-        raise ProvisionError(f"{' '.join(argv)} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return proc
+    def runner(self) -> Runner:
+        """docker and kind command lines as they must run against this engine."""
+        return Runner(self.client, self.env())
 
 
-def server_version(host: str, docker: str = "docker", wrap: Sequence[str] = ()) -> str | None:
+DOCKER = Docker()
+
+
+def server_version(host: str, docker: str = "docker") -> str | None:
     """The engine's version when it answers at `host`, else None."""
-    if not shutil.which(docker) and not Path(docker).is_file():
+    if not shutil.which(docker):
         return None
     try:
-        proc = _run([*wrap, docker, "version", "--format", "{{.Server.Version}}"], {"DOCKER_HOST": host},
-                    check=False, timeout=20)
-    except ProvisionError:
+        proc = Runner(env={"DOCKER_HOST": host}).run(Docker(docker).server_version(), check=False)
+    except SuiteError:
         return None
     return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 

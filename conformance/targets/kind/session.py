@@ -20,7 +20,7 @@ from conformance.runtimes.base import unique_dir
 from conformance.runtimes.process import join_network
 from conformance.runtimes.versions import version_key
 from conformance.targets.kind import cells, engine, nodeimage, parts
-from conformance.targets.kind.cli import Kind, Runner, find_kind
+from conformance.targets.kind.cli import Kind, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 
 
@@ -46,7 +46,7 @@ class KindSession(KubeSession):
         kind_bin, kind_source = find_kind(self.opts.kind_bin, cache)
         self.cell = KindCell(cell, ClusterOptions(results_dir=self.opts.results_dir, keep=self.opts.keep,
                                                   reuse=self.opts.reuse, build_dir=self.state / "build"),
-                             images=images, runner=Runner(self.engine.client, self.engine.env()), kind=Kind(kind_bin))
+                             images=images, runner=self.engine.runner(), kind=Kind(kind_bin))
         self.cell.facts.update(docker=self.engine.to_json(), kind_from=kind_source)
         self.cell.preflight()
         self._check_kind_release()
