@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,10 +25,13 @@ from conformance.errors import CommandError, ProvisionError
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CLONE_NEWNET = 0x40000000
 READY = "sgp-namespace-ready"
-# $0 is a label, $1 the private /run. No scenario data reaches this script.
-HOLDER = f'mount --bind "$1" /run && echo {READY} && exec sleep infinity'
+# No scenario data reaches these scripts.
+# $0 is a label, $1 the private /run, $2 a Python: the holder sleeps as `python -c ... <private /run>`, so its
+# command line names the state folder (`sleep` would not) and the leftover check finds a holder left behind.
+SLEEP = "import signal; signal.pause()"
+HOLDER = f'mount --bind "$1" /run && echo {READY} && exec "$2" -c "{SLEEP}" "$1"'
 # with a private network namespace too: loopback up first (`ip` from iproute2)
-NET_HOLDER = f'ip link set lo up && mount --bind "$1" /run && echo {READY} && exec sleep infinity'
+NET_HOLDER = f'ip link set lo up && {HOLDER}'
 
 class MountNamespace:
     """A private mount namespace (and, with `net`, a private network namespace with only `lo`) held open by a
@@ -52,7 +56,8 @@ class MountNamespace:
                 raise ProvisionError(f"{tool} (util-linux) is needed to run a private runtime")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         argv = ["unshare", "--mount", *(["--net"] if self.net else []), "--propagation", "private", "--",
-                "/bin/sh", "-c", NET_HOLDER if self.net else HOLDER, f"{self.label}-ns", str(self.run_dir)]
+                "/bin/sh", "-c", NET_HOLDER if self.net else HOLDER, f"{self.label}-ns", str(self.run_dir),
+                sys.executable]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      start_new_session=True, text=True)
         assert self.proc.stdout is not None
