@@ -198,12 +198,26 @@ class KubeTarget:
         if waiting.get("reason") in CREATE_ERRORS:
             raise SuiteError(f"pod {name}: its main container cannot start, so no ephemeral container can join it: "
                              f"{waiting['reason']}: {waiting.get('message', '')}")
+        failed = self._start_failed(pod, entry)  # e.g. a group the pod's user namespace cannot hold
+        if failed is not None:
+            return failed
         if not (entry and (entry.get("state") or {}).get("running")):
             refused = self._sandbox_refused(name, pod, sandbox_refusal_allowed)
             if refused is not None:
                 return refused
             raise NotYet(f"main container not running ({_state(entry)})")
         return pod
+
+    def _start_failed(self, pod: dict, entry: dict | None) -> PodOutcome | None:
+        """A container whose start failed (terminated, reason StartError: the kubelet's StartContainer got an
+        error) as evidence; the status user the kubelet still reports for it is kept too."""
+        terminated = ((entry or {}).get("state") or {}).get("terminated") or {}
+        if terminated.get("reason") != "StartError":
+            return None
+        node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
+        name = (entry or {}).get("name", "")
+        obs = Observation(start_error=f"{name}: StartError: {terminated.get('message', '')}", user=status_user(entry))
+        return PodOutcome(pod, node, obs, exec_applicable=False)
 
     def _sandbox_refused(self, name: str, pod: dict, allowed: bool) -> PodOutcome | None:
         """A pod whose sandbox the runtime refuses never gets better (the kubelet retries every ~15 s):
@@ -233,6 +247,9 @@ class KubeTarget:
             return pod, None
         self._raise_terminal(pod, variant, PROBE_NAME)
         state = (entry or {}).get("state") or {}
+        failed = self._start_failed(pod, entry)
+        if failed is not None:
+            return failed
         if "running" in state or "terminated" in state:
             log = self.api.pod_log(self.namespace, name, PROBE_NAME)
             if END in log:

@@ -10,7 +10,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from conformance import archive
+from conformance import archive, podnet
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandboxes, runtime_info
 from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
@@ -162,6 +162,7 @@ class RuntimeUnderTest:
         self.provisioned = prov.start(pause_ref, self.opts.handler)
         daemon = self.provisioned.daemon
         assert daemon is not None
+        podnet.install(daemon.state_dir / "cni")  # pods with a network namespace of their own (podnet.py)
         if method == "skopeo":  # CRI-O reads its storage at start: copy before the daemon runs
             pre = ImageLoader(method, None, storage=self.provisioned.storage,  # type: ignore[arg-type]
                               work_dir=daemon.state_dir / "skopeo")
