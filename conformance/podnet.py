@@ -1,7 +1,8 @@
 """The pod network of a runtime the suite starts: a CNI plugin of the suite's own (`sgp-podnet`) that
 gives a pod's network namespace `lo` up and an `eth0` with one address, and touches nothing outside that
 namespace: eth0 is one end of a veth pair whose other end stays in the same namespace (no bridge, route
-or tunable on the host). DEL does nothing: both ends go with the namespace.
+or tunable on the host). DEL does nothing: both ends go with the namespace. The same program is installed
+as `loopback` too (containerd always adds a loopback network of that type): then it only brings `lo` up.
 
 Pods on the host network never call it; it exists for pods that need a network namespace of their own:
 hostUsers: false pods (containerd 2 refuses a user namespace on the host network: "failed to pin user
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 PLUGIN = "sgp-podnet"
+LOOPBACK = "loopback"
 CONF_NAME = "10-sgp-podnet.conflist"
 CONFIG = {"cniVersion": "1.0.0", "name": "sgp-podnet", "plugins": [{"type": PLUGIN}]}
 ADDRESS = "10.250.0.2/24"  # every pod the same: each is alone in its namespace
@@ -32,9 +34,10 @@ def install(cni_dir: Path) -> None:
     bin_dir, conf_dir = cni_dir / "bin", cni_dir / "conf"
     bin_dir.mkdir(parents=True, exist_ok=True)
     conf_dir.mkdir(parents=True, exist_ok=True)
-    launcher = bin_dir / PLUGIN
-    launcher.write_text(f"#!{sys.executable}\nfrom conformance.podnet import main\nraise SystemExit(main())\n")
-    launcher.chmod(0o755)
+    for name in (PLUGIN, LOOPBACK):
+        launcher = bin_dir / name
+        launcher.write_text(f"#!{sys.executable}\nfrom conformance.podnet import main\nraise SystemExit(main())\n")
+        launcher.chmod(0o755)
     (conf_dir / CONF_NAME).write_text(json.dumps(CONFIG) + "\n")
 
 
@@ -56,6 +59,15 @@ def _in_netns(netns: str, *args: str) -> str:
     if res.returncode != 0:
         raise PluginError(f"ip {' '.join(args)}: {res.stderr.strip() or res.returncode}")
     return res.stdout
+
+
+def add_loopback(netns: str, version: str) -> dict:
+    """`lo` up; the CNI result of a loopback plugin."""
+    _in_netns(netns, "link", "set", "lo", "up")
+    ip: dict = {"address": "127.0.0.1/8", "interface": 0}
+    if version.startswith("0."):
+        ip["version"] = "4"
+    return {"cniVersion": version, "interfaces": [{"name": "lo", "sandbox": netns}], "ips": [ip]}
 
 
 def add(netns: str, ifname: str, version: str) -> dict:
@@ -81,6 +93,8 @@ def main() -> int:
         version = str(conf.get("cniVersion") or "1.0.0")
         if command == "VERSION":
             print(json.dumps({"cniVersion": "1.0.0", "supportedVersions": VERSIONS}))
+        elif command == "ADD" and conf.get("type") == LOOPBACK:
+            print(json.dumps(add_loopback(os.environ["CNI_NETNS"], version)))
         elif command == "ADD":
             print(json.dumps(add(os.environ["CNI_NETNS"], os.environ.get("CNI_IFNAME", "eth0"), version)))
         elif command not in ("DEL", "CHECK", "GC", "STATUS"):

@@ -215,11 +215,11 @@ def judge(policy: str, expectation: Expectation, obs: Observation, runtime: Runt
 def _userns_unsupported(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
                         merge: Expectation | None) -> Judgement:
     """UNSUPPORTED for a user-namespace case, with what the handler reports and what the runtime did."""
-    handler = runtime.handler or "the default handler"
+    handler = f"runtime handler {runtime.handler!r}" if runtime.handler else "the default runtime handler"
     if runtime.handler_features is None:
         why = f"the runtime reports no runtime handlers, so {handler} does not advertise user namespaces"
     else:
-        why = f"runtime handler {handler} advertises user_namespaces=false ({runtime.handler_features})"
+        why = f"{handler} advertises user_namespaces=false (Status().runtime_handlers)"
     failed = _stage_error(obs)
     if failed:
         return Judgement(Verdict.UNSUPPORTED, f"{why}; {failed}")

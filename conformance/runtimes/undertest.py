@@ -120,8 +120,10 @@ class RuntimeUnderTest:
         handler = f", handler {info.handler}" if info.handler else ""
         oci = info.oci or {}
         oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
-        return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}; "
-                f"ready in {startup:.2f}s")
+        userns = ("" if info.handler_features is None
+                  else f"; handler user_namespaces={info.handler_features.get('user_namespaces')}")
+        return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}"
+                f"{userns}; ready in {startup:.2f}s")
 
     def _attach(self, archives: list[archive.ImageArchive]) -> None:
         assert self.opts.cri_endpoint
