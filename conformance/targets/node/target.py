@@ -188,8 +188,8 @@ class NodeTarget:
             sandbox_config = self._sandbox_config(name, scn, policy)
             try:
                 sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
-            except CRIError as exc:  # evidence only where the scenario allows this refusal; else an error
-                if not any(o.error == "RunPodSandbox" for o in scn.outcomes(policy)):
+            except CRIError as exc:  # evidence where the scenario allows this refusal or needs a user namespace
+                if not (scn.user_namespace or any(o.error == "RunPodSandbox" for o in scn.outcomes(policy))):
                     raise
                 return Observation(sandbox_error=exc.details, sent_policy=self.policy_value(scn, policy))
             try:
