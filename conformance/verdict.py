@@ -219,7 +219,7 @@ def _userns_unsupported(policy: str, expectation: Expectation, obs: Observation,
     if runtime.handler_features is None:
         why = f"the runtime reports no runtime handlers, so {handler} does not advertise user namespaces"
     else:
-        why = f"{handler} advertises user_namespaces=false (Status().runtime_handlers)"
+        why = f"{handler} advertises user_namespaces=false (CRI Status().runtime_handlers, node.status.runtimeHandlers)"
     failed = _stage_error(obs)
     if failed:
         return Judgement(Verdict.UNSUPPORTED, f"{why}; {failed}")
