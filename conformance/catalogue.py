@@ -42,7 +42,7 @@ class Catalogue:
         a runtime without the feature the Merge identity as the evidence of a silent ignore."""
         merge = scn.expect.get("Merge") or self.oracle(scn, "Merge")
         known = known_failure(scn, policy, info.name, info.version)
-        return judge_outcomes(policy, scn.outcomes(policy), obs, info, merge, known, scn.choice)
+        return judge_outcomes(policy, scn.outcomes(policy), obs, info, merge, known, scn.choice, scn.user_namespace)
 
     def image_names(self) -> list[str]:
         """Images the catalogue uses, plus the sandbox image."""

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 MAX_ID = 2147483647
 POLICIES = ("unset", "Merge", "Strict")
+USERNS_LENGTH = 65536  # the kubelet's per-pod user namespace: container IDs 0..65535 (hostUsers: false)
 
 
 class Verdict(StrEnum):
@@ -69,10 +70,18 @@ class RuntimeInfo:
     handler: str = ""
     endpoint: str = ""
     oci: dict | None = None  # the OCI runtime: name, path, version (and a wrapper, if the suite put one in front)
+    # the handler's features (Status().runtime_handlers, node.status.runtimeHandlers): user_namespaces,
+    # recursive_read_only_mounts; None: the runtime reports no handlers
+    handler_features: dict[str, bool] | None = None
 
     @property
     def supports_policy(self) -> bool:
         return bool(self.features and self.features.get("supplemental_groups_policy"))
+
+    @property
+    def supports_userns(self) -> bool:
+        """The handler in use advertises user namespaces (what the kubelet checks for hostUsers: false)."""
+        return bool(self.handler_features and self.handler_features.get("user_namespaces"))
 
     def to_json(self) -> dict:
         return {
@@ -83,13 +92,15 @@ class RuntimeInfo:
             "handler": self.handler,
             "endpoint": self.endpoint,
             "oci_runtime": self.oci,
+            "handler_features": self.handler_features,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> RuntimeInfo:
         return cls(name=data["name"], version=data["version"], api_version=data.get("api_version", ""),
                    features=data.get("features"), handler=data.get("handler", ""),
-                   endpoint=data.get("endpoint", ""), oci=data.get("oci_runtime"))
+                   endpoint=data.get("endpoint", ""), oci=data.get("oci_runtime"),
+                   handler_features=data.get("handler_features"))
 
 
 @dataclass

@@ -6,13 +6,16 @@ import re
 from dataclasses import dataclass, field
 
 BEGIN, END = "SGP-BEGIN", "SGP-END"
-# Prints the identity of the shell running it: `id` (a child, same credentials) and the
-# Uid/Gid/Groups lines of its own /proc/$$/status.
+# Prints the identity of the shell running it: `id` (a child, same credentials), the
+# Uid/Gid/Groups lines of its own /proc/$$/status and its user namespace's uid_map and gid_map.
 PROBE = (
     f'echo {BEGIN}; echo "SGP-ID $(id)"; '
     'while read -r k v; do case "$k" in Uid:|Gid:|Groups:) echo "SGP-STATUS $k $v";; esac; '
-    f'done < /proc/$$/status; echo {END}'
+    'done < /proc/$$/status; '
+    'for m in uid_map gid_map; do while read -r a b c; do echo "SGP-MAP $m $a $b $c"; done < /proc/$$/$m; done; '
+    f'echo {END}'
 )
+HOST_MAP = ((0, 0, 4294967295),)  # the initial user namespace's map: not in a user namespace of its own
 
 
 @dataclass
@@ -26,12 +29,23 @@ class ProcessIdentity:
     status_uid: list[int] = field(default_factory=list)
     status_gid: list[int] = field(default_factory=list)
     status_groups: list[int] = field(default_factory=list)
+    uid_map: list[tuple[int, int, int]] = field(default_factory=list)  # (inside, outside, length) lines
+    gid_map: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def in_userns(self) -> bool:
+        """Its user namespace is not the host's (the maps are read and are not the initial identity map)."""
+        return bool(self.uid_map) and tuple(self.uid_map) != HOST_MAP
 
     def to_json(self) -> dict:
-        return {
+        out: dict = {
             "id": self.id_line,
             "status": {"Uid": self.status_uid, "Gid": self.status_gid, "Groups": self.status_groups},
         }
+        if self.in_userns or (self.gid_map and tuple(self.gid_map) != HOST_MAP):
+            out["uid_map"] = [list(m) for m in self.uid_map]
+            out["gid_map"] = [list(m) for m in self.gid_map]
+        return out
 
 
 class ProbeError(ValueError):
@@ -75,6 +89,11 @@ def parse_probe(text: str) -> ProcessIdentity:
                 ident.status_gid = values
             elif key == "Groups:":
                 ident.status_groups = values
+        elif line.startswith("SGP-MAP "):
+            parts = line.split()
+            if len(parts) == 5 and all(x.isdigit() for x in parts[2:]):
+                entry = (int(parts[2]), int(parts[3]), int(parts[4]))
+                (ident.uid_map if parts[1] == "uid_map" else ident.gid_map).append(entry)
     if not ident.id_line or not ident.status_uid or not ident.status_gid:
         raise ProbeError("probe output lacks id or /proc status lines:\n" + text[-800:])
     return ident

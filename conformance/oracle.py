@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.image import ImageDef
-from conformance.model import Expectation, Identity
+from conformance.model import USERNS_LENGTH, Expectation, Identity
 from conformance.scenario import Scenario
 
 
@@ -49,7 +49,13 @@ def supplemental_groups(scn: Scenario) -> list[int]:
 
 
 def expected(scn: Scenario, image: ImageDef, policy: str) -> Expectation:
-    """Expected identity of the first (and every exec'd) process for `policy`."""
+    """Expected identity of the first (and every exec'd) process for `policy`.
+
+    In a user namespace (hostUsers: false) the kubelet maps container IDs 0..USERNS_LENGTH-1. An ID outside
+    that range cannot be set in there at all (setgroups(2), setgid(2), setuid(2) fail with EINVAL), so the
+    container's process cannot start (behaviours.md E18): the oracle names StartContainer, where containerd
+    fails; a runtime that runs the OCI runtime's create at CreateContainer (CRI-O) fails there instead,
+    which a scenario allows with a runtime_choice."""
     uid, username = image_user(image.user)
     user = kubelet_user(scn, uid, username)
     if user.run_as_username:
@@ -66,4 +72,7 @@ def expected(scn: Scenario, image: ImageDef, policy: str) -> Expectation:
     groups = {gid, *supplemental_groups(scn)}
     if policy != "Strict" and name is not None:
         groups |= {g.gid for g in image.group or [] if name in g.members}
+    if scn.user_namespace and max(uid, gid, *groups) >= USERNS_LENGTH:
+        return Expectation(error="StartContainer")
     return Expectation(identity=Identity(uid, gid, frozenset(groups)))
+

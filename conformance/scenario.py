@@ -12,7 +12,7 @@ from conformance.model import POLICIES, Expectation, Identity
 from conformance.yamlsrc import LineDict
 
 TOP_KEYS = {"name", "description", "source", "tags", "image", "pod", "container", "policies", "expect",
-            "known_failures", "oracle", "raw_cri", "first_process", "runtime_choice"}
+            "known_failures", "oracle", "raw_cri", "first_process", "runtime_choice", "user_namespace"}
 POD_KEYS = {"runAsUser", "runAsGroup", "supplementalGroups", "fsGroup"}
 CONTAINER_KEYS = {"runAsUser", "runAsGroup"}
 EXPECT_KEYS = {"uid", "gid", "groups", "error", "message"}
@@ -21,7 +21,8 @@ KNOWN_KEYS = {"runtime", "versions", "policies", "link", "reason"}
 RAW_CRI_KEYS = {"policy_value", "omit_user"}
 FIRST_PROCESS_KEYS = {"exit"}
 RESTART_TAG = "restart"  # the node target restarts the runtime between two status reads
-EXPECTED_ERRORS = {"CreateContainer", "RunPodSandbox"}
+USERNS_TAG = "userns"  # added to every user_namespace scenario (a marker, and in results.json)
+EXPECTED_ERRORS = {"CreateContainer", "RunPodSandbox", "StartContainer"}
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -85,6 +86,7 @@ class Scenario:
     first_exit: int | None = None  # first_process.exit: the first process exits with this code after the probe
     choice: RuntimeChoice | None = None
     choices: dict[str, tuple[Expectation, ...]] = field(default_factory=dict)  # policy -> allowed outcomes
+    user_namespace: bool = False  # the pod runs in its own user namespace (hostUsers: false)
 
     def outcomes(self, policy: str) -> tuple[Expectation, ...]:
         """Every outcome the case may end in: the allowed ones of a runtime_choice, else the one expected."""
@@ -277,6 +279,18 @@ def _first_exit(path: Path, data: LineDict) -> int | None:
     return code
 
 
+def _user_namespace(path: Path, data: LineDict) -> bool:
+    """user_namespace: true: the pod gets its own user namespace, as with hostUsers: false."""
+    value = data.get("user_namespace", False)
+    if not isinstance(value, bool):
+        raise InputError(path, "user_namespace", f"must be true or false, got {value!r}",
+                         data.line_of("user_namespace"))
+    if value and "raw_cri" in data:
+        raise InputError(path, "user_namespace", "cannot be combined with raw_cri",
+                         data.line_of("user_namespace"))
+    return value
+
+
 def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
     """Load and validate one scenario file against the known images."""
     data = yamlsrc.load(path)
@@ -328,12 +342,16 @@ def load_scenario(path: Path, images: dict[str, ImageDef]) -> Scenario:
     if raw_cri is not None and data.get("oracle") is not False:
         raise InputError(path, "oracle", "a raw_cri scenario sends what no kubelet sends, so the oracle cannot "
                          "compute it: say `oracle: false`", data.line_of("raw_cri"))
+    userns = _user_namespace(path, data)
+    if userns and USERNS_TAG not in tags:
+        tags = [*tags, USERNS_TAG]
     return Scenario(
         name=name, path=path, image=image, source=_str(path, data, "source", required=True),
         description=_str(path, data, "description"), tags=tuple(tags), pod=_pod(path, data),
         container=_container(path, data), policies=tuple(policies), expect=expect, expect_lines=expect_lines,
         known_failures=_known_failures(path, data), oracle=oracle, raw_cri=raw_cri,
         first_exit=_first_exit(path, data), choice=choice, choices=choices,
+        user_namespace=userns,
     )
 
 

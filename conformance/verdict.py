@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conformance.model import Expectation, Identity, RuntimeInfo, Verdict
+from conformance.model import USERNS_LENGTH, Expectation, Identity, RuntimeInfo, Verdict
 from conformance.observe import ProcessIdentity
 from conformance.scenario import KnownFailure, RuntimeChoice
 
@@ -19,6 +19,7 @@ class Observation:
     user: dict | None = None  # ContainerStatus.user.linux: uid, gid, supplemental_groups
     create_error: str | None = None  # CreateContainer refused the container
     sandbox_error: str | None = None  # RunPodSandbox refused the pod (recorded only where expected)
+    start_error: str | None = None  # StartContainer failed (recorded for user-namespace cases and where expected)
     extra: dict | None = None
     sent_policy: int | None = None  # the supplemental_groups_policy enum value sent; None: left unset
     expected_exit: int | None = None  # the first process was meant to exit with this code (no exec then)
@@ -44,6 +45,8 @@ class Observation:
             out["create_error"] = self.create_error
         if self.sandbox_error is not None:
             out["sandbox_error"] = self.sandbox_error
+        if self.start_error is not None:
+            out["start_error"] = self.start_error
         if self.expected_exit is not None:
             out.update({"expected_exit": self.expected_exit, "state": self.state, "exit_code": self.exit_code})
         for label, user in self.later_users.items():
@@ -149,9 +152,38 @@ def later_problems(obs: Observation, want: Identity, advertised: bool) -> list[s
     return problems
 
 
+def userns_problems(label: str, proc: ProcessIdentity | None) -> list[str]:
+    """A process of a hostUsers: false case must be in a user namespace of its own whose maps hold
+    container IDs 0..USERNS_LENGTH-1 (what the kubelet sends); the maps are its evidence."""
+    if proc is None:
+        return []
+    if not proc.uid_map or not proc.gid_map:
+        return [f"{label}: no uid_map/gid_map read"]
+    if not proc.in_userns:
+        return [f"{label}: not in a user namespace (uid_map {proc.uid_map}): userns_options were ignored"]
+    problems = []
+    for name, entries in (("uid_map", proc.uid_map), ("gid_map", proc.gid_map)):
+        if not any(inside == 0 and length >= USERNS_LENGTH for inside, _, length in entries):
+            problems.append(f"{label}: {name} {entries} does not map container IDs 0..{USERNS_LENGTH - 1}")
+    return problems
+
+
+def _stage_error(obs: Observation) -> str:
+    """The first call that failed, with its message, or '' when everything started."""
+    for call, error in (("RunPodSandbox", obs.sandbox_error), ("CreateContainer", obs.create_error),
+                        ("StartContainer", obs.start_error)):
+        if error is not None:
+            return f"{call} failed: {error}"
+    return ""
+
+
 def _error_judgement(expectation: Expectation, obs: Observation, known: KnownFailure | None) -> Judgement:
-    error = obs.sandbox_error if expectation.error == "RunPodSandbox" else obs.create_error
+    error = {"RunPodSandbox": obs.sandbox_error, "CreateContainer": obs.create_error,
+             "StartContainer": obs.start_error}[expectation.error or ""]
     if error is None:
+        other = _stage_error(obs)
+        if other:
+            return _failed([f"expected {expectation.error} to fail, but {other}"], known)
         return _failed([f"expected {expectation.error} to fail, but it succeeded"], known)
     if expectation.message and expectation.message.lower() not in error.lower():
         return _failed([f"{expectation.error} failed, but its error lacks {expectation.message!r}: {error}"], known)
@@ -159,16 +191,55 @@ def _error_judgement(expectation: Expectation, obs: Observation, known: KnownFai
 
 
 def judge(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
-          merge: Expectation | None = None, known: KnownFailure | None = None) -> Judgement:
+          merge: Expectation | None = None, known: KnownFailure | None = None, userns: bool = False) -> Judgement:
     """The verdict for one case; never PASS unless every piece of evidence matched.
 
     A case that needs the feature (Strict, or a raw enum value other than Merge) is UNSUPPORTED on a
-    runtime that does not advertise it, whatever happened, with the evidence of what it did."""
+    runtime that does not advertise it, whatever happened, with the evidence of what it did. A
+    user-namespace case (`userns`) is UNSUPPORTED likewise when the runtime handler does not advertise
+    user namespaces (the kubelet refuses hostUsers: false there), with what the runtime did."""
+    if userns and not runtime.supports_userns:
+        return _userns_unsupported(policy, expectation, obs, runtime, merge)
+    judgement = _judge(policy, expectation, obs, runtime, merge, known)
+    if not userns or expectation.error or judgement.verdict not in (Verdict.PASS, Verdict.FAIL,
+                                                                    Verdict.KNOWN_FAILURE):
+        return judgement
+    problems = userns_problems("first process", obs.first) + userns_problems("exec'd process", obs.exec)
+    if not problems:
+        return judgement
+    if judgement.verdict == Verdict.PASS:
+        return _failed(problems, None)
+    return Judgement(judgement.verdict, judgement.detail + "\n" + "\n".join(problems), judgement.links)
+
+
+def _userns_unsupported(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
+                        merge: Expectation | None) -> Judgement:
+    """UNSUPPORTED for a user-namespace case, with what the handler reports and what the runtime did."""
+    handler = f"runtime handler {runtime.handler!r}" if runtime.handler else "the default runtime handler"
+    if runtime.handler_features is None:
+        why = f"the runtime reports no runtime handlers, so {handler} does not advertise user namespaces"
+    else:
+        why = f"{handler} advertises user_namespaces=false (CRI Status().runtime_handlers, node.status.runtimeHandlers)"
+    failed = _stage_error(obs)
+    if failed:
+        return Judgement(Verdict.UNSUPPORTED, f"{why}; {failed}")
+    plain = _judge(policy, expectation, obs, runtime, merge, None)
+    problems = userns_problems("first process", obs.first) if not expectation.error else []
+    if plain.verdict == Verdict.PASS and not problems:
+        seen = "ran in a user namespace and every piece of evidence matched the expectation"
+    else:
+        seen = "what it did: " + "; ".join([plain.detail, *problems]).strip("; ")
+    return Judgement(Verdict.UNSUPPORTED, f"{why}; {seen}")
+
+
+def _judge(policy: str, expectation: Expectation, obs: Observation, runtime: RuntimeInfo,
+           merge: Expectation | None = None, known: KnownFailure | None = None) -> Judgement:
+    """judge() without the user-namespace part."""
     advertised = runtime.supports_policy
     unsupported = (policy == "Strict" or obs.needs_feature) and not advertised
     if expectation.error:
         if unsupported:
-            refused = obs.sandbox_error or obs.create_error
+            refused = obs.sandbox_error or obs.create_error or obs.start_error
             outcome = (f"{expectation.error} refused: {refused}" if refused is not None
                        else f"{expectation.error} accepted it (the field is silently ignored)")
             return Judgement(Verdict.UNSUPPORTED, f"runtime does not advertise supplemental_groups_policy; {outcome}")
@@ -182,6 +253,8 @@ def judge(policy: str, expectation: Expectation, obs: Observation, runtime: Runt
             return Judgement(Verdict.UNSUPPORTED, f"runtime does not advertise the feature; CreateContainer "
                                                   f"refused Strict: {obs.create_error}")
         return _failed([f"CreateContainer failed: {obs.create_error}"], known)
+    if obs.start_error is not None:
+        return _failed([f"StartContainer failed: {obs.start_error}"], known)
     if unsupported:
         merge_id = merge.identity if merge else None
         evidence = silent_ignore_evidence(obs.first, want, merge_id)
@@ -208,12 +281,12 @@ def _failed(problems: list[str], known: KnownFailure | None) -> Judgement:
 
 def judge_outcomes(policy: str, outcomes: tuple[Expectation, ...], obs: Observation, runtime: RuntimeInfo,
                    merge: Expectation | None = None, known: KnownFailure | None = None,
-                   choice: RuntimeChoice | None = None) -> Judgement:
+                   choice: RuntimeChoice | None = None, userns: bool = False) -> Judgement:
     """The verdict against every outcome a scenario allows: one expectation, or the alternatives of a
     runtime_choice, where matching any one of them passes and the one taken is recorded."""
     if len(outcomes) == 1:
-        return judge(policy, outcomes[0], obs, runtime, merge, known)
-    tried = [(o, judge(policy, o, obs, runtime, merge)) for o in outcomes]
+        return judge(policy, outcomes[0], obs, runtime, merge, known, userns)
+    tried = [(o, judge(policy, o, obs, runtime, merge, userns=userns)) for o in outcomes]
     for outcome, judgement in tried:
         if judgement.verdict == Verdict.PASS:
             return Judgement(Verdict.PASS, f"runtime choice '{outcome.label}': one of the allowed outcomes "

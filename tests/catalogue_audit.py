@@ -40,6 +40,8 @@ def catalogue_says(catalogue: Catalogue, pod: dict, case: dict) -> dict[str, tup
              for c in pod["spec"].get(key) or []]
     if case["verdict"] == "rejected":
         return {n: ("rejected", []) for n in names}
+    if case["verdict"] == "unsupported" and "RunPodSandbox failed" in case["detail"]:
+        return {n: ("unknown", []) for n in names}  # hostUsers: false refused: no container ever starts
     choice = case.get("choice") or ""
     if written(scn, policy, choice).error == "RunPodSandbox":
         return {n: ("unknown", []) for n in names}  # no container ever starts

@@ -14,7 +14,8 @@ REMOVALS_AT_ONCE = 8  # sandboxes removed at once when a run ends
 
 
 def runtime_info(client: CRIClient, handler: str = "") -> RuntimeInfo:
-    """Version() and Status().features, as the kubelet reads them."""
+    """Version(), Status().features and the features of `handler` (Status().runtime_handlers), as the
+    kubelet reads them."""
     version = client.version()
     status = client.status()
     features = None
@@ -22,7 +23,17 @@ def runtime_info(client: CRIClient, handler: str = "") -> RuntimeInfo:
         features = {"supplemental_groups_policy": status.features.supplemental_groups_policy}
     return RuntimeInfo(name=version.runtime_name, version=version.runtime_version,
                        api_version=version.runtime_api_version, features=features, handler=handler,
-                       endpoint=client.endpoint)
+                       endpoint=client.endpoint, handler_features=handler_features(status, handler))
+
+
+def handler_features(status: pb.StatusResponse, handler: str) -> dict[str, bool] | None:
+    """The features one runtime handler reports ("" is the default handler); None when the runtime lists
+    no handlers (runtimes older than the field)."""
+    for entry in status.runtime_handlers:
+        if entry.name == handler:
+            return {"user_namespaces": entry.features.user_namespaces,
+                    "recursive_read_only_mounts": entry.features.recursive_read_only_mounts}
+    return None
 
 
 def remove_sandbox(client: CRIClient, sandbox_id: str) -> None:

@@ -58,7 +58,8 @@ def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
                  node: str | None = None, pull_policy: str = "Never", host_network: bool = False) -> dict:
     """One pod per case; the probed container is named `probe` in every variant (for ephemeral
     containers the pod starts with only `main` and the probe is added later). `host_network`: for a
-    cluster without a pod network (TARGET=local); process identity does not depend on the network."""
+    cluster without a pod network (TARGET=local); process identity does not depend on the network. A
+    user-namespace scenario gets hostUsers: false and the pod network (TARGET=local: podnet.py)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
     main = container_manifest(scn, "main", image, keep_running=True)
@@ -84,7 +85,9 @@ def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
         spec["containers"] = [main]
     if node:
         spec["nodeName"] = node
-    if host_network:
+    if scn.user_namespace:  # a user namespace of its own; the API forbids it with hostNetwork
+        spec["hostUsers"] = False
+    elif host_network:
         spec["hostNetwork"] = True
     for ctr in (*spec.get("initContainers", []), *spec["containers"]):
         ctr["imagePullPolicy"] = pull_policy

@@ -26,6 +26,7 @@ from conformance.verdict import Judgement, Observation
 
 # container waiting reasons after which waiting longer cannot help
 CREATE_ERRORS = {"CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
+START_ERRORS = {"RunContainerError"}  # StartContainer failed (a container the kubelet restarts, e.g. a sidecar)
 IMAGE_ERRORS = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
 
 
@@ -122,9 +123,14 @@ class KubeTarget:
             raise
 
     def _observe(self, scn: Scenario, name: str, variant: str, image: str) -> PodOutcome:
-        allowed = any(o.error == "RunPodSandbox" for p in scn.policies for o in scn.outcomes(p))
+        # a refused sandbox is evidence where the scenario allows it, or for hostUsers: false (a kubelet refuses
+        # those pods on a runtime handler without user namespaces: the verdict is then unsupported)
+        allowed = scn.user_namespace or any(o.error == "RunPodSandbox" for p in scn.policies for o in scn.outcomes(p))
         if variant == "ephemeral":
-            pod = self.waits.until(lambda: self._main_running(name, allowed), self.waits.pod, f"pod {name} running")
+            main_may_fail = any(o.error in ("CreateContainer", "StartContainer") for p in scn.policies
+                                for o in scn.outcomes(p))
+            pod = self.waits.until(lambda: self._main_running(name, allowed, main_may_fail), self.waits.pod,
+                                   f"pod {name} running")
             if isinstance(pod, PodOutcome):
                 return pod
             if is_rejected(pod) or (pod.get("status") or {}).get("phase") == "Failed":
@@ -143,7 +149,7 @@ class KubeTarget:
         node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
         waiting = ((entry or {}).get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in CREATE_ERRORS:
-            return PodOutcome(pod, node, Observation(create_error=f"{waiting['reason']}: {waiting.get('message', '')}"))
+            return PodOutcome(pod, node, waiting_observation(waiting))
         obs = Observation(first=parse_probe(log or ""))
         exits = variant == "init" or (variant == "container" and scn.first_exit is not None)
         outcome = PodOutcome(pod, node, obs, exec_applicable=not exits)
@@ -188,13 +194,22 @@ class KubeTarget:
             found = self.api.list_events(self.namespace, selector)
         return PodOutcome(pod, node, Observation(), found, exec_applicable=False)
 
-    def _main_running(self, name: str, sandbox_refusal_allowed: bool) -> dict | PodOutcome:
+    def _main_running(self, name: str, sandbox_refusal_allowed: bool, may_fail: bool = False) -> dict | PodOutcome:
+        """The pod once `main` runs. Where the scenario expects a container not to be created or started
+        (`may_fail`: the pod's own groups, which `main` shares, break it) `main`'s failure is the evidence."""
         pod = self.api.get_pod(self.namespace, name)
+        if may_fail:
+            failed = self._start_failed(pod, container_status(pod, "container", "main"))
+            if failed is not None:
+                return failed
         if (pod.get("status") or {}).get("phase") == "Failed":
             return pod
         self._raise_terminal(pod, "container", "main")
         entry = container_status(pod, "container", "main")
         waiting = ((entry or {}).get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in CREATE_ERRORS and may_fail:
+            node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
+            return PodOutcome(pod, node, waiting_observation(waiting, "main: "), exec_applicable=False)
         if waiting.get("reason") in CREATE_ERRORS:
             raise SuiteError(f"pod {name}: its main container cannot start, so no ephemeral container can join it: "
                              f"{waiting['reason']}: {waiting.get('message', '')}")
@@ -204,6 +219,17 @@ class KubeTarget:
                 return refused
             raise NotYet(f"main container not running ({_state(entry)})")
         return pod
+
+    def _start_failed(self, pod: dict, entry: dict | None) -> PodOutcome | None:
+        """A container whose start failed (terminated, reason StartError: the kubelet's StartContainer got an
+        error) as evidence; the status user the kubelet still reports for it is kept too."""
+        terminated = ((entry or {}).get("state") or {}).get("terminated") or {}
+        if terminated.get("reason") != "StartError":
+            return None
+        node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
+        name = (entry or {}).get("name", "")
+        obs = Observation(start_error=f"{name}: StartError: {terminated.get('message', '')}", user=status_user(entry))
+        return PodOutcome(pod, node, obs, exec_applicable=False)
 
     def _sandbox_refused(self, name: str, pod: dict, allowed: bool) -> PodOutcome | None:
         """A pod whose sandbox the runtime refuses never gets better (the kubelet retries every ~15 s):
@@ -233,6 +259,9 @@ class KubeTarget:
             return pod, None
         self._raise_terminal(pod, variant, PROBE_NAME)
         state = (entry or {}).get("state") or {}
+        failed = self._start_failed(pod, entry)
+        if failed is not None:
+            return failed
         if "running" in state or "terminated" in state:
             log = self.api.pod_log(self.namespace, name, PROBE_NAME)
             if END in log:
@@ -255,6 +284,14 @@ class KubeTarget:
         if waiting.get("reason") in IMAGE_ERRORS:
             raise SuiteError(f"image not in the node ({waiting['reason']}): {waiting.get('message', '')}; "
                              "the image load step did not reach the runtime")
+
+
+def waiting_observation(waiting: dict, prefix: str = "") -> Observation:
+    """A container the kubelet could not create (CreateContainer*Error) or start (RunContainerError)."""
+    text = f"{prefix}{waiting['reason']}: {waiting.get('message', '')}"
+    if waiting["reason"] in START_ERRORS:
+        return Observation(start_error=text)
+    return Observation(create_error=text)
 
 
 def _state(entry: dict | None) -> str:

@@ -54,7 +54,19 @@ def runtime_info(node: dict) -> RuntimeInfo:
     feature = node_feature(node)
     return RuntimeInfo(name=scheme, version=version,
                        features=None if feature is None else {"supplemental_groups_policy": feature},
-                       endpoint=f"node/{node.get('metadata', {}).get('name', '')}")
+                       endpoint=f"node/{node.get('metadata', {}).get('name', '')}",
+                       handler_features=node_handler_features(node))
+
+
+def node_handler_features(node: dict, handler: str = "") -> dict[str, bool] | None:
+    """node.status.runtimeHandlers[name].features of the handler pods use ("": the default, no RuntimeClass);
+    None when the node lists no handlers."""
+    for entry in (node.get("status") or {}).get("runtimeHandlers") or []:
+        if entry.get("name", "") == handler:
+            features = entry.get("features") or {}
+            return {"user_namespaces": bool(features.get("userNamespaces")),
+                    "recursive_read_only_mounts": bool(features.get("recursiveReadOnlyMounts"))}
+    return None
 
 
 def kubelet_minor(node: dict) -> int:

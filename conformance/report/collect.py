@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conformance.model import POLICIES, CaseResult, Verdict
 from conformance.report.describe import expected_text, observed_lines
+from conformance.scenario import USERNS_TAG
 
 CELL_FILE = "cell.json"  # written by conformance.matrix next to each cell's results.json
 RESULTS_FILE = "results.json"
@@ -51,6 +52,18 @@ class Cell:
             counts[case.verdict.value] += 1
         return counts
 
+    @property
+    def userns(self) -> dict:
+        """The user-namespace cases (tag userns) of this cell: how many, their verdicts, and whether the
+        runtime handler advertises user namespaces (None: not reported)."""
+        cases = [c for c in self.cases.values() if USERNS_TAG in c.tags]
+        counts = dict.fromkeys(VERDICT_ORDER, 0)
+        for case in cases:
+            counts[case.verdict.value] += 1
+        features = (self.runtime or {}).get("handler_features")
+        return {"handler_user_namespaces": features.get("user_namespaces") if features else None,
+                "cases": len(cases), "counts": counts}
+
     def to_json(self) -> dict:
         return {
             "id": self.id,
@@ -63,6 +76,7 @@ class Cell:
             "elapsed": self.elapsed,
             "total": len(self.cases),
             "counts": self.counts,
+            "user_namespaces": self.userns,
         }
 
 

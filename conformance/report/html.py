@@ -84,6 +84,16 @@ def _totals(cell: Cell) -> str:
            f"{len(cell.cases)} cases · exit {cell.exit_code}</td>"
 
 
+def _userns(cell: Cell) -> str:
+    """The cell's user-namespace cases (tag userns) and its handler's user_namespaces feature."""
+    userns = cell.userns
+    advertised = userns["handler_user_namespaces"]
+    items = "".join(f'<li class="v-{v}">{n} {v}</li>' for v in VERDICT_ORDER if (n := userns["counts"][v]))
+    feature = "not reported" if advertised is None else str(advertised).lower()
+    return f'<td class="total" data-cell="{_attr(cell.id)}"><ul class="totals">{items}</ul>' \
+           f"{userns['cases']} cases · handler user_namespaces={feature}</td>"
+
+
 ROW_FILTERS = {
     "all": "all cases",
     "problems": "cases not passed everywhere",
@@ -107,6 +117,9 @@ def render_html(matrix: Matrix) -> str:
     code = matrix.exit_code
     head = "".join(_cell_head(c) for c in matrix.cells)
     totals = "".join(_totals(c) for c in matrix.cells)
+    userns = "".join(_userns(c) for c in matrix.cells)
+    userns_row = (f'<tr class="userns"><th colspan="2" scope="row">User namespaces (hostUsers: false)</th>{userns}</tr>'
+                  if any(c.userns["cases"] for c in matrix.cells) else "")
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -122,7 +135,7 @@ def render_html(matrix: Matrix) -> str:
         '<div class="layout"><table class="matrix" id="matrix">',
         f'<thead><tr><th scope="col">Scenario</th><th scope="col">Policy</th>{head}</tr></thead>',
         *_body(matrix),
-        f'<tfoot><tr><th colspan="2" scope="row">Totals</th>{totals}</tr></tfoot></table>',
+        f'<tfoot><tr><th colspan="2" scope="row">Totals</th>{totals}</tr>{userns_row}</tfoot></table>',
         f'<aside id="detail" aria-live="polite" data-hint="{_attr(HINT)}" '
         f"data-symbols=\"{_attr(json.dumps(SYMBOLS))}\"><p class=\"hint\">{escape(HINT)}</p></aside></div>",
         f'<script type="application/json" id="sgp-data">{_embed(matrix.to_json())}</script>',

@@ -34,6 +34,21 @@ def cells_table(matrix: Matrix) -> list[str]:
     return lines
 
 
+def userns_table(matrix: Matrix) -> list[str]:
+    """User-namespace cases (hostUsers: false) per cell, beside what the cell's runtime handler advertises."""
+    if not any(cell.userns["cases"] for cell in matrix.cells):
+        return []
+    head = ["Cell", "Runtime", "handler user_namespaces", "Cases", *(badge(v) for v in VERDICT_ORDER)]
+    lines = ["### User namespaces (hostUsers: false)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell in matrix.cells:
+        userns = cell.userns
+        advertised = userns["handler_user_namespaces"]
+        row = [f"`{esc(cell.id)}`", esc(cell.label), "not reported" if advertised is None else str(advertised).lower(),
+               str(userns["cases"]), *(str(userns["counts"][v]) for v in VERDICT_ORDER)]
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
 def matrix_table(matrix: Matrix) -> list[str]:
     head = ["Scenario", "Policy", *(f"`{esc(c.id)}`" for c in matrix.cells)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -110,6 +125,7 @@ def render_markdown(matrix: Matrix) -> str:
         "",
         *legend(),
         "",
+        *userns_table(matrix),
         *choices(matrix),
         *problems(matrix),
     ]

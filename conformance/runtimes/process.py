@@ -1,8 +1,8 @@
 """Start daemons privately and remove every trace of them afterwards.
 
 Daemons run in a private mount namespace (MountNamespace) that outlives any one of them: a holder
-process keeps it, a private folder is bind-mounted over /run inside it, and every daemon enters it
-with nsenter. A runtime restarted in the same namespace finds the mounts it made before (CRI-O's
+process keeps it, private folders are bind-mounted over /run and /var/lib inside it, and every daemon
+enters it with nsenter. A runtime restarted in the same namespace finds the mounts it made before (CRI-O's
 namespace pins, container root filesystems), as after a restart on a real node, and a kubelet in
 the same namespace sees the runtime's mounts and the runtime sees the kubelet's volumes. Nothing
 lands in the host's /run; runtimes of several versions run side by side.
@@ -25,11 +25,12 @@ from conformance.errors import CommandError, ProvisionError
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CLONE_NEWNET = 0x40000000
 READY = "sgp-namespace-ready"
-# No scenario data reaches these scripts.
-# $0 is a label, $1 the private /run, $2 a Python: the holder sleeps as `python -c ... <private /run>`, so its
-# command line names the state folder (`sleep` would not) and the leftover check finds a holder left behind.
+# No scenario data reaches these scripts. $0 is a label, $1 the private /run, $2 the private /var/lib (CNI's
+# libcni caches its results in /var/lib/cni whatever the runtime's settings), $3 a Python: the holder sleeps as
+# `python -c ... <private /run>`, so its command line names the state folder (`sleep` would not) and the
+# leftover check finds a holder left behind.
 SLEEP = "import signal; signal.pause()"
-HOLDER = f'mount --bind "$1" /run && echo {READY} && exec "$2" -c "{SLEEP}" "$1"'
+HOLDER = f'mount --bind "$1" /run && mount --bind "$2" /var/lib && echo {READY} && exec "$3" -c "{SLEEP}" "$1"'
 # with a private network namespace too: loopback up first (`ip` from iproute2)
 NET_HOLDER = f'ip link set lo up && {HOLDER}'
 
@@ -55,9 +56,11 @@ class MountNamespace:
             if not shutil.which(tool):
                 raise ProvisionError(f"{tool} (util-linux) is needed to run a private runtime")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        var_lib = self.state_dir / "var-lib"
+        var_lib.mkdir(parents=True, exist_ok=True)
         argv = ["unshare", "--mount", *(["--net"] if self.net else []), "--propagation", "private", "--",
                 "/bin/sh", "-c", NET_HOLDER if self.net else HOLDER, f"{self.label}-ns", str(self.run_dir),
-                sys.executable]
+                str(var_lib), sys.executable]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      start_new_session=True, text=True)
         assert self.proc.stdout is not None

@@ -10,7 +10,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from conformance import archive
+from conformance import archive, podnet
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandboxes, runtime_info
 from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
@@ -120,8 +120,10 @@ class RuntimeUnderTest:
         handler = f", handler {info.handler}" if info.handler else ""
         oci = info.oci or {}
         oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
-        return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}; "
-                f"ready in {startup:.2f}s")
+        userns = ("" if info.handler_features is None
+                  else f"; handler user_namespaces={info.handler_features.get('user_namespaces')}")
+        return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}"
+                f"{userns}; ready in {startup:.2f}s")
 
     def _attach(self, archives: list[archive.ImageArchive]) -> None:
         assert self.opts.cri_endpoint
@@ -162,6 +164,7 @@ class RuntimeUnderTest:
         self.provisioned = prov.start(pause_ref, self.opts.handler)
         daemon = self.provisioned.daemon
         assert daemon is not None
+        podnet.install(daemon.state_dir / "cni")  # pods with a network namespace of their own (podnet.py)
         if method == "skopeo":  # CRI-O reads its storage at start: copy before the daemon runs
             pre = ImageLoader(method, None, storage=self.provisioned.storage,  # type: ignore[arg-type]
                               work_dir=daemon.state_dir / "skopeo")

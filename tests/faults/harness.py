@@ -283,7 +283,8 @@ class Lab:
         ctr_dir = str(Path(provisioned.ctr[0]).parent)  # images are in already: ctr imports nothing
         env = {**os.environ, "SGP_STATE_DIR": str(run_dir / "state"),
                "PATH": f"{ctr_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-        argv = [str(CLI), "run", "--cri-endpoint", "", "--results-dir", str(run_dir / "results"), "-k", SCENARIO]
+        argv = [str(CLI), "run", "--cri-endpoint", "", "--results-dir", str(run_dir / "results"), "-k",
+                f"{SCENARIO} and not userns"]
         with cri_proxy.CRIProxy(run_dir / "cri.sock", provisioned.endpoint, dict(fault.request_hooks),
                                 dict(fault.response_hooks)) as proxy:
             argv[3] = proxy.endpoint

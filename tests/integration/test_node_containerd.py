@@ -12,6 +12,7 @@ import pytest
 from conformance.catalogue import Catalogue
 from tests.conftest import CLI, PROJECT
 from tests.leftovers import leftovers
+from tests.userns import check_userns, is_userns
 
 pytestmark = pytest.mark.runtime
 
@@ -38,6 +39,11 @@ def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Pat
     for case in doc["cases"]:
         assert case["verdict"] != "error", case
         assert set(case) >= {"scenario", "policy", "verdict", "expected", "observed", "detail"}
+        if is_userns(case):  # judged by the handler's user_namespaces (runc 1.1.5: unsupported, idmap mounts)
+            check_userns(case, runtime)
+    userns = [c for c in doc["cases"] if is_userns(c)]
+    assert len(userns) >= 18
+    doc["cases"] = [c for c in doc["cases"] if not is_userns(c)]
     if version == "2":
         assert runtime["version"].startswith("2.")
         assert runtime["features"] == {"supplemental_groups_policy": True}
@@ -96,12 +102,19 @@ def test_crun_handler(real_runtime: None, tmp_path: Path, state_root: Path) -> N
     built = crun.ensure_crun(default_cache())
     code, out, pid = run_suite(tmp_path, state_root, "--version", "2", "--handler", "crun", "--oci-bin-dir",
                                str(built.parent),
-                               "-k", "upstream or blog or critest or fsgroup or many-groups or status-exited")
+                               "-k", "upstream or blog or critest or fsgroup or many-groups or status-exited or "
+                               "above-mapping")
     assert code == 0, out[-4000:]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["runtime"]["handler"] == "crun" and len(doc["cases"]) >= 20
     assert doc["runtime"]["oci_runtime"]["path"] == str(built)
     assert {c["verdict"] for c in doc["cases"]} <= {"pass", "known-failure"}
+    userns = [c for c in doc["cases"] if is_userns(c)]  # crun 1.21 gives containerd 2 idmapped mounts
+    assert len(userns) == 12 and doc["runtime"]["handler_features"]["user_namespaces"] is True
+    for case in userns:
+        check_userns(case, doc["runtime"])
+        if "any_of" in case["expected"]:
+            assert case["choice"] == "refuses-start" and "setgroups" in case["observed"]["start_error"], case
     assert leftovers(state_root, pid) == []
 
 

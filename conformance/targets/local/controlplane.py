@@ -4,11 +4,13 @@ PKI, state under the runtime's state folder, and every process inside the runtim
 
 In that namespace only, private folders are bind-mounted over the paths a kubelet writes whatever its
 settings (/var/lib/kubelet/device-plugins and the pod and container logs under /var/log; its flexvolume
-folder is moved there too), /etc/hosts maps
-the node name to 127.0.0.1 (the API server reaches the kubelet by hostname, all on loopback), the kernel
-tunables the kubelet checks read its expected values from private files, and /sys/kernel/mm/hugepages is
-empty (no hugetlb limits on a host without that controller). The host's /var/lib, /var/log, /etc and
-sysctls are never written. The runtime sees the kubelet's volumes because both live in the namespace.
+folder is moved there too), and /etc/hosts maps the node name to 127.0.0.1 (the API server reaches the
+kubelet by hostname, all on loopback). The kubelet alone runs in a child mount namespace of its own where
+the kernel tunables it checks read its expected values from private files and /sys/kernel/mm/hugepages is
+empty (no hugetlb limits on a host without that controller): files mounted over /proc or /sys where the
+runtime lives would make the kernel refuse a fresh proc or sysfs mount in a pod's user namespace ("mount
+`proc` to `proc`: Operation not permitted"). /var/lib is shared between the two namespaces, so the runtime
+sees the kubelet's volumes. The host's /var/lib, /var/log, /etc and sysctls are never written.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ SERVICE_IP = "10.96.0.1"
 TUNABLES = {"vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
             "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000}
 READY_TIMEOUT = 90.0
+# The kubelet's own mount namespace: $0 is a label, then pairs of (file, target) to bind, `--`, the kubelet's
+# argv. Only paths of the run's state folder and fixed kernel paths reach this script.
+KUBELET_NS = ('while [ "$1" != "--" ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"')
 
 
 def free_port() -> int:
@@ -103,23 +108,38 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ set-up
     def _private_paths(self) -> None:
-        """Private /var/lib, /var/log, /etc/hosts, hugepages and kernel tunables, in the namespace only."""
+        """Private /var/lib (shared with the kubelet's own namespace), /var/log and /etc/hosts, in the
+        namespace only."""
         for sub in ("var-lib/kubelet", "var-log/pods", "var-log/containers", "empty"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         hosts = self.state / "hosts"
         hosts.write_text(f"127.0.0.1 localhost {self.node_name}\n::1 localhost ip6-localhost\n")
         self.namespace.bind(self.state / "var-lib", "/var/lib")
+        self.namespace.run(["mount", "--make-shared", "/var/lib"])  # the kubelet's mounts reach the runtime
         self.namespace.bind(self.state / "var-log", "/var/log")
         self.namespace.bind(hosts, "/etc/hosts")
+
+    def kubelet_binds(self) -> list[tuple[Path, str]]:
+        """(file, target) bound in the kubelet's own mount namespace only: the tunables it checks, with the
+        values it wants, and an empty hugepages folder."""
+        binds: list[tuple[Path, str]] = []
         if Path("/sys/kernel/mm/hugepages").is_dir():
-            self.namespace.bind(self.state / "empty", "/sys/kernel/mm/hugepages")
+            binds.append((self.state / "empty", "/sys/kernel/mm/hugepages"))
         tunables = self.state / "sysctl"
         tunables.mkdir(exist_ok=True)
         for name, value in TUNABLES.items():
             if Path("/proc/sys", name).exists():
                 path = tunables / name.replace("/", ".")
                 path.write_text(f"{value}\n")
-                self.namespace.bind(path, f"/proc/sys/{name}")
+                binds.append((path, f"/proc/sys/{name}"))
+        return binds
+
+    def kubelet_argv(self, argv: list[str]) -> list[str]:
+        """`argv` in a child mount namespace of the runtime's (propagation unchanged: /var/lib stays shared
+        with it) with kubelet_binds() in place."""
+        pairs = [str(x) for source, target in self.kubelet_binds() for x in (source, target)]
+        return ["unshare", "--mount", "--propagation", "unchanged", "--", "/bin/sh", "-c", KUBELET_NS,
+                "sgp-kubelet-ns", *pairs, "--", *argv]
 
     def _pki(self) -> dict[str, Path]:
         pki = Pki(self.state / "pki")
@@ -197,9 +217,9 @@ class LocalCluster:
                                                         self.endpoint, p.kubelet, "/" + self.cgroup_root)))
         for hierarchy in cgroup_hierarchies():
             (hierarchy / self.cgroup_root).mkdir(exist_ok=True)
-        kubelet = self._daemon("kubelet", [
+        kubelet = self._daemon("kubelet", self.kubelet_argv([
             str(self.bins["kubelet"]), f"--config={config}", f"--kubeconfig={f['kubelet_kubeconfig']}",
-            "--root-dir=/var/lib/kubelet", f"--hostname-override={self.node_name}", "--v=2"])
+            "--root-dir=/var/lib/kubelet", f"--hostname-override={self.node_name}", "--v=2"]))
         self._start(kubelet, lambda: self._get(f"/api/v1/nodes/{self.node_name}") != "")
         self.timings["cluster"] = round(time.monotonic() - begun, 2)
 

@@ -1,6 +1,6 @@
 """TARGET=local: the runtime under test (the node target's options), then etcd, the API server, the
 controller-manager, the scheduler and a kubelet on it, all private (controlplane.py, pki.py,
-binaries.py, cni.py); everything goes at stop()."""
+binaries.py; the pod network is conformance/podnet.py); everything goes at stop()."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from conformance.kube.status import node_ready
 from conformance.kube.waits import NotYet, Waits
 from conformance.options import Options
 from conformance.runtimes.undertest import RuntimeUnderTest
-from conformance.targets.local import binaries, cni
+from conformance.targets.local import binaries
 from conformance.targets.local.controlplane import LocalCluster
 
 NODE_READY_TIMEOUT = 60.0
@@ -26,7 +26,7 @@ class LocalSession(KubeSession):
     controller-manager, the scheduler and a kubelet on it, all private; everything goes at stop()."""
 
     name = "local"
-    host_network = True  # no pod network here (targets/local/cni.py)
+    host_network = True  # pods on the host network, but for hostUsers: false (the API forbids both; podnet.py)
 
     def __init__(self, opts: Options, catalogue: Catalogue, kubelet_endpoint: Callable[[str], str] | None = None):
         super().__init__(opts, catalogue)
@@ -41,12 +41,10 @@ class LocalSession(KubeSession):
     def start(self) -> None:
         self.runtime.validate()
         bins = binaries.resolve(self.opts.k8s_bin_dir, self.opts.k8s, self.opts.etcd_bin, self.opts.cache_dir)
-        loopback = cni.loopback_plugin(self.opts.cache_dir)
         self.runtime.start(self.catalogue.archives(self.opts.cache_dir))
         prov = self.runtime.provisioned
         assert prov is not None and prov.daemon is not None and self.runtime.info is not None
         state = prov.daemon.state_dir
-        cni.install(loopback, state / "cni" / "conf", state / "cni" / "bin")
         endpoint = self.kubelet_endpoint(prov.endpoint) if self.kubelet_endpoint else prov.endpoint
         self.cluster = LocalCluster(bins, state / "k8s", prov.daemon.namespace, endpoint, self.node_name,
                                     prov.cgroup_parent)

@@ -16,6 +16,7 @@ from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandbox
 from conformance.errors import RuntimeBroken, SuiteError
+from conformance.model import USERNS_LENGTH
 from conformance.observe import END, PROBE, ProbeError, ProcessIdentity, parse_probe
 from conformance.oracle import kubelet_user, supplemental_groups
 from conformance.scenario import Scenario
@@ -72,6 +73,22 @@ class CaseLock:
                     fcntl.flock(gate, fcntl.LOCK_UN)
 
 
+def namespace_options(scn: Scenario, host_id: int) -> pb.NamespaceOption:
+    """What the kubelet sends: host network; for hostUsers: false a pod network and a user namespace of the
+    pod's own mapping container IDs 0..65535 to host IDs from `host_id` (the same on sandbox and
+    container)."""
+    if not scn.user_namespace:
+        return pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER, ipc=pb.POD)
+    mapping = pb.IDMapping(host_id=host_id, container_id=0, length=USERNS_LENGTH)
+    return pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD,
+                              userns_options=pb.UserNamespace(mode=pb.POD, uids=[mapping], gids=[mapping]))
+
+
+def userns_host_id() -> int:
+    """A 65536-aligned host range, as the kubelet allocates one per pod (never the host's own 0..65535)."""
+    return USERNS_LENGTH * (16 + secrets.randbelow(16384))
+
+
 def status_user(status: pb.ContainerStatus) -> dict | None:
     """ContainerStatus.user.linux as a dict; {} for a user without linux, None when absent."""
     if status.HasField("user") and status.user.HasField("linux"):
@@ -100,7 +117,7 @@ class NodeTarget:
 
     def _sandbox_config(self, name: str, scn: Scenario, policy: str) -> pb.PodSandboxConfig:
         sc = pb.LinuxSandboxSecurityContext(
-            namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER, ipc=pb.POD),
+            namespace_options=namespace_options(scn, userns_host_id()),
             supplemental_groups=supplemental_groups(scn),
         )
         if scn.pod.run_as_user is not None:
@@ -131,13 +148,14 @@ class NodeTarget:
         if value is not None:
             sc.supplemental_groups_policy = value  # type: ignore[assignment]
 
-    def _container_config(self, scn: Scenario, policy: str, ref: str, spec: CaseSpec) -> pb.ContainerConfig:
+    def _container_config(self, scn: Scenario, policy: str, ref: str, spec: CaseSpec,
+                          namespaces: pb.NamespaceOption) -> pb.ContainerConfig:
         image = self.client.image_status(ref)
         if image is None:
             raise SuiteError(f"image {ref} is not in the runtime")
         user = kubelet_user(scn, image.uid.value if image.HasField("uid") else None, image.username)
         sc = pb.LinuxContainerSecurityContext(
-            namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER, ipc=pb.POD),
+            namespace_options=namespaces,
             supplemental_groups=supplemental_groups(scn),
         )
         if not (scn.raw_cri and scn.raw_cri.omit_user):
@@ -170,8 +188,8 @@ class NodeTarget:
             sandbox_config = self._sandbox_config(name, scn, policy)
             try:
                 sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
-            except CRIError as exc:  # evidence only where the scenario allows this refusal; else an error
-                if not any(o.error == "RunPodSandbox" for o in scn.outcomes(policy)):
+            except CRIError as exc:  # evidence where the scenario allows this refusal or needs a user namespace
+                if not (scn.user_namespace or any(o.error == "RunPodSandbox" for o in scn.outcomes(policy))):
                     raise
                 return Observation(sandbox_error=exc.details, sent_policy=self.policy_value(scn, policy))
             try:
@@ -186,12 +204,18 @@ class NodeTarget:
 
     def _observe(self, scn: Scenario, policy: str, spec: CaseSpec, sandbox_id: str,
                  sandbox_config: pb.PodSandboxConfig) -> Observation:
-        config = self._container_config(scn, policy, self.image_refs[scn.image], spec)
+        namespaces = sandbox_config.linux.security_context.namespace_options
+        config = self._container_config(scn, policy, self.image_refs[scn.image], spec, namespaces)
         try:
             container_id = self.client.create_container(sandbox_id, config, sandbox_config)
         except CRIError as exc:
             return Observation(create_error=exc.details)
-        self.client.start_container(container_id)
+        try:
+            self.client.start_container(container_id)
+        except CRIError as exc:  # evidence for user-namespace cases and where the scenario expects it; else an error
+            if not (scn.user_namespace or any(o.error == "StartContainer" for o in scn.outcomes(policy))):
+                raise
+            return Observation(start_error=exc.details)
         log_path = Path(sandbox_config.log_directory) / config.log_path
         obs = Observation(first=self._wait_probe(container_id, log_path))
         if spec.keep_running:
