@@ -27,6 +27,7 @@ from conformance.verdict import Judgement, Observation
 # container waiting reasons after which waiting longer cannot help
 CREATE_ERRORS = {"CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
 START_ERRORS = {"RunContainerError"}  # StartContainer failed (a container the kubelet restarts, e.g. a sidecar)
+LOG_GRACE = 5.0  # seconds an exited probe's log may take to hold all it printed
 IMAGE_ERRORS = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
 
 
@@ -56,6 +57,7 @@ class KubeTarget:
         self.namespace = f"sgp-{self.run_id}"
         self.waits = waits or Waits()
         self._nodes: dict[str, dict] = {}
+        self._short_logs: dict[str, int] = {}  # pod -> polls that found its exited probe's log incomplete
 
     # lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -267,6 +269,10 @@ class KubeTarget:
             if END in log:
                 return pod, log
             if "terminated" in state:
+                # the runtime may still be copying the last output into the log file the API reads
+                self._short_logs[name] = polls = self._short_logs.get(name, 0) + 1
+                if polls * self.waits.interval < LOG_GRACE:
+                    raise NotYet(f"container {PROBE_NAME} exited; its log is not complete yet")
                 raise ProbeError(f"container {PROBE_NAME} of {name} exited without probe output:\n{log[-800:]}")
         if (pod.get("status") or {}).get("phase") == "Failed":
             raise SuiteError(f"pod {name} failed: {(pod.get('status') or {}).get('reason')} "

@@ -14,7 +14,7 @@ from conformance.kube.api import ApiError, ClientApi
 from conformance.kube.pods import KubeTarget
 from conformance.kube.waits import Waits
 from conformance.model import Verdict
-from conformance.observe import PROBE
+from conformance.observe import PROBE, ProbeError
 from tests.fakes import kubeapi as fk
 
 
@@ -259,6 +259,23 @@ def test_init_container_judged_on_first_process_and_exit(catalogue, scn):
     api = fk.FakeApi([SUPPORTED], behaviour, log=fk.probe(*MERGE))
     _, judgement = run(api, catalogue, scn, "Strict", "init")
     assert judgement.verdict == Verdict.FAIL
+
+
+def test_an_exited_probe_whose_log_lags_is_read_again(catalogue, scn):
+    """The API may show a probe terminated before its log holds what it printed (the runtime still copies it):
+    the log is read again for a few seconds, and only a log still empty after that is an error."""
+    def behaviour(pod, poll):
+        return {"phase": "Running", "initContainerStatuses": [fk.terminated_status("probe", fk.user(*STRICT))],
+                "containerStatuses": [fk.running_status("main", fk.user(*STRICT))]}
+
+    api = fk.FakeApi([SUPPORTED], behaviour, log="")
+    logs = iter(["", "", fk.probe(*STRICT)])
+    api.pod_log = lambda ns, name, container: next(logs, fk.probe(*STRICT))  # type: ignore[method-assign]
+    _outcome, judgement = run(api, catalogue, scn, "Strict", "init")
+    assert judgement.verdict == Verdict.PASS, judgement.detail
+    api = fk.FakeApi([SUPPORTED], behaviour, log="")
+    with pytest.raises(ProbeError, match="exited without probe output"):
+        run(api, catalogue, scn, "Strict", "init")
 
 
 def test_create_container_error_stops_waiting_early(catalogue):
