@@ -112,7 +112,7 @@ def test_node_images_stock_and_built(cells, tmp_path):
     assert text.startswith(f"FROM {image.base_ref}\n") and "/usr/local/bin/entrypoint" in text
     path, config = nodeimage.runtime_config(parts, "registry.k8s.io/pause:3.10.2")
     assert path == "etc/crio/crio.conf.d/10-sgp.conf" and 'default_runtime = "runc"' in config
-    assert 'runtime_path = "/usr/sbin/runc"' in config and "registry.k8s.io/pause:3.10.2" in config
+    assert f'runtime_path = "{nodeimage.RESTRICT}/runc"' in config and "registry.k8s.io/pause:3.10.2" in config
     # the key follows the content: a binary changes, a new key
     (parts.runtime_dir / "crio").write_text("#!/bin/sh\n# another build\n")
     assert nodeimage.built(parts, tmp_path / "cache").cache_key != image.cache_key

@@ -29,6 +29,7 @@ REPO = "localhost/sgp-node"
 BASE_REPO = "localhost/sgp-node-base"
 KEY_LABEL = "sgp.conformance/recipe"
 KUBE_BINARIES = ("kubelet", "kubeadm", "kubectl")
+RESTRICT = "/usr/local/lib/sgp-oom-restrict"  # a CRI-O node's OCI runtimes, each behind images/kind/node/oom-restrict
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 RUNTIME_BINARIES = {"containerd": ("containerd", "containerd-shim-runc-v2", "ctr"),
                     "crio": ("crio", "pinns", "conmon")}
@@ -136,8 +137,7 @@ def runtime_config(parts: Parts, pause: str) -> tuple[str, str]:
                          for n in sorted(parts.handlers))
         return "etc/containerd/config.toml", _fill("containerd.toml", {"PAUSE": pause, "HANDLER": parts.handler,
                                                                        "RUNTIMES": tables.rstrip("\n")})
-    tables = "".join(_fill("crio-runtime.conf", {"NAME": n, "PATH": _handler_path(parts, n)})
-                     for n in sorted(parts.handlers))
+    tables = "".join(_fill("crio-runtime.conf", {"NAME": n, "PATH": f"{RESTRICT}/{n}"}) for n in sorted(parts.handlers))
     return "etc/crio/crio.conf.d/10-sgp.conf", _fill("crio.conf", {"PAUSE": pause, "HANDLER": parts.handler,
                                                                    "RUNTIMES": tables})
 
@@ -209,6 +209,11 @@ def context(image: NodeImage, cache: Path, folder: Path) -> Path:
     put[f"etc/systemd/system/{unit}"] = unit
     if parts.runtime == "crio":
         put["etc/crio/policy.json"] = "policy.json"
+        for name in parts.handlers:  # CRI-O has no restrict_oom_score_adj: each OCI runtime behind the wrapper
+            wrapper = root / RESTRICT.lstrip("/") / name
+            wrapper.parent.mkdir(parents=True, exist_ok=True)
+            wrapper.write_text(_fill("oom-restrict", {"REAL": _handler_path(parts, name)}))
+            wrapper.chmod(0o755)
     for inside, name in put.items():
         _copy(NODE_FILES / name, root / inside)
     path, text = runtime_config(parts, pause)
