@@ -14,6 +14,7 @@ from conformance.catalogue import Catalogue
 from conformance.errors import InputError, SuiteError
 from conformance.kube.api import KubeApi, client
 from conformance.kube.checks import API_CHECKS, API_NEGATIVES, NODE_FEATURES, api_check, node_features_check
+from conformance.kube.imagecheck import check_images
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.kube.pods import KubeTarget, case_observed, judge_case
 from conformance.kube.status import node_feature, node_info, runtime_info
@@ -101,6 +102,16 @@ class KubeSession:
             "kubeletVersion": node_info(n).get("kubeletVersion"),
             "containerRuntimeVersion": node_info(n).get("containerRuntimeVersion"),
             "features": (n.get("status") or {}).get("features")} for n in self.nodes}
+
+    def _check_images(self) -> None:
+        """One probe pod per node the cases run on, every test image in it: an image a node cannot get stops
+        the run once; and a pod's status reaching the API proves the node and its authorization are settled
+        before the first case (a kind cluster just up refused a kubelet's status updates for a while)."""
+        assert self.kube is not None and self.api is not None
+        names = [n["metadata"]["name"] for n in self.nodes]
+        probed = [name for name in names if self.opts.nodes in (None, "all", name)] or names
+        check_images(self.api, self.kube.namespace, self.run_id, probed, self.refs, self.pull_policy,
+                     self.host_network, self.kube.waits)
 
     def case_nodes(self) -> list[str]:
         names = [n["metadata"]["name"] for n in self.nodes]

@@ -10,7 +10,6 @@ from conformance import imagepush
 from conformance.catalogue import PROJECT, Catalogue
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import ClientApi, client
-from conformance.kube.imagecheck import check_images
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeSession
@@ -46,11 +45,7 @@ class ClusterSession(KubeSession):
         if not self.nodes:
             raise ProvisionError("the cluster has no Ready Linux node")
         self._namespace()
-        assert self.kube is not None
-        names = [n["metadata"]["name"] for n in self.nodes]
-        probed = [name for name in names if self.opts.nodes in (None, "all", name)] or names
-        check_images(self.api, self.kube.namespace, self.run_id, probed, self.refs, self.pull_policy,
-                     self.host_network, self.kube.waits)
+        self._check_images()
 
     def describe(self) -> str:
         where = self.opts.image_registry or "on the nodes (imagePullPolicy Never)"

@@ -61,6 +61,7 @@ class KindSession(KubeSession):
         self.cell.load_images(archives)
         self.refs = {a.name: a.ref for a in archives}
         self._namespace()
+        self._check_images()
         self.facts.update(self.cell.metadata())
 
     def _check_kind_release(self) -> None:
