@@ -10,6 +10,7 @@ plain pytest run of the project's own tests collects and starts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: scenario tag")
     if _is_worker(config):
         interrupt.install(signal.SIGINT)
-        ctx = json.loads(os.environ[WORKER_ENV])
+        ctx = json.loads(Path(os.environ[WORKER_ENV]).read_text())
         config.stash[CASES] = [_case_from_json(c, catalogue) for c in ctx["cases"]]
         return
     interrupt.install()
@@ -92,9 +93,13 @@ def pytest_configure(config: pytest.Config) -> None:
         _safe_stop(session)
         raise
     config.stash[CASES] = cases
-    # xdist workers are separate processes: they inherit this environment and reach the same target.
-    os.environ[WORKER_ENV] = json.dumps({"target": opts.target, "cases": [_case_json(c) for c in cases],
-                                         **session.worker_context()})
+    # xdist workers are separate processes: they inherit this environment (the path of a file in the state
+    # folder: a thousand cases are more than one environment variable may hold) and reach the same target.
+    context = opts.state_dir / f"worker-context-{os.getpid()}.json"
+    context.parent.mkdir(parents=True, exist_ok=True)
+    context.write_text(json.dumps({"target": opts.target, "cases": [_case_json(c) for c in cases],
+                                   **session.worker_context()}))
+    os.environ[WORKER_ENV] = str(context)
     config.stash[PROGRESS].header(session.header(time.monotonic() - started))
 
 
@@ -129,6 +134,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session = config.stash.get(SESSION, None)
         if session is not None:
             _safe_stop(session)
+            with contextlib.suppress(KeyError, OSError):
+                Path(os.environ.pop(WORKER_ENV)).unlink()
 
 
 def _runner(config: pytest.Config) -> Runner:
@@ -140,7 +147,7 @@ def _runner(config: pytest.Config) -> Runner:
     if session is not None:
         runner = session.runner()
     else:
-        runner = runner_from_context(json.loads(os.environ[WORKER_ENV]), config.stash[CATALOGUE],
+        runner = runner_from_context(json.loads(Path(os.environ[WORKER_ENV]).read_text()), config.stash[CATALOGUE],
                                      config.stash[OPTIONS])
     config._sgp_runner = runner  # type: ignore[attr-defined]
     return runner

@@ -15,6 +15,7 @@ sysctls never changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -92,10 +93,11 @@ class Engine:
         if self.namespace is None or self.state is None:
             return
         if self.daemon is not None and self.daemon.alive():
-            runner = self.runner()
-            ids = runner.run(DOCKER.ps_all(), check=False).stdout.split()
-            if ids:
-                runner.run(DOCKER.remove(ids), check=False)
+            with contextlib.suppress(SuiteError, OSError):  # the daemon goes below whatever docker says
+                runner = self.runner()
+                ids = runner.run(DOCKER.ps_all(), check=False).stdout.split()
+                if ids:
+                    runner.run(DOCKER.remove(ids), check=False)
             self.daemon.stop(timeout=30)
         kill_processes_mentioning(str(self.state))
         self.namespace.stop()
