@@ -99,6 +99,11 @@ class KindSession(KubeSession):
             say("removing the held cluster")
 
     def stop(self) -> None:
+        """Delete the cluster (unless KEEP=1 on an engine that outlives the run), then the engine the suite
+        started; once: a second call (the run ending after an interrupted start) finds nothing to do."""
+        if getattr(self, "stopped", False):
+            return
+        self.stopped = True
         self._drop_namespace()
         cell = getattr(self, "cell", None)
         try:
