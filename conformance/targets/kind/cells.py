@@ -45,13 +45,8 @@ class Cell:
         return version_key(self.k8s)[1]
 
     @property
-    def runtime_prefix(self) -> str:
-        """The scheme the kubelet reports in containerRuntimeVersion."""
-        return "cri-o" if self.runtime == "crio" else "containerd"
-
-    @property
     def expected_runtime_version(self) -> str:
-        return f"{self.runtime_prefix}://{self.runtime_version}"
+        return reported_runtime(self.runtime, self.runtime_version)
 
     @property
     def cluster_name(self) -> str:
@@ -61,6 +56,16 @@ class Cell:
         return {"id": self.id, "runtime": self.runtime, "runtime_version": self.runtime_version, "k8s": self.k8s,
                 "kind": self.kind, "base_node_image": self.base_node_image, "node_image": self.node_image,
                 "supported": self.supported, "digest_source": self.digest_source, "notes": self.notes}
+
+
+def runtime_name(name: str) -> str:
+    """RUNTIME as the suite names it: `cri-o` is crio."""
+    return "crio" if name == "cri-o" else name
+
+
+def reported_runtime(runtime: str, version: str) -> str:
+    """What the kubelet reports in status.nodeInfo.containerRuntimeVersion: containerd://2.1.9, cri-o://1.37.0."""
+    return f"{'cri-o' if runtime == 'crio' else runtime}://{version}"
 
 
 def _cell(path: Path, raw: object, index: int) -> Cell:
@@ -128,7 +133,7 @@ def built(runtime: str, runtime_version: str, k8s: str) -> Cell:
 
 def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell:
     """The cell for RUNTIME/VERSION[/K8S]: the one marked default when several match."""
-    runtime = "crio" if runtime == "cri-o" else runtime
+    runtime = runtime_name(runtime)
     found = [c for c in cells if c.runtime == runtime and (not version or matches(c.runtime_version, version))
              and (not k8s or matches(c.k8s, k8s))]
     if not found:

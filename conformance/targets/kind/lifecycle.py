@@ -21,7 +21,7 @@ from conformance.kube.status import crictl_feature, node_info, node_ready
 from conformance.kube.waits import NotYet, Waits
 from conformance.targets.kind import config as kindconfig
 from conformance.targets.kind import nodeimage
-from conformance.targets.kind.cells import Cell
+from conformance.targets.kind.cells import Cell, reported_runtime
 from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner
 from conformance.targets.kind.nodeimage import NodeImage
 
@@ -85,6 +85,14 @@ class KindCell:
         if image.parts is not None:
             return image.parts.runtime, image.parts.runtime_version
         return self.cell.runtime, self.cell.runtime_version
+
+    def image_of(self, node: str) -> NodeImage:
+        """The node image kind started `node` from (names in kind's order: control plane, then workers)."""
+        return dict(zip(self.node_names(), self.images, strict=True))[node]
+
+    def expected_runtime(self, node: str) -> str:
+        """The containerRuntimeVersion `node` must report."""
+        return reported_runtime(*self.node_runtime(self.image_of(node)))
 
     def config_yaml(self) -> str:
         nodes = [(i.ref, self.node_runtime(i)[0]) for i in self.images]
@@ -253,7 +261,6 @@ class KindCell:
         return self._phase("VerifyRuntime", lambda: self._verify_runtime(nodes))
 
     def _verify_runtime(self, nodes: list[dict]) -> dict[str, bool | None]:
-        by_name = dict(zip(self.node_names(), self.images, strict=True))
         self.facts["nodes"] = {n["metadata"]["name"]: {"containerRuntimeVersion":
                                                        node_info(n).get("containerRuntimeVersion"),
                                                        "kubeletVersion": node_info(n).get("kubeletVersion"),
@@ -262,8 +269,7 @@ class KindCell:
         wrong = {}
         for node in nodes:
             name = node["metadata"]["name"]
-            runtime, version = self.node_runtime(by_name[name]) if name in by_name else (self.cell.runtime, "?")
-            expected = f"{'cri-o' if runtime == 'crio' else runtime}://{version}"
+            expected = self.expected_runtime(name) if name in self.node_names() else "?"
             reported = node_info(node).get("containerRuntimeVersion") or ""
             if reported != expected and not reported.startswith(expected + "+"):  # Debian's: 2.1.9+unknown
                 wrong[name] = f"{reported} (expected {expected})"
@@ -283,8 +289,8 @@ class KindCell:
             except ValueError as exc:
                 raise ProvisionError(f"crictl info on {node} is not JSON: {out[:300]!r}") from exc
         pid = self.runner.run(self.docker.pid(node)).stdout.strip()
-        image = dict(zip(self.node_names(), self.images, strict=True))[node]
-        socket = "run/crio/crio.sock" if self.node_runtime(image)[0] == "crio" else "run/containerd/containerd.sock"
+        runtime = self.node_runtime(self.image_of(node))[0]
+        socket = "run/crio/crio.sock" if runtime == "crio" else "run/containerd/containerd.sock"
         client = CRIClient(f"unix:///proc/{pid}/root/{socket}")
         try:
             info = runtime_info(client)

@@ -12,7 +12,7 @@ from conformance.errors import InputError, ProvisionError
 from conformance.options import Options
 from conformance.runtimes import containerd, oci
 from conformance.runtimes.crio import Crio
-from conformance.targets.kind import nodebase
+from conformance.targets.kind import cells, nodebase
 from conformance.targets.kind.nodeimage import CONTROL_PLANE, KUBE_BINARIES, Parts
 from conformance.targets.local import binaries
 
@@ -23,8 +23,8 @@ NO_K8S = ("a kind node image built here needs K8S_BIN_DIR=<folder with kubelet, 
 
 def runtime_of(spec: str, where: str) -> tuple[str, str | None]:
     """`containerd:1.7` -> ("containerd", "1.7"); `crio` -> ("crio", None)."""
-    runtime, _, version = spec.partition(":")
-    runtime = "crio" if runtime == "cri-o" else runtime
+    name, _, version = spec.partition(":")
+    runtime = cells.runtime_name(name)
     if runtime not in ("containerd", "crio"):
         raise InputError(where, where, f"{spec!r}: runtime must be containerd or crio (optionally :version)")
     return runtime, version or None
@@ -49,7 +49,7 @@ def _runtime(opts: Options, runtime: str, version: str | None, own_bins: bool) -
     return found_version, folder
 
 
-def _handlers(opts: Options, runtime: str, version: str, folder: Path) -> tuple[dict[str, str], str]:
+def _handlers(opts: Options, runtime: str, folder: Path) -> tuple[dict[str, str], str]:
     """OCI runtime name -> binary to copy ("" = the base's own runc), and the default name."""
     name = opts.handler or "runc"
     found = oci.locate(name, oci.search_dirs(opts.oci_bin_dir, "the runtime's folder", folder))
@@ -65,7 +65,7 @@ def resolve(opts: Options, runtime: str, version: str | None, tests: list[ImageA
     names it)."""
     k8s_dir, k8s_version = kubernetes(opts)
     runtime_version, folder = _runtime(opts, runtime, version, own_bins)
-    handlers, default = _handlers(opts, runtime, runtime_version, folder)
+    handlers, default = _handlers(opts, runtime, folder)
     etcd, etcd_version = binaries.etcd(opts.etcd_bin, opts.cache_dir)
     return Parts(runtime=runtime, runtime_version=runtime_version, runtime_dir=folder, handlers=handlers,
                  handler=default, k8s_version=k8s_version, k8s_dir=k8s_dir, etcd=etcd, etcd_version=etcd_version,

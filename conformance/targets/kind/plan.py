@@ -76,8 +76,7 @@ def steps(kc: KindCell, archives: list[archive.ImageArchive]) -> list[tuple[str,
             ("Up", "on CreateFailed: kind export logs <cell>/kind-logs-attempt1, kind delete cluster, create again "
                    "(once)")]
     dns = "" if kc.built else " and kube-system pods k8s-app=kube-dns are Ready"
-    expected = ", ".join(f"{n}: {'cri-o' if r == 'crio' else r}://{v}"
-                         for n, (r, v) in zip(kc.node_names(), map(kc.node_runtime, kc.images), strict=True))
+    expected = ", ".join(f"{n}: {kc.expected_runtime(n)}" for n in kc.node_names())
     out += [("Ready", f"api: wait until every node is Ready{dns}"),
             ("VerifyRuntime", f"api: status.nodeInfo.containerRuntimeVersion {expected}; record status.features")]
     if kc.built:
