@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.runtimes.process import CGROUP_ROOT, mounts_under, own_cgroups, processes_mentioning
+from conformance.runtimes.process import cgroup_parents, mounts_under, processes_mentioning
 
 
 def sgp_cgroups(suite_pid: int) -> list[Path]:
-    """cgroup dirs of runtimes started by the suite process `suite_pid` (their names carry it), at each
-    hierarchy's root and below this process's own cgroup there (where dockerd nests its cgroup parent)."""
-    found = []
-    own = own_cgroups()
-    for hierarchy in [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]:
-        mine = hierarchy / own.get("" if hierarchy == CGROUP_ROOT else hierarchy.name, "/").strip("/")
-        for top in {hierarchy, mine}:
-            found += [p for p in top.glob(f"sgpconf-*-{suite_pid}-*") if p.is_dir()]
-    return found
+    """cgroup dirs of runtimes started by the suite process `suite_pid` (their names carry it), wherever a
+    cgroup parent may stand (conformance.runtimes.process.cgroup_parents)."""
+    return [p for top in cgroup_parents() for p in top.glob(f"sgpconf-*-{suite_pid}-*") if p.is_dir()]
 
 
 def leftovers(state_root: Path, suite_pid: int) -> list[str]:

@@ -248,20 +248,23 @@ def own_cgroups() -> dict[str, str]:
     return own
 
 
+def cgroup_parents() -> list[Path]:
+    """Where a cgroup parent may stand in each mounted hierarchy: at its root, and below this process's own
+    cgroup there (a daemon given a relative cgroup parent, as dockerd is, nests under its own cgroup)."""
+    own = own_cgroups()
+    tops = []
+    for hierarchy in cgroup_hierarchies():
+        mine = hierarchy / own.get("" if hierarchy == CGROUP_ROOT else hierarchy.name, "/").strip("/")
+        tops += [hierarchy] if mine == hierarchy else [hierarchy, mine]
+    return tops
+
+
 def cgroup_dirs(parent: str) -> list[Path]:
-    """Every cgroup directory named `parent` under each mounted hierarchy: at its root, and below this process's
-    own cgroup there (a daemon given a relative cgroup parent, as dockerd is, nests under its own cgroup)."""
+    """Every cgroup directory named `parent` in each mounted hierarchy (see cgroup_parents)."""
     name = parent.strip("/")
     if not name:
         return []
-    own = own_cgroups()
-    dirs = []
-    for hierarchy in cgroup_hierarchies():
-        mine = own.get("" if hierarchy == CGROUP_ROOT else hierarchy.name, "/").strip("/")
-        for candidate in {hierarchy / name, hierarchy / mine / name}:
-            if candidate.is_dir():
-                dirs.append(candidate)
-    return dirs
+    return [top / name for top in cgroup_parents() if (top / name).is_dir()]
 
 
 def _thaw(cgroup: Path) -> None:
