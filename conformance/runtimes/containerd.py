@@ -10,7 +10,7 @@ from conformance.errors import ProvisionError
 from conformance.runtimes import crun, debian, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
-from conformance.runtimes.versions import binary_version, matches, version_key
+from conformance.runtimes.versions import binary_version, version_key
 
 DEFAULT_VERSION = "2"
 
@@ -147,15 +147,11 @@ def resolve_binaries(wanted: str | None, bin_dir: Path | None, cache: Path) -> t
 def _resolve(wanted: str, cache: Path) -> tuple[str, Path]:
     """Newest match in Debian's suites, else containerd's release tarballs."""
     if debian.available():
-        archive = debian.Archive(cache)
-        candidates = []
-        for suite in debian.SUITES:
-            candidates += [p for p in archive.versions(suite, "containerd") if matches(p.upstream, wanted)]
-        if not candidates:
+        found = debian.fetch_newest(cache, "containerd", wanted)
+        if found is None:
             raise ProvisionError(f"Debian's archive has no containerd matching VERSION={wanted} "
                                  f"(suites: {', '.join(debian.SUITES)}); set CONTAINERD_BIN_DIR to your binaries")
-        best = max(candidates, key=lambda p: version_key(p.upstream))
-        root = archive.fetch(best, cache / "runtimes" / f"containerd-{best.version}")
+        best, root = found
         return best.upstream, root / "usr" / "bin"
     version, root = release.fetch(wanted, cache / "runtimes")
     return version, root / "bin"

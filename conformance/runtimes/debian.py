@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import CommandError, ProvisionError
+from conformance.runtimes.versions import matches, version_key
 
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 SUITES = ("bookworm", "trixie", "sid")
@@ -108,6 +109,18 @@ class Archive:
         tmp.rename(dest)
         marker.touch()
         return dest
+
+
+def fetch_newest(cache: Path, package: str, wanted: str | None = None) -> tuple[DebPackage, Path] | None:
+    """The newest build of `package` over all SUITES (whose version matches `wanted`, e.g. 1.7), unpacked into
+    `cache/runtimes/<package>-<version>`: (package, its root); None when no suite has one."""
+    archive = Archive(cache)
+    found = [p for suite in SUITES for p in archive.versions(suite, package)
+             if not wanted or matches(p.upstream, wanted)]
+    if not found:
+        return None
+    best = max(found, key=lambda p: version_key(p.upstream))
+    return best, archive.fetch(best, cache / "runtimes" / f"{package}-{best.version}")
 
 
 def fetch_first(cache: Path, package: str, holds: str) -> Path | None:

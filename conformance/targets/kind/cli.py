@@ -12,7 +12,6 @@ from pathlib import Path
 
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
-from conformance.runtimes.versions import version_key
 
 
 @dataclass(frozen=True)
@@ -212,10 +211,8 @@ def find_kind(kind_bin: Path | None, cache: Path) -> tuple[str, str]:
         return found, "PATH"
     if not debian.available():
         raise ProvisionError("no kind binary: set KIND_BIN or put kind on PATH (no Debian archive here to fetch it)")
-    archive = debian.Archive(cache)
-    candidates = [p for suite in debian.SUITES for p in archive.versions(suite, "kind")]
-    if not candidates:
+    found = debian.fetch_newest(cache, "kind")
+    if found is None:
         raise ProvisionError("Debian's archive has no kind package: set KIND_BIN or put kind on PATH")
-    best = max(candidates, key=lambda p: version_key(p.upstream))
-    root = archive.fetch(best, cache / "runtimes" / f"kind-{best.version}")
+    best, root = found
     return str(root / "usr" / "bin" / "kind"), f"Debian {best.suite} kind {best.version}"
