@@ -166,14 +166,14 @@ class ScenarioFile(pytest.File):
     def collect(self):
         cases = [c for c in self.config.stash[CASES] if c.scenario and c.scenario.path.resolve() == self.path.resolve()]
         for case in cases:
-            yield CaseItem.from_parent(self, name=case.item_name, case=case)
+            yield CaseItem.of(self, case)
 
 
 class Checks(pytest.Collector):
     """The target's own checks (node features, API negatives): not scenario files, but items like them."""
 
     def collect(self):
-        return [CaseItem.from_parent(self, name=c.item_name, case=c) for c in self.config.stash[CASES] if c.check]
+        return [CaseItem.of(self, c) for c in self.config.stash[CASES] if c.check]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -206,6 +206,12 @@ class CaseItem(pytest.Item):
             self.add_marker(marker)
         if scn is not None and scn.restart:  # restarts the runtime: one xdist worker (with --dist loadgroup)
             self.add_marker(pytest.mark.xdist_group("runtime-restart"))
+
+    @classmethod
+    def of(cls, parent: pytest.Collector, case: Case) -> CaseItem:
+        """The item of a case. Its node id is given as text, so the `[policy]` in it parses as parameters, as
+        pytest parses the ids it saved (pytest 9 compares structured ids: `--lf` found no case otherwise)."""
+        return cls.from_parent(parent, name=case.item_name, nodeid=f"{parent.nodeid}::{case.item_name}", case=case)
 
     @property
     def restart_skipped(self) -> bool:
@@ -269,24 +275,45 @@ def _observed_of(outcome: object) -> dict:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtestloop(session: pytest.Session):
-    """Kubernetes targets run pods side by side: start every selected case at once (bounded by the runner's
-    `parallel`); each item then waits for its own. Items still report in order. Not under xdist."""
+    """Kubernetes targets run pods side by side, a scenario's container kinds in one pod: start every batch of
+    selected cases at once (bounded by the runner's `parallel`); each item then waits for its own. Items
+    still report in order. Not under xdist."""
     config = session.config
     if _active(config) and not _is_worker(config) and SESSION in config.stash and not config.option.collectonly:
         runner = _runner(config)
-        items = [i for i in session.items if isinstance(i, CaseItem) and not i.restart_skipped]
-        if runner.parallel > 1 and len(items) > 1:
+        items = {id(i.case): i for i in session.items if isinstance(i, CaseItem) and not i.restart_skipped}
+        batches = runner.batches([i.case for i in items.values()])
+        if len(items) > 1 and (runner.parallel > 1 or len(batches) < len(items)):
             pool = ThreadPoolExecutor(max_workers=runner.parallel, thread_name_prefix="sgp-case")
             config._sgp_pool = pool  # type: ignore[attr-defined]
             with interrupt.shielded():  # submit() starts threads, and waits on an Event for each
-                for item in items:
-                    item.future = pool.submit(_timed, runner, item.case)
+                for batch in batches:
+                    whole = pool.submit(_timed, runner, batch)
+                    for index, case in enumerate(batch):
+                        items[id(case)].future = _part(whole, index)
     yield
 
 
-def _timed(runner: Runner, case: Case) -> tuple[object, float]:
+def _timed(runner: Runner, batch: list[Case]) -> tuple[list[object], float]:
     started = time.monotonic()
-    return runner.run(case), time.monotonic() - started
+    return runner.run_batch(batch), time.monotonic() - started
+
+
+def _part(whole: Future, index: int) -> Future:
+    """A future for one case of a batch: (its outcome, the batch's duration), or the batch's exception."""
+    part: Future = Future()
+
+    def done(future: Future) -> None:
+        if future.cancelled():
+            part.cancel()
+        elif future.exception() is not None:
+            part.set_exception(future.exception())
+        else:
+            outcomes, duration = future.result()
+            part.set_result((outcomes[index], duration))
+
+    whole.add_done_callback(done)
+    return part
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -6,19 +6,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 from conformance.catalogue import Catalogue
-from conformance.kube.manifests import PROBE_NAME
+from conformance.kube.manifests import HOST_NAME, POLICY_LABEL, SCENARIO_LABEL, VARIANTS_LABEL, probe_name
 from conformance.model import Expectation
 from conformance.scenario import ContainerContext, Scenario
 
 POLICIES = {"merge": "Merge", "strict": "Strict", "unset": "unset"}
 
 
-def case_key(pod: dict) -> tuple[str, str]:
-    """(scenario label as in results.json, policy) of a pod the suite ran."""
+def case_keys(pod: dict) -> dict[str, tuple[str, str]]:
+    """Each probe container of a pod the suite ran -> (scenario label as in results.json, policy) of its case."""
     labels = pod["metadata"]["labels"]
-    variant = labels["sgp.conformance/variant"]
-    label = labels["sgp.conformance/scenario"] + ("" if variant == "container" else f".{variant}")
-    return label, POLICIES[labels["sgp.conformance/policy"]]
+    policy = POLICIES[labels[POLICY_LABEL]]
+    return {probe_name(v): (labels[SCENARIO_LABEL] + ("" if v == "container" else f".{v}"), policy)
+            for v in labels[VARIANTS_LABEL].split(".")}
 
 
 def written(scn: Scenario, policy: str, choice: str) -> Expectation:
@@ -27,15 +27,17 @@ def written(scn: Scenario, policy: str, choice: str) -> Expectation:
     return next((o for o in outcomes if o.label == choice), outcomes[0])
 
 
-def catalogue_says(catalogue: Catalogue, pod: dict, case: dict) -> dict[str, tuple[str, list[int]]]:
-    """container name -> (state, implicit gids). `case` is the run's results.json entry for the pod: it says
-    whether the node rejected the pod and which outcome a runtime took where the scenario allows several.
-    The probed container's groups come from the scenario's written Merge and Strict expectations; `main`
-    (root, 0:0, hosting the probe in the other container kinds) from the oracle."""
+def catalogue_says(catalogue: Catalogue, pod: dict,
+                   cases: dict[tuple[str, str], dict]) -> dict[str, tuple[str, list[int]]]:
+    """container name -> (state, implicit gids). `cases` are the run's results.json entries by (label, policy):
+    they say whether the node rejected the pod and which outcome a runtime took where the scenario allows
+    several. A probe's groups come from the scenario's written Merge and Strict expectations; `main` (root,
+    0:0, hosting the pod where no probe does) from the oracle."""
     labels = pod["metadata"]["labels"]
-    scn = catalogue.by_name(labels["sgp.conformance/scenario"])
-    policy = POLICIES[labels["sgp.conformance/policy"]]
-    variant = labels["sgp.conformance/variant"]
+    scn = catalogue.by_name(labels[SCENARIO_LABEL])
+    policy = POLICIES[labels[POLICY_LABEL]]
+    keys = case_keys(pod)
+    case = cases[next(iter(keys.values()))]  # one pod: admission and the runtime's choice are the same for all
     names = [c["name"] for key in ("initContainers", "containers", "ephemeralContainers")
              for c in pod["spec"].get(key) or []]
     if case["verdict"] == "rejected":
@@ -48,12 +50,12 @@ def catalogue_says(catalogue: Catalogue, pod: dict, case: dict) -> dict[str, tup
     probe_fails = bool(written(scn, policy, choice).error)
     out: dict[str, tuple[str, list[int]]] = {}
     for name in names:
-        if name == PROBE_NAME:
-            merge, strict = written(scn, "Merge", choice), written(scn, "Strict", choice)
-        else:
+        if name == HOST_NAME:
             root = replace(scn, container=ContainerContext(run_as_user=0, run_as_group=0))
             merge, strict = catalogue.oracle(root, "Merge"), catalogue.oracle(root, "Strict")
-        if probe_fails and (name == PROBE_NAME or variant != "ephemeral"):
+        else:
+            merge, strict = written(scn, "Merge", choice), written(scn, "Strict", choice)
+        if probe_fails and (name != HOST_NAME or list(keys) != [probe_name("ephemeral")]):
             out[name] = ("unknown", [])  # never started (and `main` waits for a failed init or sidecar)
         elif policy == "Strict":
             out[name] = ("ready", [])

@@ -86,3 +86,12 @@ def host_unchanged(request: pytest.FixtureRequest) -> None:
     changes = hostsnapshot.differences(before, hostsnapshot.take())
     if changes:
         pytest.fail("the run changed the host:\n" + "\n".join(changes[:40]), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def fake_watches_end() -> None:
+    """The watches a test's fake API server answered end with the test (their followers are daemon threads)."""
+    yield
+    from tests.fakes.kubeapi import FakeApi
+
+    FakeApi.stop_watches()

@@ -6,13 +6,15 @@ _preload_content=False and parses the raw JSON, because generated models drop fi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from conformance import interrupt
 from conformance.errors import ProvisionError, SuiteError
 
 REQUEST_TIMEOUT = 60  # seconds for one API call (a wedged API server must not hang the run)
+WATCH_SECONDS = 240  # the server ends a watch after this long; the watcher starts the next from where it was
+WATCHABLE = ("pods", "events")
 
 
 class KubeApi(Protocol):
@@ -31,6 +33,8 @@ class KubeApi(Protocol):
     def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str: ...
     def list_events(self, namespace: str, field_selector: str) -> list[dict]: ...
     def list_nodes(self, label_selector: str = "") -> list[dict]: ...
+    def list_versioned(self, kind: str, namespace: str, label_selector: str = "") -> tuple[list[dict], str]: ...
+    def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]: ...
     def get_service_account(self, namespace: str, name: str) -> dict: ...
     def create_service_account(self, namespace: str, name: str) -> dict: ...
 
@@ -64,6 +68,9 @@ class ClientApi:
         from kubernetes import client, config
 
         api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        # cases side by side, two watches and the background deletes each hold a connection
+        api_client.configuration.connection_pool_maxsize = 32
+        api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
         self.core = client.CoreV1Api(api_client)
         self.configuration = api_client.configuration
 
@@ -145,6 +152,45 @@ class ClientApi:
 
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return self._call("list nodes", self.core.list_node, label_selector=label_selector)["items"]
+
+    def _lister(self, kind: str) -> Callable[..., Any]:
+        if kind not in WATCHABLE:
+            raise ValueError(f"cannot watch {kind!r}")
+        return self.core.list_namespaced_pod if kind == "pods" else self.core.list_namespaced_event
+
+    def list_versioned(self, kind: str, namespace: str, label_selector: str = "") -> tuple[list[dict], str]:
+        """The items and the list's resourceVersion, from which a watch starts."""
+        found = self._call(f"list {kind}", self._lister(kind), namespace, label_selector=label_selector)
+        return found["items"], found["metadata"]["resourceVersion"]
+
+    def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]:
+        """The raw watch events ({"type", "object"}) after `resource_version`, until the server ends the watch
+        (WATCH_SECONDS) or the connection drops; bookmarks carry the newest resourceVersion."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        what = f"watch {kind}"
+        try:
+            resp = self._lister(kind)(namespace, label_selector=label_selector, watch=True,
+                                      resource_version=resource_version, allow_watch_bookmarks=True,
+                                      timeout_seconds=WATCH_SECONDS, _preload_content=False,
+                                      _request_timeout=(REQUEST_TIMEOUT, WATCH_SECONDS + REQUEST_TIMEOUT))
+        except ApiException as exc:
+            raise ApiError(exc.status or 0, status_body(exc), what) from exc
+        except HTTPError as exc:
+            raise ConnectionError(f"{what}: {exc}") from exc
+        try:
+            buffer = b""
+            for chunk in resp.stream(amt=None, decode_content=False):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except HTTPError as exc:
+            raise ConnectionError(f"{what}: {exc}") from exc
+        finally:
+            resp.release_conn()
 
     def create_service_account(self, namespace: str, name: str) -> dict:
         body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}

@@ -1,11 +1,13 @@
-"""The scenarios as Kubernetes objects: the run's namespace, one pod per case in each container kind
-(container, init, sidecar, ephemeral), and which scenarios a kubelet can express at all."""
+"""The scenarios as Kubernetes objects: the run's namespace, one pod per scenario and policy carrying its probe
+in each container kind (container, init, sidecar, ephemeral), which cases share a pod, and which scenarios a
+kubelet can express at all."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from conformance.case import Case
 from conformance.catalogue import Catalogue
 from conformance.observe import PROBE
 from conformance.scenario import Scenario
@@ -15,6 +17,10 @@ MANAGED = {"app.kubernetes.io/managed-by": "sgp-conformance"}
 FIELD = "spec.securityContext.supplementalGroupsPolicy"
 VARIANTS = ("container", "init", "sidecar", "ephemeral")
 PROBE_NAME = "probe"
+HOST_NAME = "main"
+SCENARIO_LABEL = "sgp.conformance/scenario"
+POLICY_LABEL = "sgp.conformance/policy"
+VARIANTS_LABEL = "sgp.conformance/variants"  # the container kinds a pod carries, dot-separated
 
 
 def namespace_manifest(run_id: str) -> dict:
@@ -54,35 +60,57 @@ def container_manifest(scn: Scenario, name: str, image: str, keep_running: bool,
     return ctr
 
 
-def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str, variant: str = "container",
-                 node: str | None = None, pull_policy: str = "Never", host_network: bool = False) -> dict:
-    """One pod per case; the probed container is named `probe` in every variant (for ephemeral
-    containers the pod starts with only `main` and the probe is added later). `host_network`: for a
-    cluster without a pod network (TARGET=local); process identity does not depend on the network. A
+def probe_name(variant: str) -> str:
+    """The probed container of a container kind: `probe`, `probe-init`, `probe-sidecar`, `probe-ephemeral`."""
+    return PROBE_NAME if variant == "container" else f"{PROBE_NAME}-{variant}"
+
+
+def needs_host(scn: Scenario, variants: tuple[str, ...]) -> bool:
+    """A pod gets `main` (root, sleeping) where nothing else keeps it running: without the container kind, or
+    where that container's first process exits while other kinds still need the pod."""
+    return "container" not in variants or (scn.first_exit is not None and len(variants) > 1)
+
+
+def ephemeral_target(scn: Scenario, variants: tuple[str, ...]) -> str:
+    """The container an ephemeral probe joins: `main` where the pod has one, else the scenario's `probe`."""
+    return HOST_NAME if needs_host(scn, variants) else PROBE_NAME
+
+
+def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
+                 variants: tuple[str, ...] = ("container",), node: str | None = None, pull_policy: str = "Never",
+                 host_network: bool = False) -> dict:
+    """One pod for a scenario under a policy, carrying its probe in each container kind of `variants` (the pod's
+    one security context is the same request in every place): `probe` in the containers, `probe-init` then
+    `probe-sidecar` in the init containers; `probe-ephemeral` is added once the pod runs. `host_network`: for
+    a cluster without a pod network (TARGET=local); process identity does not depend on the network. A
     user-namespace scenario gets hostUsers: false and the pod network (TARGET=local: podnet.py)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}")
-    main = container_manifest(scn, "main", image, keep_running=True)
-    main["command"] = pod_command("exec sleep 3600")
-    # `main` only hosts the probe (init, sidecar, ephemeral): as root it starts whatever the scenario's user
-    main["securityContext"] = {"runAsUser": 0, "runAsGroup": 0}
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"unknown variants {variants!r}")
     spec: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                             "securityContext": pod_security_context(scn, policy),
                             "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False}
-    if variant == "container":
-        exits = scn.first_exit is not None
-        spec["containers"] = [container_manifest(scn, PROBE_NAME, image, keep_running=not exits,
-                                                 exit_code=scn.first_exit or 0)]
-    elif variant == "init":
-        spec["initContainers"] = [container_manifest(scn, PROBE_NAME, image, keep_running=False)]
-        spec["containers"] = [main]
-    elif variant == "sidecar":
-        sidecar = container_manifest(scn, PROBE_NAME, image, keep_running=True)
+    inits: list[dict] = []
+    if "init" in variants:
+        inits.append(container_manifest(scn, probe_name("init"), image, keep_running=False))
+    if "sidecar" in variants:
+        sidecar = container_manifest(scn, probe_name("sidecar"), image, keep_running=True)
         sidecar["restartPolicy"] = "Always"
-        spec["initContainers"] = [sidecar]
-        spec["containers"] = [main]
-    else:
-        spec["containers"] = [main]
+        inits.append(sidecar)
+    if inits:
+        spec["initContainers"] = inits
+    containers = []
+    if "container" in variants:
+        exits = scn.first_exit is not None
+        containers.append(container_manifest(scn, PROBE_NAME, image, keep_running=not exits,
+                                             exit_code=scn.first_exit or 0))
+    if needs_host(scn, variants):
+        # `main` only hosts the pod (and the ephemeral probe): as root it starts whatever the scenario's user
+        main = container_manifest(scn, HOST_NAME, image, keep_running=True)
+        main["command"] = pod_command("exec sleep 3600")
+        main["securityContext"] = {"runAsUser": 0, "runAsGroup": 0}
+        containers.append(main)
+    spec["containers"] = containers
     if node:
         spec["nodeName"] = node
     if scn.user_namespace:  # a user namespace of its own; the API forbids it with hostNetwork
@@ -91,15 +119,33 @@ def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
         spec["hostNetwork"] = True
     for ctr in (*spec.get("initContainers", []), *spec["containers"]):
         ctr["imagePullPolicy"] = pull_policy
-    labels = {RUN_LABEL: run_id, "sgp.conformance/scenario": scn.name, "sgp.conformance/policy": policy.lower(),
-              "sgp.conformance/variant": variant}
+    labels = {RUN_LABEL: run_id, SCENARIO_LABEL: scn.name, POLICY_LABEL: policy.lower(),
+              VARIANTS_LABEL: ".".join(variants)}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
-def ephemeral_manifest(scn: Scenario, image: str) -> dict:
-    ctr = container_manifest(scn, PROBE_NAME, image, keep_running=True)
-    ctr["targetContainerName"] = "main"
+def ephemeral_manifest(scn: Scenario, image: str, target: str = HOST_NAME) -> dict:
+    ctr = container_manifest(scn, probe_name("ephemeral"), image, keep_running=True)
+    ctr["targetContainerName"] = target
     return ctr
+
+
+def blocks_others(scn: Scenario, policy: str) -> bool:
+    """The scenario expects its container not to be created or started under `policy`: a failed init or
+    sidecar holds up the rest of a pod, so each container kind gets a pod of its own."""
+    return any(o.error in ("CreateContainer", "StartContainer") for o in scn.outcomes(policy))
+
+
+def pod_groups(cases: list[Case]) -> list[list[Case]]:
+    """The cases that share one pod, in the order their first case comes: a scenario's container kinds under
+    one policy on one node; a target's own checks and a scenario that blocks others each alone."""
+    groups: dict[tuple, list[Case]] = {}
+    for index, case in enumerate(cases):
+        scn = case.scenario
+        shared = scn is not None and not case.check and not blocks_others(scn, case.policy)
+        key = (scn.name, case.policy, case.node) if shared and scn is not None else (index,)
+        groups.setdefault(key, []).append(case)
+    return list(groups.values())
 
 
 # ----------------------------------------------------------------------------- reading raw JSON

@@ -1,24 +1,33 @@
-"""Cases as pods: KubeTarget creates one pod per case in the run's namespace, waits for its probe,
-reads the evidence back as raw JSON, and judges it: admission first, then the shared identity verdict
-(behaviours.md items 13-17, E11, E15, E16)."""
+"""Cases as pods: KubeTarget creates one pod per scenario and policy carrying the probe in each container kind
+asked for, follows the run's pods and events through one watch, reads each kind's evidence back as raw JSON,
+and judges it: admission first, then the shared identity verdict (behaviours.md items 13-17, E11, E15, E16)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from conformance.catalogue import Catalogue
 from conformance.errors import SuiteError
 from conformance.kube.admission import REJECT_REASON, is_rejected, rejection_judgement
 from conformance.kube.api import ApiError, KubeApi
 from conformance.kube.manifests import (
-    PROBE_NAME,
+    blocks_others,
     ephemeral_manifest,
+    ephemeral_target,
     namespace_manifest,
     pod_manifest,
+    probe_name,
 )
 from conformance.kube.status import container_status, kubelet_minor, runtime_info, status_user
 from conformance.kube.waits import NotYet, Waits, WaitTimeout, not_found_is_not_yet
+from conformance.kube.watch import RunWatch
 from conformance.model import Verdict
 from conformance.observe import END, PROBE, ProbeError, parse_probe
 from conformance.scenario import Scenario
@@ -27,7 +36,6 @@ from conformance.verdict import Judgement, Observation
 # container waiting reasons after which waiting longer cannot help
 CREATE_ERRORS = {"CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
 START_ERRORS = {"RunContainerError"}  # StartContainer failed (a container the kubelet restarts, e.g. a sidecar)
-LOG_GRACE = 5.0  # seconds an exited probe's log may take to hold all it printed
 IMAGE_ERRORS = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
 
 
@@ -43,7 +51,8 @@ class PodOutcome:
 
 
 class KubeTarget:
-    """Runs cases as pods in one namespace per run; cleanup() deletes the namespace."""
+    """Runs cases as pods in one namespace per run, read through one watch (RunWatch); cleanup() deletes the
+    namespace."""
 
     def __init__(self, api: KubeApi, image_refs: dict[str, str], run_id: str | None = None,
                  waits: Waits | None = None, pull_policy: str = "Never", host_network: bool = False,
@@ -57,7 +66,10 @@ class KubeTarget:
         self.namespace = f"sgp-{self.run_id}"
         self.waits = waits or Waits()
         self._nodes: dict[str, dict] = {}
-        self._short_logs: dict[str, int] = {}  # pod -> polls that found its exited probe's log incomplete
+        self._watch: RunWatch | None = None
+        self._deletes: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._short_logs: dict[tuple[str, str], float] = {}  # (pod, kind) -> when its exited probe's log was short
 
     # lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -73,7 +85,18 @@ class KubeTarget:
         self.waits.until(lambda: not_found_is_not_yet(lambda: self.api.get_service_account(self.namespace, "default")),
                          self.waits.ready, f"default service account in {self.namespace}")
 
+    def close(self) -> None:
+        """Stop watching; deletes still queued go on unless the run is stopping (the namespace goes anyway)."""
+        with self._lock:
+            watch, deletes = self._watch, self._deletes
+            self._watch = self._deletes = None
+        if watch is not None:
+            watch.stop()
+        if deletes is not None:
+            deletes.shutdown(wait=not self.waits.stopping.is_set(), cancel_futures=self.waits.stopping.is_set())
+
     def cleanup(self) -> None:
+        self.close()
         self.api.delete_namespace(self.namespace)
 
     def cleanup_all(self) -> list[str]:
@@ -96,24 +119,71 @@ class KubeTarget:
             raise SuiteError(f"node {name} not found")
         return self._nodes[name]
 
-    # one case ------------------------------------------------------------------------------
+    def watch(self) -> RunWatch:
+        """The run's watch, started on first use (an xdist worker's target starts its own)."""
+        with self._lock:
+            if self._watch is None:
+                watch = RunWatch(self.api, self.namespace, self.run_id)
+                self.waits.until(watch.start, self.waits.event, f"watch pods and events in {self.namespace}")
+                self._watch = watch
+            return self._watch
+
+    def until(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
+        """A wait that reads the watch: it wakes as soon as a pod or event of the run changed."""
+        watch = self.watch()
+
+        def attempt() -> Any:
+            if watch.refused:
+                raise SuiteError(watch.refused)
+            try:
+                return fn()
+            except NotYet as exc:
+                raise NotYet(f"{exc}; {watch.problem}" if watch.problem else str(exc)) from None
+
+        return self.waits.until(attempt, timeout, what, pause=watch.pause)
+
+    def pod(self, name: str) -> dict:
+        """The pod as the watch last saw it."""
+        pod = self.watch().pod(name)
+        if pod is None:
+            raise NotYet(f"pod {name} not seen yet")
+        return pod
+
+    # one pod -------------------------------------------------------------------------------
     def run_pod(self, scn: Scenario, policy: str, variant: str = "container", node: str | None = None) -> PodOutcome:
-        name = f"{scn.name[:36]}-{policy.lower()}-{variant[:4]}-{secrets.token_hex(3)}"
+        return self.run_group(scn, policy, (variant,), node)[variant]
+
+    def run_group(self, scn: Scenario, policy: str, variants: tuple[str, ...],
+                  node: str | None = None) -> dict[str, PodOutcome]:
+        """One pod carrying the scenario's probe in each of `variants`; each kind's outcome. A kind another
+        kind's failure kept from running (a shared pod) runs again in a pod of its own."""
+        kinds = variants[0][:4] if len(variants) == 1 else "".join(v[0] for v in variants)
+        name = f"{scn.name[:36]}-{policy.lower()}-{kinds}-{secrets.token_hex(3)}"
         image = self.image_refs[scn.image]
-        body = pod_manifest(scn, policy, image, self.run_id, name, variant, node, self.pull_policy, self.host_network)
+        body = pod_manifest(scn, policy, image, self.run_id, name, variants, node, self.pull_policy,
+                            self.host_network)
+        self.watch()
         self.waits.until(lambda: self._create(body), self.waits.event, f"create pod {name}")
         try:
-            return self._observe(scn, name, variant, image)
+            outcomes, blocked = self._observe(scn, name, variants, image)
         finally:
             if not self.keep_pods:
-                self._delete(name)
+                self._delete_later(name)
+        for variant in blocked:
+            outcomes[variant] = self.run_pod(scn, policy, variant, node)
+        return outcomes
+
+    def _delete_later(self, name: str) -> None:
+        """Delete a pod in the background, as the node target removes its sandboxes: the case does not wait."""
+        with self._lock:
+            if self._deletes is None:
+                self._deletes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgp-delete")
+            self._deletes.submit(self._delete, name)
 
     def _delete(self, name: str) -> None:
-        try:
+        """Errors are left to the namespace's deletion at the end of the run."""
+        with contextlib.suppress(SuiteError, ConnectionError, TimeoutError):
             self.api.delete_pod(self.namespace, name)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
 
     def _create(self, body: dict) -> dict:
         """Create a pod; a namespace created moments ago may not have its default service account yet (403)."""
@@ -124,102 +194,138 @@ class KubeTarget:
                 raise NotYet(str(exc)) from None
             raise
 
-    def _observe(self, scn: Scenario, name: str, variant: str, image: str) -> PodOutcome:
+    def _observe(self, scn: Scenario, name: str, variants: tuple[str, ...],
+                 image: str) -> tuple[dict[str, PodOutcome], list[str]]:
+        """Each kind's outcome, and the kinds a shared pod could not run (another kind's container failed)."""
         # a refused sandbox is evidence where the scenario allows it, or for hostUsers: false (a kubelet refuses
         # those pods on a runtime handler without user namespaces: the verdict is then unsupported)
         allowed = scn.user_namespace or any(o.error == "RunPodSandbox" for p in scn.policies for o in scn.outcomes(p))
-        if variant == "ephemeral":
-            main_may_fail = any(o.error in ("CreateContainer", "StartContainer") for p in scn.policies
-                                for o in scn.outcomes(p))
-            pod = self.waits.until(lambda: self._main_running(name, allowed, main_may_fail), self.waits.pod,
-                                   f"pod {name} running")
-            if isinstance(pod, PodOutcome):
+        shared = len(variants) > 1
+        # alone, `main`'s failure is the ephemeral probe's evidence where the scenario expects containers to fail
+        host_may_fail = not shared and any(blocks_others(scn, p) for p in scn.policies)
+        target = ephemeral_target(scn, variants)
+        found: dict[str, PodOutcome | str] = {}  # kind -> failure evidence, or its probe's complete log
+        added: list[bool] = []
+
+        def settled() -> dict:
+            pod = self.pod(name)
+            if is_rejected(pod):
                 return pod
-            if is_rejected(pod) or (pod.get("status") or {}).get("phase") == "Failed":
-                return self._finish_rejected(name, pod)
-            container = ephemeral_manifest(scn, image)
-            container["imagePullPolicy"] = self.pull_policy
-            self.api.add_ephemeral(self.namespace, name, container)
-        done = self.waits.until(lambda: self._probe_done(name, variant, allowed), self.waits.pod,
-                                f"probe of pod {name}")
-        if isinstance(done, PodOutcome):
-            return done
-        pod, log = done
-        if is_rejected(pod) or ((pod.get("status") or {}).get("phase") == "Failed" and log is None):
-            return self._finish_rejected(name, pod)
-        entry = container_status(pod, variant)
-        node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
-        waiting = ((entry or {}).get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in CREATE_ERRORS:
-            return PodOutcome(pod, node, waiting_observation(waiting))
-        obs = Observation(first=parse_probe(log or ""))
+            for variant in variants:
+                if variant in found:
+                    continue
+                with contextlib.suppress(NotYet):
+                    if variant == "ephemeral" and not added:
+                        ready = self._target_running(pod, name, target, allowed, host_may_fail)
+                        if isinstance(ready, PodOutcome):
+                            found[variant] = ready
+                        elif (ready.get("status") or {}).get("phase") != "Failed":
+                            container = ephemeral_manifest(scn, image, target)
+                            container["imagePullPolicy"] = self.pull_policy
+                            self.api.add_ephemeral(self.namespace, name, container)
+                            added.append(True)
+                        continue
+                    found[variant] = self._probe_state(pod, name, variant, allowed)
+            missing = [v for v in variants if v not in found]
+            failed = any(isinstance(o, PodOutcome) and (o.observation.create_error or o.observation.start_error)
+                         for o in found.values())
+            if not missing or (shared and failed) or (pod.get("status") or {}).get("phase") == "Failed":
+                return pod
+            raise NotYet("; ".join(f"{probe_name(v)}: {_state(container_status(pod, v))}" for v in missing))
+
+        pod = self.until(settled, self.waits.pod, f"probes of pod {name}")
+        if is_rejected(pod):
+            rejected = self._finish_rejected(name, pod)
+            return {v: rejected for v in variants}, []
+        outcomes: dict[str, PodOutcome] = {}
+        blocked: list[str] = []
+        for variant in variants:
+            got = found.get(variant)
+            if got is None and shared:
+                blocked.append(variant)
+            elif got is None and variant == "ephemeral":
+                outcomes[variant] = self._finish_rejected(name, pod)
+            elif got is None:
+                status = pod.get("status") or {}
+                raise SuiteError(f"pod {name} failed: {status.get('reason')} {status.get('message', '')}")
+            elif isinstance(got, PodOutcome):
+                outcomes[variant] = got
+            else:
+                outcomes[variant] = self._probed(scn, name, variant, got)
+        return outcomes, blocked
+
+    def _probed(self, scn: Scenario, name: str, variant: str, log: str) -> PodOutcome:
+        """The evidence of a probe that printed its block: the first process, then its exit (it exits after
+        the probe) or a process exec'd into it, and the status user from the pod's latest status."""
+        pod = self.pod(name)
+        obs = Observation(first=parse_probe(log))
         exits = variant == "init" or (variant == "container" and scn.first_exit is not None)
-        outcome = PodOutcome(pod, node, obs, exec_applicable=not exits)
         if exits:  # the first process exits after the probe: judged on its exit, nothing to exec into
             obs.expected_exit = 0 if variant == "init" else scn.first_exit
             try:
-                pod = self.waits.until(lambda: self._terminated(name, variant), self.waits.event,
-                                       f"exit of {PROBE_NAME} in pod {name}")
+                pod = self.until(lambda: self._terminated(name, variant), self.waits.event,
+                                 f"exit of {probe_name(variant)} in pod {name}")
             except WaitTimeout:
                 pass  # judged as still running
-            outcome.pod = pod
-            entry = container_status(pod, variant)
-            terminated = ((entry or {}).get("state") or {}).get("terminated")
+            terminated = ((container_status(pod, variant) or {}).get("state") or {}).get("terminated")
             obs.state = "CONTAINER_EXITED" if terminated else "CONTAINER_RUNNING"
             obs.exit_code = (terminated or {}).get("exitCode")
         else:
-            obs.exec = parse_probe(self.api.exec(self.namespace, name, PROBE_NAME, ["/bin/sh", "-c", PROBE]))
-            pod = self.api.get_pod(self.namespace, name)  # status.user after the exec, from the latest status
-            outcome.pod = pod
+            obs.exec = parse_probe(self.api.exec(self.namespace, name, probe_name(variant), ["/bin/sh", "-c", PROBE]))
+            pod = self.pod(name)  # status.user after the exec, from the latest status
         obs.user = status_user(container_status(pod, variant))
-        return outcome
+        return PodOutcome(pod, self._node_of(pod), obs, exec_applicable=not exits)
+
+    def _node_of(self, pod: dict) -> dict | None:
+        return self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
 
     def _terminated(self, name: str, variant: str) -> dict:
-        pod = self.api.get_pod(self.namespace, name)
+        pod = self.pod(name)
         if not ((container_status(pod, variant) or {}).get("state") or {}).get("terminated"):
-            raise NotYet(f"{PROBE_NAME} still running")
+            raise NotYet(f"{probe_name(variant)} still running")
         return pod
 
     def _finish_rejected(self, name: str, pod: dict) -> PodOutcome:
-        node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
-        selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
+        """A pod that never ran (rejected by the kubelet, or Failed), with its events."""
+        watch = self.watch()
 
         def events() -> list[dict]:
-            found = self.api.list_events(self.namespace, selector)
+            found = watch.events(name)
             if is_rejected(pod) and not any(e.get("reason") == REJECT_REASON for e in found):
                 raise NotYet("no rejection event yet")
             return found
 
         try:
-            found = self.waits.until(events, self.waits.event, f"events of pod {name}")
+            found = self.until(events, self.waits.event, f"events of pod {name}")
         except WaitTimeout:
-            found = self.api.list_events(self.namespace, selector)
-        return PodOutcome(pod, node, Observation(), found, exec_applicable=False)
+            found = watch.events(name)
+        return PodOutcome(pod, self._node_of(pod), Observation(), found, exec_applicable=False)
 
-    def _main_running(self, name: str, sandbox_refusal_allowed: bool, may_fail: bool = False) -> dict | PodOutcome:
-        """The pod once `main` runs. Where the scenario expects a container not to be created or started
-        (`may_fail`: the pod's own groups, which `main` shares, break it) `main`'s failure is the evidence."""
-        pod = self.api.get_pod(self.namespace, name)
+    def _target_running(self, pod: dict, name: str, target: str, sandbox_refusal_allowed: bool,
+                        may_fail: bool = False) -> dict | PodOutcome:
+        """The pod once the ephemeral probe's target container runs (or the pod Failed). Where the scenario
+        expects a container not to be created or started (`may_fail`: the pod's own groups, which `main`
+        shares, break it) `main`'s failure is the evidence."""
+        entry = container_status(pod, "container", target)
         if may_fail:
-            failed = self._start_failed(pod, container_status(pod, "container", "main"))
+            failed = self._start_failed(pod, entry)
             if failed is not None:
                 return failed
         if (pod.get("status") or {}).get("phase") == "Failed":
             return pod
-        self._raise_terminal(pod, "container", "main")
-        entry = container_status(pod, "container", "main")
+        self._raise_terminal(pod, "container", target)
         waiting = ((entry or {}).get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in CREATE_ERRORS and may_fail:
-            node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
-            return PodOutcome(pod, node, waiting_observation(waiting, "main: "), exec_applicable=False)
+            return PodOutcome(pod, self._node_of(pod), waiting_observation(waiting, f"{target}: "),
+                              exec_applicable=False)
         if waiting.get("reason") in CREATE_ERRORS:
-            raise SuiteError(f"pod {name}: its main container cannot start, so no ephemeral container can join it: "
-                             f"{waiting['reason']}: {waiting.get('message', '')}")
+            raise SuiteError(f"pod {name}: its {target} container cannot start, so no ephemeral container can join "
+                             f"it: {waiting['reason']}: {waiting.get('message', '')}")
         if not (entry and (entry.get("state") or {}).get("running")):
             refused = self._sandbox_refused(name, pod, sandbox_refusal_allowed)
             if refused is not None:
                 return refused
-            raise NotYet(f"main container not running ({_state(entry)})")
+            raise NotYet(f"{target} container not running ({_state(entry)})")
         return pod
 
     def _start_failed(self, pod: dict, entry: dict | None) -> PodOutcome | None:
@@ -228,10 +334,9 @@ class KubeTarget:
         terminated = ((entry or {}).get("state") or {}).get("terminated") or {}
         if terminated.get("reason") != "StartError":
             return None
-        node = self.node(pod["spec"]["nodeName"]) if pod.get("spec", {}).get("nodeName") else None
         name = (entry or {}).get("name", "")
         obs = Observation(start_error=f"{name}: StartError: {terminated.get('message', '')}", user=status_user(entry))
-        return PodOutcome(pod, node, obs, exec_applicable=False)
+        return PodOutcome(pod, self._node_of(pod), obs, exec_applicable=False)
 
     def _sandbox_refused(self, name: str, pod: dict, allowed: bool) -> PodOutcome | None:
         """A pod whose sandbox the runtime refuses never gets better (the kubelet retries every ~15 s):
@@ -239,49 +344,45 @@ class KubeTarget:
         status = pod.get("status") or {}
         if status.get("phase") != "Pending" or not pod.get("spec", {}).get("nodeName"):
             return None
-        found = self.api.list_events(self.namespace, f"involvedObject.kind=Pod,involvedObject.name={name},"
-                                                     "reason=FailedCreatePodSandBox")
+        found = self.watch().events(name, "FailedCreatePodSandBox")
         if not found:
             return None
         message = found[-1].get("message", "")
         if not allowed:
             raise SuiteError(f"pod {name}: the runtime refuses its sandbox (FailedCreatePodSandBox): {message}")
-        node = self.node(pod["spec"]["nodeName"])
-        return PodOutcome(pod, node, Observation(sandbox_error=message), found, exec_applicable=False)
+        return PodOutcome(pod, self._node_of(pod), Observation(sandbox_error=message), found, exec_applicable=False)
 
-    def _probe_done(self, name: str, variant: str,
-                    sandbox_refusal_allowed: bool) -> tuple[dict, str | None] | PodOutcome:
-        """(pod, log) once the probe printed its block; early on Failed, a create error or a refused sandbox."""
-        pod = self.api.get_pod(self.namespace, name)
-        if (pod.get("status") or {}).get("phase") == "Failed" and is_rejected(pod):
-            return pod, None
+    def _probe_state(self, pod: dict, name: str, variant: str, sandbox_refusal_allowed: bool) -> PodOutcome | str:
+        """The probe's complete log once it printed its block; evidence early on a create or start error or a
+        refused sandbox; NotYet while it runs towards its block."""
         entry = container_status(pod, variant)
         waiting = ((entry or {}).get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in CREATE_ERRORS:
-            return pod, None
-        self._raise_terminal(pod, variant, PROBE_NAME)
+            if (pod.get("status") or {}).get("phase") == "Failed":
+                return self._finish_rejected(name, pod)
+            return PodOutcome(pod, self._node_of(pod), waiting_observation(waiting))
+        self._raise_terminal(pod, variant, probe_name(variant))
         state = (entry or {}).get("state") or {}
         failed = self._start_failed(pod, entry)
         if failed is not None:
             return failed
         if "running" in state or "terminated" in state:
-            log = self.api.pod_log(self.namespace, name, PROBE_NAME)
+            log = self.api.pod_log(self.namespace, name, probe_name(variant))
             if END in log:
-                return pod, log
+                return log
             if "terminated" in state:
                 # the runtime may still be copying the last output into the log file the API reads
-                self._short_logs[name] = polls = self._short_logs.get(name, 0) + 1
-                if polls * self.waits.interval < LOG_GRACE:
-                    raise NotYet(f"container {PROBE_NAME} exited; its log is not complete yet")
-                raise ProbeError(f"container {PROBE_NAME} of {name} exited without probe output:\n{log[-800:]}")
-        if (pod.get("status") or {}).get("phase") == "Failed":
-            raise SuiteError(f"pod {name} failed: {(pod.get('status') or {}).get('reason')} "
-                             f"{(pod.get('status') or {}).get('message', '')}")
-        if not state.get("running") and not state.get("terminated"):
+                first = self._short_logs.setdefault((name, variant), time.monotonic())
+                if time.monotonic() - first < self.waits.log_grace:
+                    raise NotYet(f"container {probe_name(variant)} exited; its log is not complete yet")
+                raise ProbeError(f"container {probe_name(variant)} of {name} exited without probe output:\n"
+                                 f"{log[-800:]}")
+            raise NotYet(f"{probe_name(variant)} has not printed its block yet")
+        if (pod.get("status") or {}).get("phase") != "Failed":
             refused = self._sandbox_refused(name, pod, sandbox_refusal_allowed)
             if refused is not None:
                 return refused
-        raise NotYet(f"container {PROBE_NAME}: {_state(entry)}")
+        raise NotYet(f"{probe_name(variant)}: {_state(entry)}")
 
     @staticmethod
     def _raise_terminal(pod: dict, variant: str, container: str) -> None:

@@ -15,7 +15,7 @@ from conformance.errors import InputError, SuiteError
 from conformance.kube.api import KubeApi, client
 from conformance.kube.checks import API_CHECKS, API_NEGATIVES, NODE_FEATURES, api_check, node_features_check
 from conformance.kube.imagecheck import check_images
-from conformance.kube.manifests import VARIANTS, kube_cases
+from conformance.kube.manifests import VARIANTS, kube_cases, pod_groups
 from conformance.kube.pods import KubeTarget, case_observed, judge_case
 from conformance.kube.status import node_feature, node_info, runtime_info
 from conformance.model import RuntimeInfo
@@ -55,6 +55,18 @@ class KubeRunner:
         assert case.scenario is not None
         return self.target.run_pod(case.scenario, case.policy, case.variant, case.node or None)
 
+    def batches(self, cases: list[Case]) -> list[list[Case]]:
+        return pod_groups(cases)
+
+    def run_batch(self, cases: list[Case]) -> list[object]:
+        """A scenario's container kinds under one policy on one node: one pod."""
+        first = cases[0]
+        if len(cases) == 1 or first.scenario is None:
+            return [self.run(case) for case in cases]
+        outcomes = self.target.run_group(first.scenario, first.policy, tuple(c.variant for c in cases),
+                                         first.node or None)
+        return [outcomes[case.variant] for case in cases]
+
     def judge(self, case: Case, outcome: object) -> Verdicted:
         if isinstance(outcome, Verdicted):
             return outcome
@@ -63,8 +75,9 @@ class KubeRunner:
         return Verdicted(judgement, case_observed(outcome))  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Cases still running in other threads give up at their next poll."""
+        """Cases still running in other threads give up at their next poll; the watch stops."""
         self.target.waits.stopping.set()
+        self.target.close()
 
 
 class KubeSession:

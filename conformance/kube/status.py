@@ -3,7 +3,7 @@ runtime and kubelet versions, `status.features` (and `crictl info`'s), and wheth
 
 from __future__ import annotations
 
-from conformance.kube.manifests import PROBE_NAME
+from conformance.kube.manifests import probe_name
 from conformance.model import RuntimeInfo
 from conformance.runtimes.versions import version_key
 
@@ -11,9 +11,10 @@ STATUS_KEY = {"container": "containerStatuses", "init": "initContainerStatuses",
               "sidecar": "initContainerStatuses", "ephemeral": "ephemeralContainerStatuses"}
 
 
-def container_status(pod: dict, variant: str, name: str = PROBE_NAME) -> dict | None:
+def container_status(pod: dict, variant: str, name: str = "") -> dict | None:
+    """The status of container `name` (default: the probe of that kind) in the list its kind reports in."""
     for entry in (pod.get("status") or {}).get(STATUS_KEY[variant]) or []:
-        if entry.get("name") == name:
+        if entry.get("name") == (name or probe_name(variant)):
             return entry
     return None
 

@@ -54,14 +54,17 @@ class Waits:
     event: float = 30.0
     ready: float = 300.0
     interval: float = 0.2
+    log_grace: float = 5.0  # an exited probe's log may take this long to hold all it printed
     sleep: Callable[[float], None] = time.sleep
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def until(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
-        """Call fn until it returns without NotYet; transient API errors are retried too."""
+    def until(self, fn: Callable[[], Any], timeout: float, what: str,
+              pause: Callable[[float], None] | None = None) -> Any:
+        """Call fn until it returns without NotYet; transient API errors are retried too. `pause` replaces the
+        sleep between calls (a watch's: it returns as soon as something changed)."""
         retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(self.interval), reraise=True,
                             retry=retry_if_exception(lambda e: isinstance(e, NotYet) or transient(e)),
-                            sleep=self.sleep)
+                            sleep=pause or self.sleep)
 
         def attempt() -> Any:
             if self.stopping.is_set():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import json
+import time
+import weakref
+from collections.abc import Callable, Iterator
 
 from conformance.kube.admission import REJECT_MESSAGE, REJECT_REASON
 from conformance.kube.api import ApiError
@@ -89,8 +92,14 @@ def status_422(name: str, reason: str, field: str, message: str) -> dict:
 Behaviour = Callable[[dict, int], dict]  # (pod manifest, poll number) -> status
 
 
+WATCH_TICKS = 500  # a fake watch looks this many times (1 ms apart) before it ends, as a server's does
+
+
 class FakeApi:
-    """Pods get their status from `behaviour`; logs/exec from `log`/`exec_out`; calls are recorded."""
+    """Pods get their status from `behaviour` (called each time a pod is read or a watch looks again); logs/exec
+    from `log`/`exec_out`; calls are recorded. `stop_watches()` ends every watch of every fake (a test's end)."""
+
+    made: weakref.WeakSet[FakeApi] = weakref.WeakSet()
 
     def __init__(self, nodes: list[dict], behaviour: Behaviour | None = None, log: str = "", exec_out: str = "",
                  events: Callable[[str, str], list[dict]] | None = None):
@@ -107,6 +116,13 @@ class FakeApi:
         self.create_errors: dict[str, ApiError] = {}
         self.patch_error: ApiError | None = None
         self.unpullable: set[str] = set()  # image references the nodes cannot get (the image probe pod)
+        self.watching = True
+        FakeApi.made.add(self)
+
+    @classmethod
+    def stop_watches(cls) -> None:
+        for api in list(cls.made):
+            api.watching = False
 
     def _maybe_fail(self) -> None:
         if self.fail_next:
@@ -127,6 +143,8 @@ class FakeApi:
 
     def create_pod(self, namespace: str, body: dict, dry_run: bool = False) -> dict:
         self.calls.append(("create_pod", body, dry_run))
+        if not dry_run:
+            self._maybe_fail()
         err = self.create_errors.get(body["spec"]["securityContext"].get("supplementalGroupsPolicy", ""))
         if dry_run and err is not None:
             raise err
@@ -152,6 +170,9 @@ class FakeApi:
 
     def get_pod(self, namespace: str, name: str) -> dict:
         self._maybe_fail()
+        return self._observed(name)
+
+    def _observed(self, name: str) -> dict:
         pod = self.pods[name]
         self.polls[name] = self.polls.get(name, 0) + 1
         if name.startswith("sgp-images-"):  # the image probe: each container pulled, or refused
@@ -188,6 +209,31 @@ class FakeApi:
 
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return copy.deepcopy(self.nodes)
+
+    def _events_now(self, namespace: str) -> list[dict]:
+        return [e for name in list(self.pods) for e in self.events_fn(namespace, name)]
+
+    def list_versioned(self, kind: str, namespace: str, label_selector: str = "") -> tuple[list[dict], str]:
+        if kind == "pods":
+            return [self._observed(name) for name in list(self.pods)], "1"
+        return self._events_now(namespace), "1"
+
+    def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]:
+        """Every pod looked at again each tick, a change sent as MODIFIED; events sent once as ADDED."""
+        sent: dict[str, str] = {}
+        for _ in range(WATCH_TICKS):
+            if not self.watching:
+                raise ConnectionError("fake watch stopped")
+            if kind == "pods":
+                objects = [self._observed(name) for name in list(self.pods) if name in self.pods]
+            else:
+                objects = self._events_now(namespace)
+            for obj in objects:
+                key, text = obj["metadata"]["name"], json.dumps(obj, sort_keys=True)
+                if sent.get(key) != text:
+                    sent[key] = text
+                    yield {"type": "MODIFIED", "object": obj}
+            time.sleep(0.001)
 
     def create_service_account(self, namespace: str, name: str) -> dict:
         self.calls.append(("create_service_account", namespace, name))

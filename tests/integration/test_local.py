@@ -99,7 +99,17 @@ def test_runtime_without_the_feature_rejects_strict(k8s_bin_dir: Path, tmp_path:
 
 
 def test_focus_xdist_and_interrupt(k8s_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
-    """-k selects, -n 2 spreads the cases over workers that reach the same cluster, and Ctrl-C leaves nothing."""
+    """-k selects, and only the selected container kinds share a scenario's pod; -n 2 spreads the cases over
+    workers that reach the same cluster (a pod each); and Ctrl-C leaves nothing."""
+    code, out, pid = run_suite(tmp_path / "focus", state_root, *local_args(k8s_bin_dir, "--version", "2"),
+                               "-k", "blog-example and (init or ephemeral) and not userns")
+    assert code == 0, out[-4000:]
+    _, cases = cases_of(tmp_path / "focus")
+    assert len(cases) == 6 and {c["verdict"] for c in cases.values()} == {"pass"}
+    pods = {policy: {c["observed"]["pod"]["name"] for (_, p), c in cases.items() if p == policy}
+            for policy in ("unset", "Merge", "Strict")}
+    assert all(len(names) == 1 and "-ie-" in next(iter(names)) for names in pods.values()), pods
+    assert leftovers(state_root, pid) == []
     code, out, pid = run_suite(tmp_path / "xdist", state_root, *local_args(k8s_bin_dir, "--version", "2"), "-n", "2",
                                "-k", "(blog-example or upstream-e2e) and not userns")
     assert code == 0, out[-4000:]

@@ -93,6 +93,20 @@ def test_same_verdicts_with_and_without_xdist(real_runtime: None, tmp_path: Path
     assert verdicts[0] == verdicts[1] and len(verdicts[0]) >= 15
 
 
+def test_last_failed_reruns_only_those(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
+    """--lf runs only the cases pytest saved as failed (here written by hand into a cache of the test's own)."""
+    cache = tmp_path / "cache"
+    (cache / "v" / "cache").mkdir(parents=True)
+    (cache / "v" / "cache" / "lastfailed").write_text(json.dumps(
+        {"scenarios/blog-example.yaml::blog-example[Merge]": True,
+         "scenarios/upstream-e2e.yaml::upstream-e2e[Strict]": True}))
+    code, out, _ = run_suite(tmp_path / "lf", state_root, "-o", f"cache_dir={cache}", "--lf")
+    assert code == 0, out[-4000:]
+    doc = json.loads((tmp_path / "lf" / "results.json").read_text())
+    assert sorted((c["scenario"], c["policy"]) for c in doc["cases"]) == [("blog-example", "Merge"),
+                                                                          ("upstream-e2e", "Strict")]
+
+
 def test_crun_handler(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
     """The same cases under crun: pass or known-failure on containerd 2.x (crun#1543 broke exactly this).
     The crun is the suite's build from Debian's source, given as OCI_BIN_DIR, and recorded."""

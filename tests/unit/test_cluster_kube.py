@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -28,7 +29,8 @@ def scn(catalogue):
     return catalogue.by_name("upstream-e2e")
 
 
-FAST = Waits(pod=5, event=2, ready=2, interval=0.01, sleep=lambda s: None)
+FAST = Waits(pod=5, event=2, ready=2, interval=0.01, log_grace=0.05, sleep=lambda s: None)
+SLOW = Waits(pod=60, event=60, ready=60, interval=0.01)  # a test that must end long before these
 REFS = {"agnhost-like": "localhost/sgpconf/agnhost-like:abc", "pause": "localhost/sgpconf/pause:abc"}
 SUPPORTED = fk.node("w1", features={"supplementalGroupsPolicy": True})
 UNSUPPORTED_134 = fk.node("w1", runtime="containerd://1.7.28", kubelet="v1.34.0")
@@ -82,13 +84,41 @@ def test_pod_manifest_carries_policy_and_ids(scn):
 
 
 def test_init_and_sidecar_variants(scn):
-    init = manifests.pod_manifest(scn, "Merge", "i", "r", "p", "init")["spec"]
-    assert init["initContainers"][0]["name"] == "probe" and "exit 0" in init["initContainers"][0]["command"][2]
+    init = manifests.pod_manifest(scn, "Merge", "i", "r", "p", ("init",))["spec"]
+    assert init["initContainers"][0]["name"] == "probe-init" and "exit 0" in init["initContainers"][0]["command"][2]
     assert "restartPolicy" not in init["initContainers"][0]
-    side = manifests.pod_manifest(scn, "Merge", "i", "r", "p", "sidecar")["spec"]
+    assert [c["name"] for c in init["containers"]] == ["main"]
+    side = manifests.pod_manifest(scn, "Merge", "i", "r", "p", ("sidecar",))["spec"]
     assert side["initContainers"][0]["restartPolicy"] == "Always"
     eph = manifests.ephemeral_manifest(scn, "i")
-    assert eph["targetContainerName"] == "main"
+    assert eph["targetContainerName"] == "main" and eph["name"] == "probe-ephemeral"
+
+
+def test_one_pod_carries_every_container_kind(catalogue, scn):
+    pod = manifests.pod_manifest(scn, "Strict", "i", "r", "p", manifests.VARIANTS)
+    spec = pod["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["probe-init", "probe-sidecar"]
+    assert [c["name"] for c in spec["containers"]] == ["probe"]  # the ephemeral probe joins `probe`
+    assert manifests.ephemeral_target(scn, manifests.VARIANTS) == "probe"
+    assert pod["metadata"]["labels"][manifests.VARIANTS_LABEL] == "container.init.sidecar.ephemeral"
+    exits = next(s for s in catalogue.scenarios if s.first_exit is not None)
+    spec = manifests.pod_manifest(exits, exits.policies[0], "i", "r", "p", ("container", "sidecar"))["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["probe", "main"]  # `main` outlives the exiting probe
+    assert manifests.pod_manifest(exits, exits.policies[0], "i", "r", "p")["spec"]["containers"][0]["name"] == "probe"
+
+
+def test_cases_share_a_pod_unless_a_container_may_be_refused(catalogue, scn):
+    refused = catalogue.by_name("username-not-in-passwd")
+    cases = [Case(s, p, v, node) for v in manifests.VARIANTS for s in (scn, refused) for p in s.policies
+             for node in ("w1", "w2")]
+    cases.insert(0, Case(None, "n/a", check="node-features"))
+    groups = manifests.pod_groups(cases)
+    assert groups[0] == [cases[0]]
+    shared = [g for g in groups if g[0].scenario is scn]
+    assert len(shared) == len(scn.policies) * 2 and all(len(g) == 4 for g in shared)
+    assert all(len({(c.policy, c.node) for c in g}) == 1 for g in shared)
+    blocking = [p for p in refused.policies if manifests.blocks_others(refused, p)]
+    assert blocking and all(len(g) == 1 for g in groups if g[0].scenario is refused and g[0].policy in blocking)
 
 
 def test_namespace_labelled_for_cleanup():
@@ -234,14 +264,15 @@ def test_merge_rejected_is_failure(catalogue, scn):
 
 @pytest.mark.parametrize("variant", ["sidecar", "ephemeral"])
 def test_sidecar_and_ephemeral_report_user(catalogue, scn, variant):
-    key = status.STATUS_KEY[variant]
-    api = fk.FakeApi([SUPPORTED], running(STRICT, key=key), log=fk.probe(*STRICT), exec_out=fk.probe(*STRICT))
+    key, name = status.STATUS_KEY[variant], manifests.probe_name(variant)
+    api = fk.FakeApi([SUPPORTED], running(STRICT, key=key, name=name), log=fk.probe(*STRICT),
+                     exec_out=fk.probe(*STRICT))
     _outcome, judgement = run(api, catalogue, scn, "Strict", variant)
     assert judgement.verdict == Verdict.PASS, judgement.detail
     if variant == "ephemeral":
         added = [c for c in api.calls if c[0] == "add_ephemeral"]
-        assert added and added[0][2]["name"] == "probe"
-    api = fk.FakeApi([SUPPORTED], running(STRICT, key=key, with_user=False), log=fk.probe(*STRICT),
+        assert added and added[0][2]["name"] == "probe-ephemeral"
+    api = fk.FakeApi([SUPPORTED], running(STRICT, key=key, with_user=False, name=name), log=fk.probe(*STRICT),
                      exec_out=fk.probe(*STRICT))
     _, judgement = run(api, catalogue, scn, "Strict", variant)
     assert judgement.verdict == Verdict.FAIL
@@ -249,7 +280,7 @@ def test_sidecar_and_ephemeral_report_user(catalogue, scn, variant):
 
 def test_init_container_judged_on_first_process_and_exit(catalogue, scn):
     def behaviour(pod, poll):
-        return {"phase": "Running", "initContainerStatuses": [fk.terminated_status("probe", fk.user(*STRICT))],
+        return {"phase": "Running", "initContainerStatuses": [fk.terminated_status("probe-init", fk.user(*STRICT))],
                 "containerStatuses": [fk.running_status("main", fk.user(*STRICT))]}
 
     api = fk.FakeApi([SUPPORTED], behaviour, log=fk.probe(*STRICT))
@@ -265,7 +296,7 @@ def test_an_exited_probe_whose_log_lags_is_read_again(catalogue, scn):
     """The API may show a probe terminated before its log holds what it printed (the runtime still copies it):
     the log is read again for a few seconds, and only a log still empty after that is an error."""
     def behaviour(pod, poll):
-        return {"phase": "Running", "initContainerStatuses": [fk.terminated_status("probe", fk.user(*STRICT))],
+        return {"phase": "Running", "initContainerStatuses": [fk.terminated_status("probe-init", fk.user(*STRICT))],
                 "containerStatuses": [fk.running_status("main", fk.user(*STRICT))]}
 
     api = fk.FakeApi([SUPPORTED], behaviour, log="")
@@ -278,6 +309,64 @@ def test_an_exited_probe_whose_log_lags_is_read_again(catalogue, scn):
         run(api, catalogue, scn, "Strict", "init")
 
 
+def every_kind(ident, failing: str = ""):
+    """Statuses of whatever containers the pod has: init probes exited, the others running; `failing` never
+    created (CreateContainerError), and every container after it waiting as the kubelet leaves them."""
+    def behaviour(pod, poll):
+        held = []
+
+        def entry(ctr, terminated=False):
+            if held:
+                return fk.waiting_status(ctr["name"], "PodInitializing", "")
+            if ctr["name"] == failing:
+                held.append(ctr["name"])
+                return fk.waiting_status(ctr["name"], "CreateContainerError", "cannot create")
+            make = fk.terminated_status if terminated else fk.running_status
+            return make(ctr["name"], fk.user(*ident))
+
+        spec = pod["spec"]
+        return {"phase": "Pending" if failing else "Running",
+                "initContainerStatuses": [entry(c, "restartPolicy" not in c) for c in spec.get("initContainers", [])],
+                "containerStatuses": [entry(c) for c in spec["containers"]],
+                "ephemeralContainerStatuses": [entry(c) for c in spec.get("ephemeralContainers", [])]}
+    return behaviour
+
+
+def test_one_pod_answers_every_container_kind(catalogue, scn):
+    api = fk.FakeApi([SUPPORTED], every_kind(STRICT), log=fk.probe(*STRICT), exec_out=fk.probe(*STRICT))
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    outcomes = target.run_group(scn, "Strict", manifests.VARIANTS)
+    assert len([c for c in api.calls if c[0] == "create_pod"]) == 1
+    for variant, outcome in outcomes.items():
+        judgement = pods.judge_case(catalogue, scn, "Strict", outcome, variant)
+        assert judgement.verdict == Verdict.PASS, (variant, judgement.detail)
+    assert sorted(c[2] for c in api.calls if c[0] == "exec") == ["probe", "probe-ephemeral", "probe-sidecar"]
+    target.close()
+    assert [c for c in api.calls if c[0] == "delete_pod"] == [("delete_pod", outcomes["init"].pod["metadata"]["name"])]
+
+
+def test_a_kind_kept_from_running_by_another_runs_alone(catalogue, scn):
+    """A shared pod whose init probe cannot be created holds up the rest: that failure is the init case's
+    evidence, and each other kind runs again in a pod of its own."""
+    api = fk.FakeApi([SUPPORTED], every_kind(STRICT, failing="probe-init"), log=fk.probe(*STRICT),
+                     exec_out=fk.probe(*STRICT))
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    outcomes = target.run_group(scn, "Strict", ("container", "init", "sidecar"))
+    created = [c[1]["metadata"]["labels"][manifests.VARIANTS_LABEL] for c in api.calls if c[0] == "create_pod"]
+    assert created[0] == "container.init.sidecar" and sorted(created[1:]) == ["container", "sidecar"]
+    assert outcomes["init"].observation.create_error.startswith("CreateContainerError")
+    assert pods.judge_case(catalogue, scn, "Strict", outcomes["sidecar"], "sidecar").verdict == Verdict.PASS
+
+
+def test_a_rejected_pod_is_every_kind_s_evidence(catalogue, scn):
+    api = fk.FakeApi([UNSUPPORTED_134], lambda pod, poll: fk.rejected_status(),
+                     events=lambda ns, pod: [fk.rejection_event(ns, pod)])
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    outcomes = target.run_group(scn, "Strict", manifests.VARIANTS)
+    assert len([c for c in api.calls if c[0] == "create_pod"]) == 1
+    assert {pods.judge_case(catalogue, scn, "Strict", o, v).verdict for v, o in outcomes.items()} == {Verdict.REJECTED}
+
+
 def test_create_container_error_stops_waiting_early(catalogue):
     scn = catalogue.by_name("username-not-in-passwd")
     def behaviour(pod, poll):
@@ -285,9 +374,10 @@ def test_create_container_error_stops_waiting_early(catalogue):
             "probe", "CreateContainerError", "unable to find user ghost: no matching entries in passwd file")]}
 
     api = fk.FakeApi([SUPPORTED], behaviour)
-    target = KubeTarget(api, {**REFS, scn.image: "img"}, run_id="t1", waits=FAST)
+    target = KubeTarget(api, {**REFS, scn.image: "img"}, run_id="t1", waits=SLOW)
+    began = time.monotonic()
     outcome = target.run_pod(scn, "Merge")
-    assert api.polls[outcome.pod["metadata"]["name"]] == 1
+    assert time.monotonic() - began < 5  # the first status with the error ends the wait
     assert outcome.observation.create_error.startswith("CreateContainerError")
 
 
@@ -307,7 +397,7 @@ def test_wait_is_bounded(catalogue, scn):
     assert verdict == Verdict.ERROR and "not done after" in detail
 
 
-def test_transient_errors_retried_assertions_not(catalogue, scn):
+def test_transient_errors_retried_assertions_not(catalogue, scn):  # on create: reads come from the watch
     api = fk.FakeApi([SUPPORTED], running(MERGE), log=fk.probe(*MERGE), exec_out=fk.probe(*MERGE))
     api.fail_next = [ApiError(503, {"message": "etcdserver: leader changed"}), ApiError(429, {"message": "slow"})]
     _, judgement = run(api, catalogue, scn, "Merge")
@@ -435,10 +525,11 @@ def test_refused_sandbox_is_evidence_only_where_allowed(catalogue):
                      message='failed to create sandbox: user group "3000" is specified without user')]
 
     api = fk.FakeApi([SUPPORTED], pending, events=refused)
-    target = KubeTarget(api, {**REFS, "critest-like": "img"}, run_id="t1", waits=FAST)
+    target = KubeTarget(api, {**REFS, "critest-like": "img"}, run_id="t1", waits=SLOW)
     allowed = catalogue.by_name("pod-run-as-group-without-user")
+    began = time.monotonic()
     outcome = target.run_pod(allowed, "Merge")
-    assert outcome.observation.sandbox_error and api.polls[outcome.pod["metadata"]["name"]] == 1
+    assert outcome.observation.sandbox_error and time.monotonic() - began < 5
     judgement = pods.judge_case(catalogue, allowed, "Merge", outcome, "container")
     assert judgement.verdict == Verdict.PASS and judgement.choice == "refuses-sandbox"
     verdict, detail = verdict_of(target, catalogue, catalogue.by_name("upstream-e2e"))

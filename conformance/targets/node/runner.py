@@ -38,6 +38,12 @@ class NodeRunner:
         assert case.scenario is not None
         return self.target.run_case(case.scenario, case.policy)
 
+    def batches(self, cases: list[Case]) -> list[list[Case]]:
+        return [[case] for case in cases]
+
+    def run_batch(self, cases: list[Case]) -> list[Observation]:
+        return [self.run(case) for case in cases]
+
     def judge(self, case: Case, outcome: Observation) -> Verdicted:
         assert case.scenario is not None
         return Verdicted(self.catalogue.judge(case.scenario, case.policy, outcome, self.info), outcome.to_json())
