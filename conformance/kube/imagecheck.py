@@ -8,9 +8,9 @@ import contextlib
 import secrets
 
 from conformance.errors import ProvisionError, SuiteError
-from conformance.kube.api import KubeApi
 from conformance.kube.manifests import MANAGED, RUN_LABEL
-from conformance.kube.waits import NotYet, Waits
+from conformance.kube.pods import KubeTarget
+from conformance.kube.waits import NotYet
 
 PULL_ERRORS = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ImageInspectError",
                "RegistryUnavailable"}
@@ -52,28 +52,28 @@ def pull_problems(pod: dict) -> list[str] | None:
     return problems
 
 
-def check_images(api: KubeApi, namespace: str, run_id: str, nodes: list[str], refs: dict[str, str],
-                 pull_policy: str, host_network: bool, waits: Waits) -> None:
-    """Every node can get every test image, or ProvisionError with the first problems and the remedy."""
-    pods = {node: probe_manifest(run_id, node, refs, pull_policy, host_network) for node in nodes}
+def check_images(target: KubeTarget, nodes: list[str], refs: dict[str, str]) -> None:
+    """Every node can get every test image, or ProvisionError with the first problems and the remedy. The probe
+    pods carry the run's label, so their waits read the run's watch like every case's."""
+    pods = {node: probe_manifest(target.run_id, node, refs, target.pull_policy, target.host_network) for node in nodes}
     for body in pods.values():
-        api.create_pod(namespace, body)
+        target.api.create_pod(target.namespace, body)
     try:
         found: dict[str, list[str]] = {}
         for node, body in pods.items():
             name = body["metadata"]["name"]
 
             def decided(name: str = name) -> list[str]:
-                problems = pull_problems(api.get_pod(namespace, name))
+                problems = pull_problems(target.pod(name))
                 if problems is None:
                     raise NotYet("images still being pulled")
                 return problems
 
-            found[node] = waits.until(decided, PROBE_TIMEOUT, f"test images on node {node}")
+            found[node] = target.until(decided, PROBE_TIMEOUT, f"test images on node {node}")
     finally:
         for body in pods.values():  # the namespace goes at the end of the run anyway
             with contextlib.suppress(SuiteError, ConnectionError, TimeoutError):
-                api.delete_pod(namespace, body["metadata"]["name"])
+                target.api.delete_pod(target.namespace, body["metadata"]["name"])
     bad = {node: problems for node, problems in found.items() if problems}
     if bad:
         node, problems = next(iter(bad.items()))

@@ -123,8 +123,7 @@ class KubeSession:
         assert self.kube is not None and self.api is not None
         names = [n["metadata"]["name"] for n in self.nodes]
         probed = [name for name in names if self.opts.nodes in (None, "all", name)] or names
-        check_images(self.api, self.kube.namespace, self.run_id, probed, self.refs, self.pull_policy,
-                     self.host_network, self.kube.waits)
+        check_images(self.kube, probed, self.refs)
 
     def case_nodes(self) -> list[str]:
         names = [n["metadata"]["name"] for n in self.nodes]
