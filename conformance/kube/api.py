@@ -31,7 +31,6 @@ class KubeApi(Protocol):
     def list_pods(self, namespace: str, label_selector: str = "") -> list[dict]: ...
     def pod_log(self, namespace: str, name: str, container: str) -> str: ...
     def exec(self, namespace: str, name: str, container: str, argv: list[str]) -> str: ...
-    def list_events(self, namespace: str, field_selector: str) -> list[dict]: ...
     def list_nodes(self, label_selector: str = "") -> list[dict]: ...
     def list_versioned(self, kind: str, namespace: str, label_selector: str = "") -> tuple[list[dict], str]: ...
     def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]: ...
@@ -146,10 +145,6 @@ class ClientApi:
         finally:
             core.api_client.close()
 
-    def list_events(self, namespace: str, field_selector: str) -> list[dict]:
-        return self._call("list events", self.core.list_namespaced_event, namespace,
-                          field_selector=field_selector)["items"]
-
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return self._call("list nodes", self.core.list_node, label_selector=label_selector)["items"]
 
@@ -199,9 +194,6 @@ class ClientApi:
 
     def get_service_account(self, namespace: str, name: str) -> dict:
         return self._call(f"get serviceaccount {name}", self.core.read_namespaced_service_account, name, namespace)
-
-    def list_kube_system_pods(self, label_selector: str) -> list[dict]:
-        return self.list_pods("kube-system", label_selector)
 
 
 def client(kubeconfig: str | None, context: str | None = None) -> KubeApi:

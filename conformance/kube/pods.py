@@ -205,9 +205,10 @@ class KubeTarget:
         host_may_fail = not shared and any(blocks_others(scn, p) for p in scn.policies)
         target = ephemeral_target(scn, variants)
         found: dict[str, PodOutcome | str] = {}  # kind -> failure evidence, or its probe's complete log
-        added: list[bool] = []
+        added = False  # the ephemeral probe was added
 
         def settled() -> dict:
+            nonlocal added
             pod = self.pod(name)
             if is_rejected(pod):
                 return pod
@@ -223,7 +224,7 @@ class KubeTarget:
                             container = ephemeral_manifest(scn, image, target)
                             container["imagePullPolicy"] = self.pull_policy
                             self.api.add_ephemeral(self.namespace, name, container)
-                            added.append(True)
+                            added = True
                         continue
                     found[variant] = self._probe_state(pod, name, variant, allowed)
             missing = [v for v in variants if v not in found]

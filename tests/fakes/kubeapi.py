@@ -202,11 +202,6 @@ class FakeApi:
         self.calls.append(("exec", name, container, argv))
         return self.exec_out
 
-    def list_events(self, namespace: str, field_selector: str) -> list[dict]:
-        fields = dict(part.split("=", 1) for part in field_selector.split(","))
-        found = self.events_fn(namespace, fields["involvedObject.name"])
-        return [e for e in found if "reason" not in fields or e.get("reason") == fields["reason"]]
-
     def list_nodes(self, label_selector: str = "") -> list[dict]:
         return copy.deepcopy(self.nodes)
 
