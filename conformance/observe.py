@@ -15,6 +15,19 @@ PROBE = (
     'for m in uid_map gid_map; do while read -r a b c; do echo "SGP-MAP $m $a $b $c"; done < /proc/$$/$m; done; '
     f'echo {END}'
 )
+# Where a first process that exits after the probe also leaves its block: the kubelet's termination message file
+# (terminationMessagePath's default), which the kubelet reads when it sees the exit and reports with it in
+# state.terminated.message; the node target mounts a file of its own there. A file written before the process
+# exits is complete when the exit is seen; a log is written by the runtime's log copier, which may still be
+# draining the container's output then. The block starts on a line of its own (the kubelet puts the runtime's
+# message first). A block too large for the kubelet's share of a pod's messages (12 KiB over its containers)
+# leaves its size instead: the log is then read until its block has that size.
+MESSAGE_PATH = "/dev/termination-log"
+MESSAGE_MAX = 2000
+SIZE = "SGP-BYTES"
+EXITING_PROBE = (f'sgp=$({PROBE}); echo "$sgp"; '
+                 f'if [ ${{#sgp}} -le {MESSAGE_MAX} ]; then printf "\\n%s\\n" "$sgp"; '
+                 f'else echo "{SIZE} ${{#sgp}}"; fi 2>/dev/null > {MESSAGE_PATH}')
 HOST_MAP = ((0, 0, 4294967295),)  # the initial user namespace's map: not in a user namespace of its own
 
 
@@ -97,6 +110,35 @@ def parse_probe(text: str) -> ProcessIdentity:
     if not ident.id_line or not ident.status_uid or not ident.status_gid:
         raise ProbeError("probe output lacks id or /proc status lines:\n" + text[-800:])
     return ident
+
+
+def block_text(text: str) -> str | None:
+    """The last complete probe block in `text`, its lines joined as the probe printed them; None if none."""
+    lines = [_strip_cri_log(line) for line in text.splitlines()]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    starts = [i for i, line in enumerate(lines[: ends[-1]]) if line.strip() == BEGIN] if ends else []
+    return "\n".join(lines[starts[-1] : ends[-1] + 1]) if starts else None
+
+
+def exited_block(message: str, log: str) -> str | None:
+    """The block of a probe whose process exited (EXITING_PROBE): its termination message where that holds it;
+    else its log, once the log's block has the size the message gives (None until then: the runtime is still
+    copying the output). ProbeError where neither can hold it: the probe did not run to its end."""
+    if END in message:
+        return message
+    size = re.search(rf"^{SIZE} (\d+)$", message, re.MULTILINE)
+    block = block_text(log)
+    if size is None:
+        if block is not None:
+            return log
+        raise ProbeError(f"the process exited without its probe block in its termination message or log:\n"
+                         f"message: {message[-400:]!r}\nlog: {log[-400:]!r}")
+    return log if block is not None and len(block) == int(size.group(1)) else None
+
+
+def block_source(message: str) -> str:
+    """Where exited_block took the block from."""
+    return "termination message" if END in message else "log"
 
 
 CRI_LOG = re.compile(r"^\S+ (stdout|stderr) [FP] ?")

@@ -15,6 +15,7 @@ class Observation:
     """Everything read for one case on a target."""
 
     first: ProcessIdentity | None = None  # the container's first process (from its log)
+    first_from: str | None = None  # where an exited first process's block was read: termination message | log
     exec: ProcessIdentity | None = None  # a process started with ExecSync
     user: dict | None = None  # ContainerStatus.user.linux: uid, gid, supplemental_groups
     create_error: str | None = None  # CreateContainer refused the container
@@ -49,6 +50,8 @@ class Observation:
             out["start_error"] = self.start_error
         if self.expected_exit is not None:
             out.update({"expected_exit": self.expected_exit, "state": self.state, "exit_code": self.exit_code})
+        if self.first_from is not None:
+            out["first_process_from"] = self.first_from
         for label, user in self.later_users.items():
             out[f"status_user {label}"] = user
         for label, proc in self.later_execs.items():

@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance.case import Case
 from conformance.catalogue import Catalogue
-from conformance.observe import PROBE
+from conformance.observe import EXITING_PROBE, PROBE
 from conformance.scenario import Scenario
 
 RUN_LABEL = "sgp.conformance/run-id"
@@ -50,9 +50,11 @@ def pod_command(script: str) -> list[str]:
 
 
 def container_manifest(scn: Scenario, name: str, image: str, keep_running: bool, exit_code: int = 0) -> dict:
-    tail = "exec sleep 3600" if keep_running else f"exit {exit_code}"
+    """A probe container; one whose first process exits leaves its block in the termination message too
+    (observe.EXITING_PROBE), which the kubelet reports with the exit."""
+    script = f"{PROBE}; exec sleep 3600" if keep_running else f"{EXITING_PROBE}; exit {exit_code}"
     ctr: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": "Never",
-                           "command": pod_command(f"{PROBE}; {tail}")}
+                           "command": pod_command(script)}
     sc = {k: v for k, v in (("runAsUser", scn.container.run_as_user), ("runAsGroup", scn.container.run_as_group))
           if v is not None}
     if sc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from conformance.kube.status import container_status, kubelet_minor, runtime_inf
 from conformance.kube.waits import NotYet, Waits, WaitTimeout, not_found_is_not_yet
 from conformance.kube.watch import RunWatch
 from conformance.model import Verdict
-from conformance.observe import END, PROBE, ProbeError, parse_probe
+from conformance.observe import END, PROBE, ProbeError, block_source, exited_block, parse_probe
 from conformance.scenario import Scenario
 from conformance.verdict import Judgement, Observation
 
@@ -69,7 +68,6 @@ class KubeTarget:
         self._watch: RunWatch | None = None
         self._deletes: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._short_logs: dict[tuple[str, str], float] = {}  # (pod, kind) -> when its exited probe's log was short
 
     # lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -263,6 +261,7 @@ class KubeTarget:
         exits = variant == "init" or (variant == "container" and scn.first_exit is not None)
         if exits:  # the first process exits after the probe: judged on its exit, nothing to exec into
             obs.expected_exit = 0 if variant == "init" else scn.first_exit
+            obs.first_from = block_source(log)
             try:
                 pod = self.until(lambda: self._terminated(name, variant), self.waits.event,
                                  f"exit of {probe_name(variant)} in pod {name}")
@@ -367,23 +366,33 @@ class KubeTarget:
         failed = self._start_failed(pod, entry)
         if failed is not None:
             return failed
-        if "running" in state or "terminated" in state:
+        if "terminated" in state:
+            return self._exited_probe(name, variant, state["terminated"])
+        if "running" in state:
             log = self.api.pod_log(self.namespace, name, probe_name(variant))
             if END in log:
                 return log
-            if "terminated" in state:
-                # the runtime may still be copying the last output into the log file the API reads
-                first = self._short_logs.setdefault((name, variant), time.monotonic())
-                if time.monotonic() - first < self.waits.log_grace:
-                    raise NotYet(f"container {probe_name(variant)} exited; its log is not complete yet")
-                raise ProbeError(f"container {probe_name(variant)} of {name} exited without probe output:\n"
-                                 f"{log[-800:]}")
             raise NotYet(f"{probe_name(variant)} has not printed its block yet")
         if (pod.get("status") or {}).get("phase") != "Failed":
             refused = self._sandbox_refused(name, pod, sandbox_refusal_allowed)
             if refused is not None:
                 return refused
         raise NotYet(f"{probe_name(variant)}: {_state(entry)}")
+
+    def _exited_probe(self, name: str, variant: str, terminated: dict) -> str:
+        """An exited probe's block: from its termination message, which the kubelet reads when it sees the exit
+        and reports in the same status, so it is complete (observe.exited_block); the log only where the message
+        gives the block's size instead, read until it holds that much."""
+        message = terminated.get("message") or ""
+        log = "" if END in message else self.api.pod_log(self.namespace, name, probe_name(variant))
+        try:
+            text = exited_block(message, log)
+        except ProbeError as exc:
+            raise ProbeError(f"container {probe_name(variant)} of {name} exited (code {terminated.get('exitCode')}) "
+                             f"{exc}") from None
+        if text is None:
+            raise NotYet(f"{probe_name(variant)} exited; its log does not hold the whole block yet")
+        return text
 
     @staticmethod
     def _raise_terminal(pod: dict, variant: str, container: str) -> None:

@@ -54,7 +54,6 @@ class Waits:
     event: float = 30.0
     ready: float = 300.0
     interval: float = 0.2
-    log_grace: float = 5.0  # an exited probe's log may take this long to hold all it printed
     sleep: Callable[[float], None] = time.sleep
     stopping: threading.Event = field(default_factory=threading.Event)
 

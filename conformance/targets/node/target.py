@@ -17,7 +17,17 @@ from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandbox
 from conformance.errors import RuntimeBroken, SuiteError
 from conformance.model import USERNS_LENGTH
-from conformance.observe import END, PROBE, ProbeError, ProcessIdentity, parse_probe
+from conformance.observe import (
+    END,
+    EXITING_PROBE,
+    MESSAGE_PATH,
+    PROBE,
+    ProbeError,
+    ProcessIdentity,
+    block_source,
+    exited_block,
+    parse_probe,
+)
 from conformance.oracle import kubelet_user, supplemental_groups
 from conformance.scenario import Scenario
 from conformance.targets.node.restart import RESTART_WAIT, request_restart
@@ -28,6 +38,7 @@ RUN_LABEL = "sgpconf.run"
 LOG_WAIT = 30.0
 EXIT_WAIT = 30.0
 RESTART_LABEL = "after runtime restart"
+SELINUX = Path("/sys/fs/selinux/enforce").exists()  # the kubelet relabels the message file where SELinux is on
 
 
 @dataclass
@@ -99,6 +110,14 @@ def status_user(status: pb.ContainerStatus) -> dict | None:
     return None
 
 
+def termination_mount(path: Path) -> pb.Mount:
+    """A file for the exiting probe's block at the kubelet's terminationMessagePath, writable by any user the
+    case runs as (the kubelet creates it 0666 too)."""
+    path.touch()
+    path.chmod(0o666)
+    return pb.Mount(container_path=MESSAGE_PATH, host_path=str(path), selinux_relabel=SELINUX)
+
+
 class NodeTarget:
     """Runs cases on one CRI runtime; every sandbox it creates is labelled with the run id."""
 
@@ -149,7 +168,7 @@ class NodeTarget:
             sc.supplemental_groups_policy = value  # type: ignore[assignment]
 
     def _container_config(self, scn: Scenario, policy: str, ref: str, spec: CaseSpec,
-                          namespaces: pb.NamespaceOption) -> pb.ContainerConfig:
+                          namespaces: pb.NamespaceOption, message: Path) -> pb.ContainerConfig:
         image = self.client.image_status(ref)
         if image is None:
             raise SuiteError(f"image {ref} is not in the runtime")
@@ -166,11 +185,13 @@ class NodeTarget:
         if user.run_as_group is not None:
             sc.run_as_group.value = user.run_as_group
         self._set_policy(sc, scn, policy)
-        tail = "exec sleep 3600" if spec.keep_running else f"exit {spec.exit_code}"
+        script = f"{PROBE}; exec sleep 3600" if spec.keep_running else f"{EXITING_PROBE}; exit {spec.exit_code}"
+        mounts = [] if spec.keep_running else [termination_mount(message)]
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name="probe"),
             image=pb.ImageSpec(image=ref, user_specified_image=ref),
-            command=["/bin/sh", "-c", f"{PROBE}; {tail}"],
+            command=["/bin/sh", "-c", script],
+            mounts=mounts,
             log_path="probe/0.log",
             labels={RUN_LABEL: self.run_id},
             linux=pb.LinuxContainerConfig(security_context=sc),
@@ -205,7 +226,8 @@ class NodeTarget:
     def _observe(self, scn: Scenario, policy: str, spec: CaseSpec, sandbox_id: str,
                  sandbox_config: pb.PodSandboxConfig) -> Observation:
         namespaces = sandbox_config.linux.security_context.namespace_options
-        config = self._container_config(scn, policy, self.image_refs[scn.image], spec, namespaces)
+        message = Path(sandbox_config.log_directory) / "probe" / "termination-log"
+        config = self._container_config(scn, policy, self.image_refs[scn.image], spec, namespaces, message)
         try:
             container_id = self.client.create_container(sandbox_id, config, sandbox_config)
         except CRIError as exc:
@@ -217,13 +239,14 @@ class NodeTarget:
                 raise
             return Observation(start_error=exc.details)
         log_path = Path(sandbox_config.log_directory) / config.log_path
-        obs = Observation(first=self._wait_probe(container_id, log_path))
         if spec.keep_running:
+            obs = Observation(first=self._wait_probe(container_id, log_path))
             obs.exec = self._exec_probe(container_id)
             status = self.client.container_status(container_id)
         else:
-            obs.expected_exit = spec.exit_code
             status = self._wait_exit(container_id)
+            first, source = self._exited_probe(message, log_path)
+            obs = Observation(first=first, first_from=source, expected_exit=spec.exit_code)
             obs.state, obs.exit_code = pb.ContainerState.Name(status.state), status.exit_code
         obs.user = status_user(status)
         if spec.restart:
@@ -264,8 +287,24 @@ class NodeTarget:
                     raise SuiteError(f"the runtime does not answer after its restart: {exc}") from exc
                 time.sleep(0.1)
 
+    @staticmethod
+    def _exited_probe(message: Path, log_path: Path) -> tuple[ProcessIdentity, str]:
+        """The probe of a first process that exited: from the message file it wrote before exiting (complete
+        once the runtime reports the exit), else from its log once that holds the size the message gives."""
+        text = message.read_text(errors="replace") if message.exists() else ""
+        deadline = time.monotonic() + LOG_WAIT
+        while True:
+            log = "" if END in text else (log_path.read_text(errors="replace") if log_path.exists() else "")
+            block = exited_block(text, log)
+            if block is not None:
+                return parse_probe(block), block_source(text)
+            if time.monotonic() > deadline:
+                raise ProbeError(f"{log_path} does not hold the probe's whole block {LOG_WAIT:.0f}s after the "
+                                 f"container exited ({text.strip()}):\n{log[-800:]}")
+            time.sleep(0.005)
+
     def _wait_probe(self, container_id: str, log_path: Path) -> ProcessIdentity:
-        """Read the probe from the container log; fail early if the container exited without it."""
+        """Read the probe from the log of a container that keeps running; fail early if it exited without it."""
         deadline = time.monotonic() + LOG_WAIT
         polls = 0
         while True:
