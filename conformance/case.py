@@ -59,7 +59,8 @@ class Runner(Protocol):
         ...
 
     def run_batch(self, cases: list[Case]) -> list[Any]:
-        """Run one batch; the outcomes in the batch's order."""
+        """Run one batch; the outcomes in the batch's order. An exception object in a case's place is that
+        case's error alone (the batch's other cases keep their outcomes); one raised is every case's."""
         ...
 
     def judge(self, case: Case, outcome: Any) -> Verdicted: ...

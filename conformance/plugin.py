@@ -300,7 +300,8 @@ def _timed(runner: Runner, batch: list[Case]) -> tuple[list[object], float]:
 
 
 def _part(whole: Future, index: int) -> Future:
-    """A future for one case of a batch: (its outcome, the batch's duration), or the batch's exception."""
+    """A future for one case of a batch: (its outcome, the batch's duration), or the exception that is its own
+    (in its place in the outcomes) or the whole batch's."""
     part: Future = Future()
 
     def done(future: Future) -> None:
@@ -310,7 +311,10 @@ def _part(whole: Future, index: int) -> Future:
             part.set_exception(future.exception())
         else:
             outcomes, duration = future.result()
-            part.set_result((outcomes[index], duration))
+            if isinstance(outcomes[index], BaseException):
+                part.set_exception(outcomes[index])
+            else:
+                part.set_result((outcomes[index], duration))
 
     whole.add_done_callback(done)
     return part

@@ -25,7 +25,7 @@ from conformance.kube.manifests import (
     probe_name,
 )
 from conformance.kube.status import container_status, kubelet_minor, runtime_info, status_user
-from conformance.kube.waits import NotYet, Waits, WaitTimeout, not_found_is_not_yet
+from conformance.kube.waits import NotYet, Stopped, Waits, WaitTimeout, not_found_is_not_yet
 from conformance.kube.watch import RunWatch
 from conformance.model import Verdict
 from conformance.observe import END, PROBE, ProbeError, block_source, exited_block, parse_probe
@@ -149,12 +149,17 @@ class KubeTarget:
 
     # one pod -------------------------------------------------------------------------------
     def run_pod(self, scn: Scenario, policy: str, variant: str = "container", node: str | None = None) -> PodOutcome:
-        return self.run_group(scn, policy, (variant,), node)[variant]
+        outcome = self.run_group(scn, policy, (variant,), node)[variant]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def run_group(self, scn: Scenario, policy: str, variants: tuple[str, ...],
-                  node: str | None = None) -> dict[str, PodOutcome]:
-        """One pod carrying the scenario's probe in each of `variants`; each kind's outcome. A kind another
-        kind's failure kept from running (a shared pod) runs again in a pod of its own."""
+                  node: str | None = None) -> dict[str, PodOutcome | CaseError]:
+        """One pod carrying the scenario's probe in each of `variants`; each kind's outcome, or the error that
+        is its own (CaseError). A kind another kind's failure kept from running runs again in a pod of its own;
+        where a kind of a shared pod broke (an error, not evidence), every other kind runs again alone, so no
+        verdict depends on a neighbour."""
         kinds = variants[0][:4] if len(variants) == 1 else "".join(v[0] for v in variants)
         name = f"{scn.name[:36]}-{policy.lower()}-{kinds}-{secrets.token_hex(3)}"
         image = self.image_refs[scn.image]
@@ -168,7 +173,12 @@ class KubeTarget:
             if not self.keep_pods:
                 self._delete_later(name)
         for variant in blocked:
-            outcomes[variant] = self.run_pod(scn, policy, variant, node)
+            try:
+                outcomes[variant] = self.run_pod(scn, policy, variant, node)
+            except OWN_ERRORS as exc:
+                if isinstance(exc, Stopped):
+                    raise
+                outcomes[variant] = CaseError(exc)
         return outcomes
 
     def _delete_later(self, name: str) -> None:
@@ -193,8 +203,9 @@ class KubeTarget:
             raise
 
     def _observe(self, scn: Scenario, name: str, variants: tuple[str, ...],
-                 image: str) -> tuple[dict[str, PodOutcome], list[str]]:
-        """Each kind's outcome, and the kinds a shared pod could not run (another kind's container failed)."""
+                 image: str) -> tuple[dict[str, PodOutcome | CaseError], list[str]]:
+        """Each kind's outcome, and the kinds a shared pod could not run (another kind's container failed), or
+        must run again alone (another kind's container broke: its error is its own case's)."""
         # a refused sandbox is evidence where the scenario allows it, or for hostUsers: false (a kubelet refuses
         # those pods on a runtime handler without user namespaces: the verdict is then unsupported)
         allowed = scn.user_namespace or any(o.error == "RunPodSandbox" for p in scn.policies for o in scn.outcomes(p))
@@ -203,6 +214,7 @@ class KubeTarget:
         host_may_fail = not shared and any(blocks_others(scn, p) for p in scn.policies)
         target = ephemeral_target(scn, variants)
         found: dict[str, PodOutcome | str] = {}  # kind -> failure evidence, or its probe's complete log
+        broken: dict[str, CaseError] = {}  # kind -> the error its own container hit (a shared pod)
         added = False  # the ephemeral probe was added
 
         def settled() -> dict:
@@ -211,32 +223,35 @@ class KubeTarget:
             if is_rejected(pod):
                 return pod
             for variant in variants:
-                if variant in found:
+                if variant in found or variant in broken:
                     continue
-                with contextlib.suppress(NotYet):
-                    if variant == "ephemeral" and not added:
-                        ready = self._target_running(pod, name, target, allowed, host_may_fail)
-                        if isinstance(ready, PodOutcome):
-                            found[variant] = ready
-                        elif (ready.get("status") or {}).get("phase") != "Failed":
-                            container = ephemeral_manifest(scn, image, target)
-                            container["imagePullPolicy"] = self.pull_policy
-                            self.api.add_ephemeral(self.namespace, name, container)
-                            added = True
-                        continue
-                    found[variant] = self._probe_state(pod, name, variant, allowed)
-            missing = [v for v in variants if v not in found]
-            failed = any(isinstance(o, PodOutcome) and (o.observation.create_error or o.observation.start_error)
-                         for o in found.values())
+                try:
+                    added = self._settle_kind(scn, pod, name, variant, target, image, allowed, host_may_fail,
+                                              added, found)
+                except OWN_ERRORS as exc:
+                    if not shared or isinstance(exc, Stopped):
+                        raise
+                    broken[variant] = CaseError(exc)
+            missing = [v for v in variants if v not in found and v not in broken]
+            failed = bool(broken) or any(isinstance(o, PodOutcome) and (o.observation.create_error or
+                                                                        o.observation.start_error)
+                                         for o in found.values())
             if not missing or (shared and failed) or (pod.get("status") or {}).get("phase") == "Failed":
                 return pod
             raise NotYet("; ".join(f"{probe_name(v)}: {_state(container_status(pod, v))}" for v in missing))
 
-        pod = self.until(settled, self.waits.pod, f"probes of pod {name}")
+        try:
+            pod = self.until(settled, self.waits.pod, f"probes of pod {name}")
+        except WaitTimeout:
+            if not shared:
+                raise
+            return {}, list(variants)  # each kind alone: a kind that hangs then times out in its own pod
         if is_rejected(pod):
             rejected = self._finish_rejected(name, pod)
             return {v: rejected for v in variants}, []
-        outcomes: dict[str, PodOutcome] = {}
+        if broken:
+            return dict(broken), [v for v in variants if v not in broken]
+        outcomes: dict[str, PodOutcome | CaseError] = {}
         blocked: list[str] = []
         for variant in variants:
             got = found.get(variant)
@@ -249,9 +264,36 @@ class KubeTarget:
                 raise SuiteError(f"pod {name} failed: {status.get('reason')} {status.get('message', '')}")
             elif isinstance(got, PodOutcome):
                 outcomes[variant] = got
-            else:
+            elif not shared:
                 outcomes[variant] = self._probed(scn, name, variant, got)
+            else:
+                try:
+                    outcomes[variant] = self._probed(scn, name, variant, got)
+                except OWN_ERRORS as exc:
+                    if isinstance(exc, Stopped):
+                        raise
+                    broken[variant] = CaseError(exc)
+        if broken:  # read after the pod settled (an exec that broke): the others run again alone too
+            return dict(broken), [v for v in variants if v not in broken]
         return outcomes, blocked
+
+    def _settle_kind(self, scn: Scenario, pod: dict, name: str, variant: str, target: str, image: str,
+                     allowed: bool, host_may_fail: bool, added: bool, found: dict[str, PodOutcome | str]) -> bool:
+        """Look at one kind of a pod: its evidence goes to `found` once complete (NotYet until then). The
+        ephemeral probe is added once its target runs; returns whether it has been added."""
+        if variant == "ephemeral" and not added:
+            ready = self._target_running(pod, name, target, allowed, host_may_fail)
+            if isinstance(ready, PodOutcome):
+                found[variant] = ready
+            elif (ready.get("status") or {}).get("phase") != "Failed":
+                container = ephemeral_manifest(scn, image, target)
+                container["imagePullPolicy"] = self.pull_policy
+                self.api.add_ephemeral(self.namespace, name, container)
+                return True
+            return added
+        with contextlib.suppress(NotYet):
+            found[variant] = self._probe_state(pod, name, variant, allowed)
+        return added
 
     def _probed(self, scn: Scenario, name: str, variant: str, log: str) -> PodOutcome:
         """The evidence of a probe that printed its block: the first process, then its exit (it exits after
@@ -401,6 +443,17 @@ class KubeTarget:
         if waiting.get("reason") in IMAGE_ERRORS:
             raise SuiteError(f"image not in the node ({waiting['reason']}): {waiting.get('message', '')}; "
                              "the image load step did not reach the runtime")
+
+
+class CaseError(SuiteError):
+    """The error one container kind of a shared pod hit, carried to its own case (and no other)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}" if isinstance(error, ProbeError) else str(error))
+        self.error = error
+
+
+OWN_ERRORS = (SuiteError, ProbeError)  # what one container kind may hit that is not its case's evidence
 
 
 def waiting_observation(waiting: dict, prefix: str = "") -> Observation:

@@ -59,7 +59,8 @@ class KubeRunner:
         return pod_groups(cases)
 
     def run_batch(self, cases: list[Case]) -> list[object]:
-        """A scenario's container kinds under one policy on one node: one pod."""
+        """A scenario's container kinds under one policy on one node: one pod. A kind whose own container broke
+        gets its error (CaseError, an exception object in its place); the others their own outcomes."""
         first = cases[0]
         if len(cases) == 1 or first.scenario is None:
             return [self.run(case) for case in cases]

@@ -16,6 +16,7 @@ carries the expected evidence. Cases it does not affect must still pass (the sui
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -23,9 +24,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.catalogue import PROJECT, Catalogue
 from conformance.cri.client import CRIError
@@ -36,6 +38,9 @@ from conformance.runtimes.process import cgroup_dirs, processes_mentioning, remo
 from conformance.targets.node.session import NodeSession
 from conformance.targets.node.target import NodeTarget
 from tests.faults import proxy as cri_proxy
+
+if TYPE_CHECKING:
+    from conformance.targets.local.session import LocalSession
 
 SCENARIO = "blog-example"  # image group 50000 (Merge only), pod group 4000 (both policies)
 DROP_GID = 4000
@@ -304,10 +309,10 @@ class Lab:
         return out
 
 
-    def _run_kubelet(self, fault: Fault) -> Outcome:
-        """The fault between a real kubelet and the runtime (TARGET=local); everything read through the API."""
-        from conformance.case import Case
-        from conformance.kube.checks import NODE_FEATURES
+    @contextlib.contextmanager
+    def local_cluster(self, fault: Fault) -> Iterator[LocalSession]:
+        """A TARGET=local session (not started) whose kubelet talks to the runtime through the fault's proxy;
+        everything it started and the proxy go afterwards."""
         from conformance.targets.local.session import LocalSession
 
         run_dir = self.root / f"{fault.name}-{secrets.token_hex(2)}"
@@ -324,30 +329,53 @@ class Lab:
 
         run_dir.mkdir(parents=True)
         session = LocalSession(opts, self.catalogue, kubelet_endpoint=behind_proxy)
-        out = Outcome(fault)
         try:
-            session.start()
-            runner = session.runner()
-            scn = self.catalogue.by_name(SCENARIO)
-            for case in [Case(None, "n/a", node=session.node_name, check=NODE_FEATURES),
-                         *(Case(scn, p) for p in scn.policies)]:
-                try:
-                    verdicted = runner.judge(case, runner.run(case))
-                    verdict, detail = verdicted.judgement.verdict.value, verdicted.judgement.detail
-                except (SuiteError, ValueError) as exc:
-                    verdict, detail = Verdict.ERROR.value, f"{type(exc).__name__}: {exc}"
-                if case.check:
-                    out.node_check = verdict
-                    out.details["node-features"] = detail
-                else:
-                    out.verdicts[case.policy], out.details[case.policy] = verdict, detail
-        except SuiteError as exc:
-            out.problems.append(f"the local cluster did not start: {exc}")
+            yield session
         finally:
             session.stop()
             for proxy in proxies:
                 proxy.__exit__(None, None, None)
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    def shared_pod(self, fault: Fault, policy: str = "Merge") -> list[object]:
+        """SCENARIO's every container kind under `policy`, as one batch (one shared pod) on a real kubelet
+        behind the fault: each kind's outcome, or the exception that is its own."""
+        from conformance.case import Case
+        from conformance.kube.manifests import VARIANTS
+
+        with self.local_cluster(fault) as session:
+            session.start()
+            runner = session.runner()
+            scn = self.catalogue.by_name(SCENARIO)
+            cases = [Case(scn, policy, v) for v in VARIANTS]
+            return [o if isinstance(o, BaseException) else runner.judge(c, o).judgement
+                    for c, o in zip(cases, runner.run_batch(cases), strict=True)]
+
+    def _run_kubelet(self, fault: Fault) -> Outcome:
+        """The fault between a real kubelet and the runtime (TARGET=local); everything read through the API."""
+        from conformance.case import Case
+        from conformance.kube.checks import NODE_FEATURES
+
+        out = Outcome(fault)
+        with self.local_cluster(fault) as session:
+            try:
+                session.start()
+                runner = session.runner()
+                scn = self.catalogue.by_name(SCENARIO)
+                for case in [Case(None, "n/a", node=session.node_name, check=NODE_FEATURES),
+                             *(Case(scn, p) for p in scn.policies)]:
+                    try:
+                        verdicted = runner.judge(case, runner.run(case))
+                        verdict, detail = verdicted.judgement.verdict.value, verdicted.judgement.detail
+                    except (SuiteError, ValueError) as exc:
+                        verdict, detail = Verdict.ERROR.value, f"{type(exc).__name__}: {exc}"
+                    if case.check:
+                        out.node_check = verdict
+                        out.details["node-features"] = detail
+                    else:
+                        out.verdicts[case.policy], out.details[case.policy] = verdict, detail
+            except SuiteError as exc:
+                out.problems.append(f"the local cluster did not start: {exc}")
         return out
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.model import Verdict
+from tests.faults import proxy as cri_proxy
 from tests.faults.harness import CONTROLS, FAULTS, KUBELET_CONTROLS, KUBELET_FAULTS, Fault, Lab
 
 pytestmark = pytest.mark.runtime
@@ -55,6 +57,17 @@ def test_fault_behind_the_kubelet_is_caught(kubelet_lab: Lab, fault: Fault) -> N
         assert "pass" not in {outcome.verdicts[p] for p in fault.allowed}, outcome.diff()
     else:
         assert set(outcome.verdicts.values()) == {"pass"}, outcome.diff()
+
+
+def test_a_broken_kind_of_a_shared_pod_errs_alone(kubelet_lab: Lab) -> None:
+    """One container kind of a shared pod breaks on a real kubelet (its init probe exits printing nothing):
+    exactly that case errs; the other kinds run again in pods of their own and pass."""
+    fault = Fault("kubelet-silent-shared-init", "the init probe of a shared pod prints nothing", "kubelet", "2",
+                  allowed={}, request_hooks={"CreateContainer": cri_proxy.silence_shared_init})
+    results = kubelet_lab.shared_pod(fault)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and "probe-init" in str(errors[0]) and "without its probe block" in str(errors[0])
+    assert [r.verdict for r in results if not isinstance(r, BaseException)] == [Verdict.PASS] * 3, results
 
 
 def test_a_fault_that_passes_is_missed() -> None:

@@ -14,6 +14,7 @@ from conformance.errors import SuiteError
 from conformance.kube import admission, checks, manifests, pods, status
 from conformance.kube.api import ApiError, ClientApi
 from conformance.kube.pods import KubeTarget
+from conformance.kube.runner import KubeRunner
 from conformance.kube.waits import Waits
 from conformance.model import Verdict
 from conformance.observe import EXITING_PROBE, MESSAGE_PATH, PROBE, ProbeError, exited_block
@@ -389,6 +390,32 @@ def test_a_kind_kept_from_running_by_another_runs_alone(catalogue, scn):
     assert created[0] == "container.init.sidecar" and sorted(created[1:]) == ["container", "sidecar"]
     assert outcomes["init"].observation.create_error.startswith("CreateContainerError")
     assert pods.judge_case(catalogue, scn, "Strict", outcomes["sidecar"], "sidecar").verdict == Verdict.PASS
+
+
+def test_a_kind_that_breaks_in_a_shared_pod_keeps_its_error_to_itself(catalogue, scn):
+    """The init probe of a shared pod exits without its block (an error, not evidence): only the init case
+    carries that error; every other kind runs again in a pod of its own and passes there."""
+    api = fk.FakeApi([SUPPORTED], every_kind(STRICT), log=fk.probe(*STRICT), exec_out=fk.probe(*STRICT))
+    shared_init_log = api.pod_log
+
+    def pod_log(ns, name, container):
+        shared = "." in api.pods[name]["metadata"]["labels"][manifests.VARIANTS_LABEL]
+        return "" if container == "probe-init" and shared else shared_init_log(ns, name, container)
+
+    api.pod_log = pod_log  # type: ignore[method-assign]
+    target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
+    outcomes = target.run_group(scn, "Strict", manifests.VARIANTS)
+    created = [c[1]["metadata"]["labels"][manifests.VARIANTS_LABEL] for c in api.calls if c[0] == "create_pod"]
+    assert created[0] == "container.init.sidecar.ephemeral"
+    assert sorted(created[1:]) == ["container", "ephemeral", "sidecar"]
+    assert isinstance(outcomes["init"], pods.CaseError) and "without its probe block" in str(outcomes["init"])
+    for variant in ("container", "sidecar", "ephemeral"):
+        judgement = pods.judge_case(catalogue, scn, "Strict", outcomes[variant], variant)
+        assert judgement.verdict == Verdict.PASS, (variant, judgement.detail)
+    runner = KubeRunner(target, catalogue, 1, None)
+    cases = [Case(scn, "Strict", v) for v in manifests.VARIANTS]
+    results = runner.run_batch(cases)
+    assert [type(r).__name__ for r in results] == ["PodOutcome", "CaseError", "PodOutcome", "PodOutcome"]
 
 
 def test_a_rejected_pod_is_every_kind_s_evidence(catalogue, scn):
