@@ -15,7 +15,7 @@ from conformance.targets.kind import cells as versions
 from conformance.targets.kind import cli as kindcli
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
-from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
+from conformance.targets.kind.lifecycle import ClusterOptions, KindCell, StepFailed
 from tests.fakes import bin as fakebin
 from tests.fakes import kubeapi as fk
 
@@ -180,8 +180,14 @@ def test_create_retries_once_after_export_and_delete(cells, tmp_path, log, monke
 def test_create_fails_twice_is_error(cells, tmp_path, log, monkeypatch):
     monkeypatch.setenv("FAKE_CREATE_FAILS", "2")
     kc = KindCell(cell_of(cells, "containerd", "2.1"), ClusterOptions(results_dir=tmp_path / "r"))
-    with pytest.raises(CreateFailed):
+    with pytest.raises(StepFailed) as err:
         kc.up()
+    assert isinstance(err.value.cause, CreateFailed)
+    message = str(err.value)  # the step in a person's words, what failed inside it, where its output is
+    assert message.startswith(f"kind cell {kc.cell.id}: creating kind cluster {kc.name} (second attempt")
+    assert "kubeadm init on node" in message or "failed to init node" in message, message
+    output = Path(message.split("whole output is in ")[1].split(";")[0])
+    assert "--- stderr" in output.read_text() and str(kc.logs_dir) in message
     assert kc.created  # --retain left nodes behind: down() must delete them
     kc.down()
     assert fakebin.calls(log)[-1]["argv"][:2] == ["delete", "cluster"]

@@ -5,7 +5,9 @@ exactly what a run executes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from conformance.kube.waits import NotYet, Waits
 from conformance.targets.kind import config as kindconfig
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell, reported_runtime
-from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner
+from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner, ToolError
 from conformance.targets.kind.nodeimage import NodeImage
 
 
@@ -41,6 +43,31 @@ class Phase:
     ok: bool
     seconds: float
     detail: str = ""
+
+
+class StepFailed(ProvisionError):
+    """A docker or kind step of a cell failed; carries the tool's error."""
+
+    def __init__(self, message: str, cause: ToolError):
+        super().__init__(message)
+        self.cause = cause
+
+
+KUBEADM = re.compile(r'failed to (?:init|join) node[^"]*"docker exec (?:--privileged )?(\S+) kubeadm (\w+)'
+                     r'.*?failed with error: ([^\n]+)', re.S)
+
+
+def failure_summary(exc: ToolError) -> str:
+    """What failed inside a kind or docker command, in one line: `kubeadm init on node X: exit status 126`, or
+    the tool's own ERROR line, or its last line."""
+    text = exc.stderr or exc.stdout
+    found = KUBEADM.search(text)
+    if found:
+        node, phase, error = found.groups()
+        return f"kubeadm {phase} on node {node}: {error.strip()}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    error = next((line for line in lines if line.startswith(("ERROR:", "Error", "error"))), lines[-1] if lines else "")
+    return f"exit {exc.returncode}: {error[:300]}"
 
 
 @dataclass
@@ -191,12 +218,13 @@ class KindCell:
                 folder = nodeimage.context(image, cache, self.build_folder(image))
                 base, build, save = nodeimage.build_commands(image, self.docker, folder)
                 if self.runner.run(self.docker.image_id(image.base_ref), check=False).returncode != 0:
-                    self.runner.run(base)
-                self.runner.run(build)
-                self.runner.run(save)
+                    self._step(f"importing the Debian base {image.base_ref}", base)
+                self._step(f"building node image {image.ref} (docker build of {folder})", build)
+                self._step(f"saving node image {image.ref} to the cache", save)
                 shutil.rmtree(folder, ignore_errors=True)
                 how = "built"
-        out = self.runner.run(nodeimage.version_command(image, self.docker)).stdout.strip()
+        out = self._step(f"asking node image {image.ref} for its runtime version",
+                         nodeimage.version_command(image, self.docker)).stdout.strip()
         runtime, version = self.node_runtime(image)
         if version not in out:
             raise ProvisionError(f"node image {image.ref} reports {out!r}, expected {runtime} {version}")
@@ -228,8 +256,24 @@ class KindCell:
             self._export(self.dir / "kind-logs-attempt1")
             self.runner.run(self.delete_command(), check=False)
             self.facts["create_retry"] = first.stderr.strip()[-2000:]
-            self.runner.run(self.create_command())
+            self._step(f"creating kind cluster {self.name} (second attempt; the first one's node logs are in "
+                       f"{self.dir / 'kind-logs-attempt1'})", self.create_command())
         self.created = True
+
+    def _step(self, what: str, cmd: Command) -> subprocess.CompletedProcess[str]:
+        """Run one docker/kind step; its failure names the step in a person's words, what failed inside it
+        (which node, which kubeadm phase) and the file with the command's whole output."""
+        try:
+            return self.runner.run(cmd)
+        except ToolError as exc:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            log = self.dir / f"failed-step-{len(self.phases) + 1}.log"
+            log.write_text(f"step: {what}\ncommand: {' '.join(exc.argv)}\nexit: {exc.returncode}\n"
+                           f"--- stdout\n{exc.stdout}\n--- stderr\n{exc.stderr}\n")
+            where = f"; the nodes' logs go to {self.logs_dir}" if isinstance(exc, CreateFailed) else ""
+            raise StepFailed(f"kind cell {self.cell.id}: {what} failed: {failure_summary(exc)}; the command's "
+                             f"whole output is in {log}{where}", exc) from None
+
 
     def wait_ready(self, api: KubeApi) -> list[dict]:
         return self._phase("Ready", lambda: self._wait_ready(api))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,27 @@ def key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
 
 def path(cache: Path, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path:
     return cache / "kind" / f"base-{suite}-{key(suite, packages)}.tar"
+
+
+LIB_DIRS = ("lib/", "lib64/", "usr/lib/", "usr/lib64/", "lib/x86_64-linux-gnu/", "usr/lib/x86_64-linux-gnu/",
+            "lib/aarch64-linux-gnu/", "usr/lib/aarch64-linux-gnu/")
+
+
+def libraries(base: Path) -> set[str]:
+    """The names of the shared libraries and loaders in a base tarball (files and links in its library
+    folders), read once and kept beside it."""
+    index = base.with_suffix(".libs")
+    if index.exists() and index.stat().st_mtime >= base.stat().st_mtime:
+        return set(index.read_text().split())
+    names = set()
+    with tarfile.open(base) as tar:
+        for member in tar:
+            path = member.name.removeprefix("./")
+            folder, _, name = path.rpartition("/")
+            if f"{folder}/" in LIB_DIRS and ".so" in name:
+                names.add(name)
+    index.write_text("\n".join(sorted(names)) + "\n")
+    return names
 
 
 def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path:

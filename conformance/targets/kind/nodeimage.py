@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 from conformance import archive
 from conformance.archive import ImageArchive
 from conformance.errors import ProvisionError
+from conformance.runtimes import executables
+from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, Docker
 
@@ -108,15 +111,31 @@ def _digest(parts: Parts) -> str:
     return digest.hexdigest()
 
 
-def _binaries(parts: Parts) -> dict[str, Path]:
-    """Path in the node -> file on the host."""
-    out = {f"usr/local/bin/{n}": parts.runtime_dir / n for n in RUNTIME_BINARIES[parts.runtime]}
-    out.update({f"usr/bin/{n}": parts.k8s_dir / n for n in KUBE_BINARIES})
-    out.update({f"usr/local/sbin/{n}": Path(p) for n, p in parts.handlers.items() if p})
-    missing = [str(p) for p in out.values() if not p.is_file()]
-    if missing:
-        raise ProvisionError(f"node image parts missing: {', '.join(missing)}")
+def _named_binaries(parts: Parts) -> dict[str, tuple[Path, str]]:
+    """Path in the node -> (the path given, the option it came from)."""
+    out = {f"usr/local/bin/{n}": (parts.runtime_dir / n, f"{parts.runtime} folder") for n in
+           RUNTIME_BINARIES[parts.runtime]}
+    out.update({f"usr/bin/{n}": (parts.k8s_dir / n, "K8S_BIN_DIR") for n in KUBE_BINARIES})
+    out.update({f"usr/local/sbin/{n}": (Path(p), f"HANDLER={n}") for n, p in parts.handlers.items() if p})
     return out
+
+
+def _binaries(parts: Parts) -> dict[str, Path]:
+    """Path in the node -> the file on the host (behind any links: the image gets the file, not a link)."""
+    return {inside: executables.real_file(path, label) for inside, (path, label) in _named_binaries(parts).items()}
+
+
+def check(parts: Parts) -> None:
+    """Every binary a node image would carry, before anything is built: present, executable, for this machine,
+    linked only against what the base (or, for the control plane and etcd images, what goes with it) has."""
+    present = nodebase.libraries(parts.base)
+    for path, label in _named_binaries(parts).values():
+        executables.check_libraries(executables.inspect(path, label), label, present,
+                                    f"the node image's Debian {nodebase.SUITE} base")
+    for name in CONTROL_PLANE:
+        executables.check_libraries(executables.inspect(parts.k8s_dir / name, "K8S_BIN_DIR"), "K8S_BIN_DIR", set(),
+                                    f"the {name} image (it holds the binary alone)")
+    executables.inspect(parts.etcd, "ETCD_BIN")  # its libraries go into its image with it
 
 
 def _handler_path(parts: Parts, name: str) -> str:
@@ -247,7 +266,9 @@ def dockerfile(image: NodeImage) -> str:
 
 
 def _copy(source: Path, target: Path, link: bool = False) -> None:
-    """Into the build folder: a hard link where the file system allows it (binaries are large), else a copy."""
+    """Into the build folder: a hard link where the file system allows it (binaries are large), else a copy;
+    always of the file behind any symbolic link (a link would dangle in the image)."""
+    source = Path(os.path.realpath(source))
     target.parent.mkdir(parents=True, exist_ok=True)
     if link:
         try:

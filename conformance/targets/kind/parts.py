@@ -12,7 +12,7 @@ from conformance.errors import InputError, ProvisionError
 from conformance.options import Options
 from conformance.runtimes import containerd, oci
 from conformance.runtimes.crio import Crio
-from conformance.targets.kind import cells, nodebase
+from conformance.targets.kind import cells, nodebase, nodeimage
 from conformance.targets.kind.nodeimage import CONTROL_PLANE, KUBE_BINARIES, Parts
 from conformance.targets.local import binaries
 
@@ -67,7 +67,10 @@ def resolve(opts: Options, runtime: str, version: str | None, tests: list[ImageA
     runtime_version, folder = _runtime(opts, runtime, version, own_bins)
     handlers, default = _handlers(opts, runtime, folder)
     etcd, etcd_version = binaries.etcd(opts.etcd_bin, opts.cache_dir)
-    return Parts(runtime=runtime, runtime_version=runtime_version, runtime_dir=folder, handlers=handlers,
+    parts = Parts(runtime=runtime, runtime_version=runtime_version, runtime_dir=folder, handlers=handlers,
                  handler=default, k8s_version=k8s_version, k8s_dir=k8s_dir, etcd=etcd, etcd_version=etcd_version,
                  base=nodebase.tarball(opts.cache_dir, log) if make_base else nodebase.path(opts.cache_dir),
                  tests=tuple(tests))
+    if make_base:
+        nodeimage.check(parts)
+    return parts
