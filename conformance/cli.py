@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     imagepush.add_arguments(images)
     args, extra = parser.parse_known_args(argv)
     raw = list(argv if argv is not None else sys.argv[1:])[1:]
-    if args.command == "run" and args.target:
+    if args.command == "run" and (args.target or "--cleanup" in raw):
         from conformance.targets import without_cases
 
-        code = without_cases(args.target, raw)  # DRY_RUN plans and --cleanup run nothing
+        code = without_cases(args.target or "node", raw)  # DRY_RUN plans and --cleanup run nothing
         if code is not None:
             return code
     if args.command == "audit":

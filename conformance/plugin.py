@@ -29,6 +29,7 @@ from conformance.model import CaseResult, Verdict, exit_code
 from conformance.options import FLAGS, Options, from_mapping
 from conformance.progress import Progress
 from conformance.results import write
+from conformance.runtimes import reaper
 from conformance.targets import create_session, runner_from_context
 from conformance.verdict import Judgement
 
@@ -38,6 +39,7 @@ SESSION = pytest.StashKey[Session]()
 RECORDS = pytest.StashKey[list]()
 PROGRESS = pytest.StashKey[Progress]()
 CASES = pytest.StashKey[list]()
+WATCHDOG = pytest.StashKey[reaper.Watchdog]()
 CASE_PROPERTY = "sgp_case"
 NOT_RUN_PROPERTY = "sgp_not_run"  # a case this run cannot express (restart cases on CRI_ENDPOINT)
 WORKER_ENV = "SGP_WORKER_CONTEXT"
@@ -82,15 +84,22 @@ def pytest_configure(config: pytest.Config) -> None:
         session = create_session(opts, catalogue)
     except SuiteError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
+    left = reaper.reap_dead(opts.state_dir)
+    if left:
+        print(f"removed what {len(left)} leftover(s) of runs that died showed: {'; '.join(left[:5])}"
+              f"{' ...' if len(left) > 5 else ''}", file=sys.stderr)
+    watchdog = reaper.Watchdog(opts.state_dir)  # if this process dies, it removes what the run started
+    watchdog.start()
+    config.stash[WATCHDOG] = watchdog
     config.stash[SESSION] = session
     try:
         session.start()
         cases = session.cases()
     except (SuiteError, KeyboardInterrupt) as exc:
-        _safe_stop(session)
+        _safe_stop(session, watchdog)
         pytest.exit(f"error: {exc}" if isinstance(exc, SuiteError) else "interrupted", returncode=2)
     except BaseException:  # a bug of the suite's: still remove what the session started
-        _safe_stop(session)
+        _safe_stop(session, watchdog)
         raise
     config.stash[CASES] = cases
     # xdist workers are separate processes: they inherit this environment (the path of a file in the state
@@ -112,13 +121,17 @@ def _case_from_json(data: list, catalogue: Catalogue) -> Case:
     return Case(catalogue.by_name(name) if name else None, policy, variant, node, check)
 
 
-def _safe_stop(session: Session) -> None:
-    """Remove what the session started; a Ctrl-C meanwhile does not cut that short."""
+def _safe_stop(session: Session, watchdog: reaper.Watchdog | None = None) -> None:
+    """Remove what the session started; a Ctrl-C meanwhile does not cut that short. The watchdog goes last
+    (had the removal been cut short, it would finish it once this process is gone)."""
     try:
         with interrupt.shielded(deliver=False):
             session.stop()
     except Exception as exc:
         print(f"cleanup error: {exc}", file=sys.stderr)
+    else:
+        if watchdog is not None:
+            watchdog.stop()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -133,7 +146,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             pool.shutdown(wait=False, cancel_futures=True)
         session = config.stash.get(SESSION, None)
         if session is not None:
-            _safe_stop(session)
+            _safe_stop(session, config.stash.get(WATCHDOG, None))
             with contextlib.suppress(KeyError, OSError):
                 Path(os.environ.pop(WORKER_ENV)).unlink()
 

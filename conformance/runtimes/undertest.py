@@ -5,6 +5,7 @@ started goes whole."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import stat
@@ -142,7 +143,7 @@ class RuntimeUnderTest:
             storage = CRIO_DEFAULT_STORAGE  # CRI-O's default containers-storage on this host
         method = choose(self.opts.image_load, name, bool(ctr), storage is not None)
         self.loader = ImageLoader(method, self.client, ctr, storage, track_new=True,
-                                  work_dir=self.opts.state_dir / f"skopeo-{secrets.token_hex(4)}")
+                                  work_dir=self.opts.state_dir / f"skopeo-{os.getpid()}-{secrets.token_hex(3)}")
         self.image_refs = self._load(archives, name)
 
     def _load(self, archives: list[archive.ImageArchive], runtime_name: str) -> dict[str, str]:

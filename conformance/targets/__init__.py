@@ -49,9 +49,14 @@ def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runne
 
 def without_cases(target: str, argv: list[str]) -> int | None:
     """What a `run` does when it asks for no cases: DRY_RUN=1 (or --dry-run) prints the plan of TARGET=kind or
-    cluster, and --cleanup deletes the namespaces earlier KEEP=1 runs left in a cluster. None: run cases."""
-    from conformance.options import switch
+    cluster; --cleanup removes from this host what runs that died left (every target), and for
+    TARGET=cluster deletes the namespaces earlier KEEP=1 runs left in the cluster. None: run cases."""
+    from conformance.options import Options, switch
 
+    if "--cleanup" in argv and target != "cluster":
+        from conformance.runtimes import reaper
+
+        return reaper.cleanup(Options().state_dir)
     asked = "--dry-run" in argv or "--cleanup" in argv or switch(os.environ.get("DRY_RUN"))
     if target not in WITHOUT_CASES or not asked:
         return None

@@ -114,3 +114,35 @@ def test_crio_without_bin_dir(tmp_path: Path, state_root: Path) -> None:
     assert res.returncode == 2
     assert "CRIO_BIN_DIR" in res.stdout + res.stderr
     assert list(state_root.iterdir()) == []
+
+
+def gone_within(state_root: Path, pid: int, seconds: float) -> float:
+    """How long until nothing the run `pid` started is left (AssertionError with the leftovers after `seconds`)."""
+    started = time.monotonic()
+    while leftovers(state_root, pid):
+        if time.monotonic() - started > seconds:
+            raise AssertionError(f"{seconds:.0f}s after SIGKILL still left: {leftovers(state_root, pid)}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("target", ["node", "local", "kind"])
+def test_a_killed_run_leaves_nothing_running(target: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                             state_root: Path) -> None:
+    """SIGKILL of the suite mid-run (a CI job's timeout, the OOM killer): its watchdog removes the runtime, its
+    shims and containers, the control plane, the private Docker engine and its clusters, the namespaces,
+    mounts, cgroups and state within seconds."""
+    if target == "node":
+        request.getfixturevalue("real_runtime")
+        args: tuple[str, ...] = ("--version", "2")
+    else:
+        k8s = request.getfixturevalue("k8s_bin_dir")
+        args = ("--target", target, "--k8s-bin-dir", str(k8s), "--version", "2", "--runtime", "containerd")
+        if os.environ.get("ETCD_BIN"):
+            args += ("--etcd-bin", os.environ["ETCD_BIN"])
+    proc = start_suite(tmp_path, state_root, *args)
+    wait_for_cases(proc, 3, timeout=900)
+    proc.kill()
+    proc.wait(10)
+    took = gone_within(state_root, proc.pid, 30)
+    print(f"{target}: everything gone {took:.1f}s after SIGKILL")

@@ -4,6 +4,7 @@ CRI_ENDPOINT, images loaded), the CRI target that runs the cases on it, and the 
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sys
@@ -74,7 +75,7 @@ class NodeSession:
         if prov and prov.daemon:
             self.log_root = prov.daemon.state_dir / "pods"
         else:
-            self.log_root = self.opts.state_dir / f"pods-{self.run_id}"
+            self.log_root = self.opts.state_dir / f"pods-{os.getpid()}-{self.run_id}"
         self.log_root.mkdir(parents=True, exist_ok=True)
         return self.log_root
 

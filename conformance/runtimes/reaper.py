@@ -1,0 +1,156 @@
+"""What a run leaves when it dies without its own cleanup (SIGKILL, the OOM killer, a CI job's timeout).
+
+Everything a run starts carries its process id in a name: its state folders under the state root
+(`<what>-<pid>-<hex>`, every daemon's command line names one, the namespace holders' too) and its cgroups
+(`sgpconf-<what>-<pid>-<hex>`). So what a run left can be found, and told from what a live run owns:
+
+- a watchdog (`python -m conformance.runtimes.reaper watch <pid> <state root>`), in a session of its own,
+  waits on the run's process (a pidfd) and, the moment it dies, kills every process naming one of its state
+  folders, the members of its cgroups, unmounts what lies under those folders and removes them all;
+- the next run, and `sgp-conformance run --cleanup` on any target, do the same for every run whose process
+  is gone, and touch nothing of a run still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conformance.runtimes.process import (
+    cgroup_parents,
+    kill_processes_mentioning,
+    processes_mentioning,
+    remove_cgroups,
+    unmount_under,
+)
+
+OWNED = re.compile(r"^(?:sgpconf-)?[a-z][\w.+-]*?-(\d+)-[0-9a-f]{6,8}(?:\.json)?$")
+WORKER_CONTEXT = re.compile(r"^worker-context-(\d+)\.json$")
+
+
+def owner(name: str) -> int | None:
+    """The pid in a state folder's or cgroup's name (None: not one of a run's)."""
+    found = OWNED.match(name) or WORKER_CONTEXT.match(name)
+    return int(found.group(1)) if found else None
+
+
+def alive(pid: int) -> bool:
+    """A process with that id runs (a zombie does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def owned_by(state_root: Path, pid: int) -> tuple[list[Path], list[str]]:
+    """The state folders (and files) and cgroup names of the run `pid`."""
+    paths = sorted(p for p in state_root.iterdir() if owner(p.name) == pid) if state_root.is_dir() else []
+    cgroups = sorted({c.name for top in cgroup_parents() for c in top.glob(f"sgpconf-*-{pid}-*")
+                      if c.is_dir() and owner(c.name) == pid})
+    return paths, cgroups
+
+
+def reap(state_root: Path, pid: int) -> list[str]:
+    """Remove everything the run `pid` left: its processes first (so nothing recreates what goes next), then
+    its cgroups' members and folders, its mounts and its state. What was removed, for the report."""
+    paths, cgroups = owned_by(state_root, pid)
+    done = []
+    for path in paths:
+        if path.is_dir():
+            found = processes_mentioning(str(path))
+            kill_processes_mentioning(str(path))
+            done += [f"process {p} ({path.name})" for p in found]
+    for name in cgroups:
+        remove_cgroups(name)
+        done.append(f"cgroup {name}")
+    for path in paths:
+        if path.is_dir():
+            unmount_under(path)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        done.append(f"state {path}")
+    return done
+
+
+def dead_runs(state_root: Path) -> list[int]:
+    """Runs that left something and whose process is gone."""
+    pids = {owner(p.name) for p in state_root.iterdir()} if state_root.is_dir() else set()
+    pids |= {owner(c.name) for top in cgroup_parents() for c in top.glob("sgpconf-*") if c.is_dir()}
+    return sorted(p for p in pids if p is not None and p != os.getpid() and not alive(p))
+
+
+def reap_dead(state_root: Path) -> list[str]:
+    """Everything every dead run left under `state_root` and in the cgroups; nothing of a live run."""
+    done = []
+    for pid in dead_runs(state_root):
+        done += reap(state_root, pid)
+    return done
+
+
+class Watchdog:
+    """A process that outlives the run only to clean up after it: started before anything else, stopped
+    (without reaping) once the run has removed everything itself."""
+
+    def __init__(self, state_root: Path):
+        self.state_root = state_root
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "conformance.runtimes.reaper", "watch", str(os.getpid()), str(self.state_root)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
+
+
+def watch(pid: int, state_root: Path) -> int:
+    """Wait for `pid` to die, then reap what it left. SIGTERM (the run ended by itself) ends the wait quietly."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the run's process group, not this one
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fd = None
+    if fd is not None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while not poller.poll(60_000):
+            pass
+    time.sleep(0.2)  # the dead run's children notice their parent is gone; then nothing of it may run on
+    reap(state_root, pid)
+    return 0
+
+
+def cleanup(state_root: Path) -> int:
+    """`sgp-conformance run --cleanup` on this host: what dead runs left, removed and listed; exit 0."""
+    done = reap_dead(state_root)
+    for line in done:
+        print(f"removed {line}")
+    print(f"cleanup: {len(done)} thing(s) left by runs that are gone removed under {state_root} and the cgroups; "
+          "runs still alive untouched")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "watch":
+        return watch(int(argv[1]), Path(argv[2]))
+    print("usage: python -m conformance.runtimes.reaper watch <pid> <state root>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
