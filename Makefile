@@ -19,6 +19,7 @@ IMAGE_LOAD ?=
 ARGS ?=
 CELLS ?=
 N ?= 20
+LOAD ?=
 MATRIX_JOBS ?=
 # Kubernetes targets (TARGET=local|cluster|kind)
 K8S ?=
@@ -39,7 +40,7 @@ HOST_NETWORK ?=
 PARALLEL ?=
 export DRY_RUN
 
-RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RUNTIME)") \
+RUN_OPTS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RUNTIME)") \
   $(if $(VERSION),--version "$(VERSION)") $(if $(CRI_ENDPOINT),--cri-endpoint "$(CRI_ENDPOINT)") \
   $(if $(CONTAINERD_BIN_DIR),--containerd-bin-dir "$(CONTAINERD_BIN_DIR)") \
   $(if $(CRIO_BIN_DIR),--crio-bin-dir "$(CRIO_BIN_DIR)") $(if $(CRIO_STORAGE),--crio-storage "$(CRIO_STORAGE)") \
@@ -52,8 +53,8 @@ RUN_FLAGS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RU
   $(if $(HOST_NETWORK),--host-network "$(HOST_NETWORK)") \
   $(if $(PARALLEL),--parallel "$(PARALLEL)") $(if $(KEEP),--keep "$(KEEP)") $(if $(REUSE),--reuse "$(REUSE)") \
   $(if $(KIND_BIN),--kind-bin "$(KIND_BIN)") $(if $(WORKER),--worker "$(WORKER)") \
-  $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)") \
-  --results-dir "$(RESULTS_DIR)"
+  $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)")
+RUN_FLAGS = $(RUN_OPTS) --results-dir "$(RESULTS_DIR)"
 
 # make audit: NAMESPACE (a name, or all), SELECTOR, OUTPUT (table, json, markdown); KUBECONFIG and CONTEXT above
 NAMESPACE ?=
@@ -103,7 +104,7 @@ faults: setup
 	$(BIN)/python -m tests.faults
 
 soak: setup
-	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(VERSION),--version "$(VERSION)") $(ARGS)
+	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(LOAD),--load "$(LOAD)") $(RUN_OPTS) $(ARGS)
 
 bench: setup
 	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") $(if $(TARGET),--target "$(TARGET)") \
