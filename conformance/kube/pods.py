@@ -5,6 +5,7 @@ and judges it: admission first, then the shared identity verdict (behaviours.md 
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import threading
 from collections.abc import Callable
@@ -173,12 +174,7 @@ class KubeTarget:
             if not self.keep_pods:
                 self._delete_later(name)
         for variant in blocked:
-            try:
-                outcomes[variant] = self.run_pod(scn, policy, variant, node)
-            except OWN_ERRORS as exc:
-                if isinstance(exc, Stopped):
-                    raise
-                outcomes[variant] = CaseError(exc)
+            outcomes[variant] = own(functools.partial(self.run_pod, scn, policy, variant, node))
         return outcomes
 
     def _delete_later(self, name: str) -> None:
@@ -225,13 +221,13 @@ class KubeTarget:
             for variant in variants:
                 if variant in found or variant in broken:
                     continue
-                try:
-                    added = self._settle_kind(scn, pod, name, variant, target, image, allowed, host_may_fail,
-                                              added, found)
-                except OWN_ERRORS as exc:
-                    if not shared or isinstance(exc, Stopped):
-                        raise
-                    broken[variant] = CaseError(exc)
+                settle = functools.partial(self._settle_kind, scn, pod, name, variant, target, image, allowed,
+                                           host_may_fail, added, found)
+                now = own(settle) if shared else settle()
+                if isinstance(now, CaseError):
+                    broken[variant] = now
+                else:
+                    added = now
             missing = [v for v in variants if v not in found and v not in broken]
             failed = bool(broken) or any(isinstance(o, PodOutcome) and (o.observation.create_error or
                                                                         o.observation.start_error)
@@ -267,12 +263,8 @@ class KubeTarget:
             elif not shared:
                 outcomes[variant] = self._probed(scn, name, variant, got)
             else:
-                try:
-                    outcomes[variant] = self._probed(scn, name, variant, got)
-                except OWN_ERRORS as exc:
-                    if isinstance(exc, Stopped):
-                        raise
-                    broken[variant] = CaseError(exc)
+                probed = own(functools.partial(self._probed, scn, name, variant, got))
+                (broken if isinstance(probed, CaseError) else outcomes)[variant] = probed  # type: ignore[index]
         if broken:  # read after the pod settled (an exec that broke): the others run again alone too
             return dict(broken), [v for v in variants if v not in broken]
         return outcomes, blocked
@@ -453,7 +445,14 @@ class CaseError(SuiteError):
         self.error = error
 
 
-OWN_ERRORS = (SuiteError, ProbeError)  # what one container kind may hit that is not its case's evidence
+def own(fn: Callable[[], Any]) -> Any:
+    """fn's value, or the error one container kind hit, as that kind's CaseError (a stopping run stops)."""
+    try:
+        return fn()
+    except Stopped:
+        raise
+    except (SuiteError, ProbeError) as exc:
+        return CaseError(exc)
 
 
 def waiting_observation(waiting: dict, prefix: str = "") -> Observation:
