@@ -63,7 +63,7 @@ def test_a_broken_kind_of_a_shared_pod_errs_alone(kubelet_lab: Lab) -> None:
     """One container kind of a shared pod breaks on a real kubelet (its init probe exits printing nothing):
     exactly that case errs; the other kinds run again in pods of their own and pass."""
     fault = Fault("kubelet-silent-shared-init", "the init probe of a shared pod prints nothing", "kubelet", "2",
-                  allowed={}, request_hooks={"CreateContainer": cri_proxy.silence_shared_init})
+                  allowed={}, evidence={}, request_hooks={"CreateContainer": cri_proxy.silence_shared_init})
     results = kubelet_lab.shared_pod(fault)
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 1 and "probe-init" in str(errors[0]) and "without its probe block" in str(errors[0])
