@@ -125,12 +125,16 @@ def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Pat
     assert list((state_root / "hand").iterdir()) == [] if (state_root / "hand").exists() else True
 
 
+# a node's CRI-O has a pod network: without a CNI config it waits for one in every RunPodSandbox that asks
+# for a network namespace of its own (the user-namespace cases)
 HAND_STARTED = """
 import json, sys
 from pathlib import Path
+from conformance import podnet
 from conformance.cri.client import CRIClient
 from conformance.runtimes.crio import Crio
 prov = Crio(Path(sys.argv[1]), Path(sys.argv[2])).start(sys.argv[3])
+podnet.install(prov.daemon.state_dir / "cni")
 client = CRIClient(prov.endpoint)
 prov.daemon.start(lambda: bool(client.version(timeout=0.5)))
 print(json.dumps({"endpoint": prov.endpoint, "storage": prov.storage}), flush=True)
