@@ -58,10 +58,17 @@ def read_verdicts(results: Path) -> tuple[Verdicts, str, dict[str, str]] | None:
     doc = json.loads(results.read_text())
     runtime = doc.get("runtime") or {}
     cases = doc.get("cases", [])
-    return ({f"{c['scenario']}[{c['policy']}]": c["verdict"] for c in cases},
-            f"{runtime.get('name', '?')} {runtime.get('version', '?')}",
-            {f"{c['scenario']}[{c['policy']}]": (c.get("detail") or "")[:500] for c in cases
-             if c["verdict"] == "error"})
+    # a cluster's node names may be new each run (TARGET=local): a case is known by its node's place
+    nodes = {f"@{n}": f"@node{i}" for i, n in enumerate(sorted((doc.get("kubernetes") or {}).get("nodes") or {}), 1)}
+
+    def key(case: dict) -> str:
+        name = case["scenario"]
+        for real, place in nodes.items():
+            name = name.replace(real, place)
+        return f"{name}[{case['policy']}]"
+
+    return ({key(c): c["verdict"] for c in cases}, f"{runtime.get('name', '?')} {runtime.get('version', '?')}",
+            {key(c): (c.get("detail") or "")[:500] for c in cases if c["verdict"] == "error"})
 
 
 def differences(first: Verdicts | None, this: Verdicts | None) -> list[str]:

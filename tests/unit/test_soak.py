@@ -34,10 +34,32 @@ def test_the_default_runtime_is_only_the_node_target_s() -> None:
     assert soak.option(["-n", "2"], "--target") is None
 
 
+def running_hogs() -> list[str]:
+    """The busy loops running now (processes that end while being read are skipped)."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if soak.HOG.encode() in Path(f"/proc/{pid}/cmdline").read_bytes() and \
+                    Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(pid)
+        except (OSError, IndexError):
+            continue
+    return found
+
+
 def test_the_cpu_hog_is_gone_afterwards() -> None:
+    before = set(running_hogs())  # another soak's may run meanwhile
     with soak.cpu_load(2):
-        hogs = [p for p in os.listdir("/proc") if p.isdigit() and soak.HOG.encode() in
-                Path(f"/proc/{p}/cmdline").read_bytes()]
-        assert len(hogs) >= 2
-    assert not any(Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"
-                   for p in hogs)
+        mine = set(running_hogs()) - before
+        assert len(mine) == 2
+    assert not mine & set(running_hogs())
+
+
+def test_a_cluster_s_new_node_names_are_not_flips(tmp_path: Path) -> None:
+    """TARGET=local names its node anew each run: node-features@<node> is the same case every run."""
+    for index, node in enumerate(("sgp-node-4ec4f28a", "sgp-node-936d1850")):
+        doc = {"runtime": {}, "kubernetes": {"nodes": {node: {}}},
+               "cases": [{"scenario": f"node-features@{node}", "policy": "n/a", "verdict": "pass"}]}
+        (tmp_path / f"{index}.json").write_text(json.dumps(doc))
+    first, second = (soak.read_verdicts(tmp_path / f"{i}.json") for i in (0, 1))
+    assert first is not None and second is not None and first[0] == second[0] == {"node-features@node1[n/a]": "pass"}
