@@ -96,7 +96,7 @@ class SourceBuild:
         (self.base / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         (self.base / "debian.sources").write_text(
             f"Types: deb-src\nURIs: {uri}\nSuites: {' '.join(SOURCE_SUITES)}\nComponents: main\n"
-            f"Signed-By: {debian.KEYRING}\n")
+            f"Signed-By: {debian.keyring_file(self.base / 'debian-archive.gpg')}\n")
         _run(["apt-get", "-q", *self._opts(), "update"])
 
     def sources(self) -> list[dict[str, str]]:

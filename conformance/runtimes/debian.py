@@ -1,25 +1,46 @@
-"""Fetch runtime packages from Debian's archive into a private cache, never system-wide.
+"""Packages from Debian's archive, fetched over HTTP into a private cache and unpacked there, never installed:
+no apt, no dpkg, so the same on Debian, Ubuntu and Fedora hosts.
 
-The archive URI is the one already configured on the machine; a private sources list per
-suite is used with `apt-get download`, and the package is unpacked with `dpkg-deb -x`.
-"""
+The chain of trust is the archive's own: `dists/<suite>/InRelease` must carry a valid signature by one of
+Debian's archive keys shipped with the project (keys/debian-archive.asc, their fingerprints pinned below);
+`Packages.xz` must have the size and SHA-256 that InRelease gives; a `.deb` the size and SHA-256 that
+Packages gives. Anything else is refused naming the file. The mirror is DEBIAN_MIRROR, else the Debian
+archive this machine's apt sources name (read as a file; apt itself is not needed)."""
 
 from __future__ import annotations
 
+import hashlib
+import lzma
+import os
 import re
 import shutil
-import subprocess
+import tarfile
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from conformance.errors import CommandError, ProvisionError
+import pysequoia
+from debian.deb822 import Packages, Release
+from debian.debfile import DebFile
+
+from conformance.errors import ProvisionError
+from conformance.runtimes import release
 from conformance.runtimes.versions import matches, version_key
 
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+APT_CONF = (Path("/etc/apt/apt.conf"), Path("/etc/apt/apt.conf.d"))
 SUITES = ("bookworm", "trixie", "sid")
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+KEYS = Path(__file__).with_name("keys") / "debian-archive.asc"
+# Debian 12 and 13: archive, security archive and stable release keys (primary keys)
+FINGERPRINTS = frozenset({
+    "b8b80b5b623eab6ad8775c45b7c5d7d6350947f8", "05ab90340c0c5e797f44a8c8254cf3b5aec0a8f0",
+    "4d64fec119c2029067d6e791f8d2585b8783d481", "04b54c3cdca79751b16bc6b5225629df75b188bd",
+    "5e04a1e3223a19a20706e20f9904613d4cce68c6", "41587f7db8c774bccf131416762f67a0b2c39de4",
+})
 LIST_MAX_AGE = 6 * 3600
+NO_MIRROR = ("no Debian archive: set DEBIAN_MIRROR to a Debian mirror's URL (the folder holding dists/ and "
+             "pool/); this machine's apt sources name none")
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,9 @@ class DebPackage:
     name: str
     version: str  # Debian version, e.g. 2.1.9+ds1-5
     suite: str
+    filename: str = ""  # pool/... in the archive
+    sha256: str = ""
+    size: int = 0
 
     @property
     def upstream(self) -> str:
@@ -34,8 +58,8 @@ class DebPackage:
         return re.split(r"[~+-]", self.version.split(":")[-1])[0]
 
 
-def archive_uri() -> str | None:
-    """The Debian archive URI configured on this machine, or None."""
+def apt_archive() -> str | None:
+    """The Debian archive this machine's apt sources name, or None."""
     for path in SOURCES:
         if not path.exists():
             continue
@@ -49,62 +73,140 @@ def archive_uri() -> str | None:
     return None
 
 
+def archive_uri() -> str | None:
+    """DEBIAN_MIRROR, else the archive apt is configured with, else None."""
+    return (os.environ.get("DEBIAN_MIRROR") or "").rstrip("/") or apt_archive()
+
+
 def available() -> bool:
-    return shutil.which("apt-get") is not None and archive_uri() is not None
+    return archive_uri() is not None
+
+
+def expired_allowed() -> bool:
+    """A frozen snapshot mirror's Release files are past Valid-Until: allowed where apt is configured so
+    (Acquire::Check-Valid-Until false) for the mirror it names, or with DEBIAN_ALLOW_EXPIRED=1."""
+    if os.environ.get("DEBIAN_ALLOW_EXPIRED") in ("1", "true", "yes"):
+        return True
+    if os.environ.get("DEBIAN_MIRROR"):
+        return False
+    files = [APT_CONF[0], *(sorted(APT_CONF[1].iterdir()) if APT_CONF[1].is_dir() else [])]
+    return any(re.search(r'Check-Valid-Until\s+"?(false|no|0)"?', f.read_text(errors="replace"), re.I)
+               for f in files if f.is_file())
+
+
+def archive_certs() -> list[pysequoia.Cert]:
+    """Debian's archive keys shipped with the project; each must be one of the pinned fingerprints."""
+    certs = pysequoia.Cert.split_bytes(KEYS.read_bytes())
+    stray = [c.fingerprint for c in certs if c.fingerprint not in FINGERPRINTS]
+    if stray or not certs:
+        raise ProvisionError(f"{KEYS}: keys other than Debian's pinned archive keys: {stray}")
+    return certs
+
+
+def keyring_file(dest: Path) -> Path:
+    """The shipped archive keys as a binary keyring (for debootstrap's gpgv), written to `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(b"".join(bytes(cert) for cert in archive_certs()))
+    return dest
+
+
+def verify_release(data: bytes, where: str) -> Release:
+    """The Release fields of an InRelease file signed by a Debian archive key; ProvisionError otherwise."""
+    certs = archive_certs()
+    try:
+        verified = pysequoia.verify(bytes=data, store=lambda _ids: certs)
+    except Exception as exc:  # pysequoia raises RuntimeError for every bad or missing signature
+        raise ProvisionError(f"{where}: no valid signature by a Debian archive key ({str(exc).splitlines()[0]})") \
+            from None
+    signers = {s.certificate for s in verified.valid_sigs}
+    if not signers & FINGERPRINTS or verified.bytes is None:
+        raise ProvisionError(f"{where}: no valid signature by a Debian archive key")
+    fields = Release(verified.bytes.decode())
+    until = fields.get("Valid-Until")
+    if until and parsedate_to_datetime(until).timestamp() < time.time() and not expired_allowed():
+        raise ProvisionError(f"{where}: expired (Valid-Until {until}); a frozen snapshot mirror needs "
+                             "DEBIAN_ALLOW_EXPIRED=1")
+    return fields
+
+
+def checked(data: bytes, sha256: str, size: int, where: str) -> bytes:
+    """`data` if it has the size and SHA-256 its index gives; ProvisionError naming the file otherwise."""
+    if len(data) != size:
+        raise ProvisionError(f"{where}: {len(data)} bytes, its index says {size} (truncated or altered)")
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise ProvisionError(f"{where}: SHA-256 {got}, its index says {sha256} (altered)")
+    return data
+
+
+def unpack(deb: Path, dest: Path) -> None:
+    """A .deb's files into `dest` (its data archive, whatever its compression; links and modes kept)."""
+    with DebFile(str(deb)) as package:
+        package.data.tgz().extractall(dest, filter="tar")
+
+
+def _get(url: str) -> bytes:
+    return release._get(url, 600)
 
 
 class Archive:
-    """Private apt state for each suite under `cache/apt/<suite>`."""
+    """Verified indexes per suite under `cache/debian/<suite>`, .debs under `cache/debian/debs`."""
 
     def __init__(self, cache: Path):
-        self.cache = cache / "apt"
+        self.cache = cache / "debian"
+        self.uri = archive_uri()
+        self.arch = release.arch()
 
-    def _opts(self, suite: str) -> list[str]:
+    def _index(self, suite: str) -> Path:
+        """The suite's Packages file (main, this architecture), fetched and verified at most every LIST_MAX_AGE."""
+        if self.uri is None:
+            raise ProvisionError(NO_MIRROR)
         base = self.cache / suite
-        return ["-o", f"Dir::Etc::sourcelist={base / 'debian.sources'}", "-o", "Dir::Etc::sourceparts=/dev/null",
-                "-o", f"Dir::State::Lists={base / 'lists'}", "-o", f"Dir::Cache={base / 'cache'}",
-                "-o", "Debug::NoLocking=1"]
-
-    def update(self, suite: str) -> None:
-        uri = archive_uri()
-        if uri is None:
-            raise ProvisionError("no Debian archive is configured on this machine")
-        base = self.cache / suite
-        stamp = base / "updated"
-        if stamp.exists() and time.time() - stamp.stat().st_mtime < LIST_MAX_AGE:
-            return
-        (base / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-        (base / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-        (base / "debian.sources").write_text(
-            f"Types: deb\nURIs: {uri}\nSuites: {suite}\nComponents: main\nSigned-By: {KEYRING}\n")
-        _run(["apt-get", "-q", *self._opts(suite), "update"])
-        stamp.touch()
+        packages = base / "Packages"
+        if packages.exists() and time.time() - packages.stat().st_mtime < LIST_MAX_AGE:
+            return packages
+        base.mkdir(parents=True, exist_ok=True)
+        url = f"{self.uri}/dists/{suite}/InRelease"
+        fields = verify_release(_get(url), url)
+        name = f"main/binary-{self.arch}/Packages.xz"
+        entry = next((e for e in fields.get("SHA256", []) if e["name"] == name), None)
+        if entry is None:
+            raise ProvisionError(f"{url}: lists no {name}")
+        url = f"{self.uri}/dists/{suite}/{name}"
+        data = checked(_get(url), entry["sha256"], int(entry["size"]), url)
+        tmp = packages.with_suffix(".partial")
+        tmp.write_bytes(lzma.decompress(data))
+        tmp.rename(packages)
+        return packages
 
     def versions(self, suite: str, package: str) -> list[DebPackage]:
-        self.update(suite)
-        out = _run(["apt-cache", *self._opts(suite), "madison", package])
+        """Every build of `package` the suite lists (only its paragraphs are parsed: an index is large)."""
+        text = self._index(suite).read_text(errors="replace")
         found = []
-        for line in out.splitlines():
-            parts = [p.strip() for p in line.split("|")]
-            if len(parts) >= 2 and parts[0] == package:
-                found.append(DebPackage(package, parts[1], suite))
+        for match in re.finditer(rf"^Package: {re.escape(package)}\n.*?(?=\n\n|\Z)", text, re.M | re.S):
+            para = Packages(match.group(0))
+            found.append(DebPackage(package, para["Version"], suite, para["Filename"], para["SHA256"],
+                                    int(para["Size"])))
         return found
 
     def fetch(self, pkg: DebPackage, dest: Path) -> Path:
-        """Download and unpack `pkg` into `dest` (cached: done once per version)."""
+        """Download, check and unpack `pkg` into `dest` (cached: done once per version)."""
         marker = dest / ".complete"
         if marker.exists():
             return dest
         debs = self.cache / "debs"
         debs.mkdir(parents=True, exist_ok=True)
-        _run(["apt-get", "-q", *self._opts(pkg.suite), "download", f"{pkg.name}={pkg.version}"], cwd=debs)
-        deb = next(debs.glob(f"{pkg.name}_*{_quote_version(pkg.version)}_*.deb"), None)
-        if deb is None:
-            raise ProvisionError(f"apt-get download gave no .deb for {pkg.name}={pkg.version}")
+        deb = debs / Path(pkg.filename).name
+        url = f"{self.uri}/{pkg.filename}"
+        if not (deb.exists() and hashlib.sha256(deb.read_bytes()).hexdigest() == pkg.sha256):
+            deb.write_bytes(checked(_get(url), pkg.sha256, pkg.size, url))
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        _run(["dpkg-deb", "-x", str(deb), str(tmp)])
+        try:
+            unpack(deb, tmp)
+        except (tarfile.TarError, OSError, ValueError) as exc:
+            raise ProvisionError(f"{deb}: cannot unpack: {exc}") from exc
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
         marker.touch()
@@ -125,8 +227,8 @@ def fetch_newest(cache: Path, package: str, wanted: str | None = None) -> tuple[
 
 def fetch_first(cache: Path, package: str, holds: str) -> Path | None:
     """The file `holds` (a path inside the package) of `package` from the first of SUITES whose build has it
-    (the machine's own suite first: the oldest glibc), unpacked into `cache/runtimes/<package>-<version>`;
-    None when no suite has it."""
+    (the oldest suite first: the oldest glibc), unpacked into `cache/runtimes/<package>-<version>`; None when
+    no suite has it."""
     archive = Archive(cache)
     for suite in SUITES:
         found = archive.versions(suite, package)
@@ -135,18 +237,3 @@ def fetch_first(cache: Path, package: str, holds: str) -> Path | None:
             if path.is_file():
                 return path
     return None
-
-
-def _quote_version(version: str) -> str:
-    # apt writes ':' in an epoch as %3a in file names
-    return version.replace(":", "%3a")
-
-
-def _run(argv: list[str], cwd: Path | None = None) -> str:
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=600)
-    except FileNotFoundError as exc:
-        raise ProvisionError(f"{argv[0]} not found") from exc
-    if res.returncode != 0:
-        raise CommandError(argv, res.returncode, res.stdout, res.stderr)
-    return res.stdout

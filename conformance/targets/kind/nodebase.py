@@ -19,7 +19,6 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "kmod", "
             "conntrack", "ethtool", "socat", "ca-certificates", "libseccomp2", "runc", "skopeo",
             "containernetworking-plugins",  # also the container-network-stack skopeo's containers-common needs
             "libglib2.0-0", "libgpgme11", "libsqlite3-0")  # what a CRI-O build (crio, conmon) links against
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
 def key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
@@ -65,8 +64,9 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     # a private mount namespace: the proc/sys/dev mounts debootstrap makes in the target never reach the host
+    keyring = debian.keyring_file(root.parent / "debian-archive.gpg")  # the project's pinned archive keys
     argv = ["unshare", "--mount", "--propagation", "private", "--", str(script), "--variant=minbase",
-            f"--keyring={KEYRING}", f"--include={','.join(packages)}", suite, str(root), uri]
+            f"--keyring={keyring}", f"--include={','.join(packages)}", suite, str(root), uri]
     env = {"DEBOOTSTRAP_DIR": str(script.parents[1] / "share" / "debootstrap"), "PATH":
            "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(root.parent), "TMPDIR": str(root.parent), "LC_ALL": "C"}
     started = time.monotonic()
