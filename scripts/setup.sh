@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up for a fresh Debian/Ubuntu machine, as root: system packages the suite uses, then a
-# virtualenv with the project. Runtime binaries (containerd) are fetched by the suite itself.
+# virtualenv with the project. Runtime binaries (containerd) are fetched by the suite itself over HTTP
+# from Debian's archive (no apt or dpkg needed for that).
 set -euo pipefail
 PY=${1:-python3}
 VENV=${2:-.venv}
@@ -10,7 +11,6 @@ command -v runc >/dev/null || need+=(runc)
 command -v crun >/dev/null || need+=(crun)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v unshare >/dev/null || need+=(util-linux)
-command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

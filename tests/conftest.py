@@ -23,7 +23,7 @@ def runtime_missing() -> str | None:
     from conformance.runtimes import debian
 
     if not debian.available():
-        return "needs Debian's archive (apt) to fetch containerd"
+        return "needs Debian's archive (DEBIAN_MIRROR, or apt's configured one) to fetch containerd"
     return None
 
 
