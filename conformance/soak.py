@@ -114,7 +114,7 @@ def cpu_load(processes: int):
     """`processes` busy loops beside the soak (a loaded runner), gone afterwards whatever happens."""
     hogs = [subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True) for _ in range(processes)]
     try:
-        yield
+        yield hogs
     finally:
         for hog in hogs:
             with contextlib.suppress(ProcessLookupError):

@@ -4,7 +4,6 @@ the CPU hog goes with the soak."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from conformance import soak
@@ -34,25 +33,12 @@ def test_the_default_runtime_is_only_the_node_target_s() -> None:
     assert soak.option(["-n", "2"], "--target") is None
 
 
-def running_hogs() -> list[str]:
-    """The busy loops running now (processes that end while being read are skipped)."""
-    found = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            if soak.HOG.encode() in Path(f"/proc/{pid}/cmdline").read_bytes() and \
-                    Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                found.append(pid)
-        except (OSError, IndexError):
-            continue
-    return found
-
-
 def test_the_cpu_hog_is_gone_afterwards() -> None:
-    before = set(running_hogs())  # another soak's may run meanwhile
-    with soak.cpu_load(2):
-        mine = set(running_hogs()) - before
-        assert len(mine) == 2
-    assert not mine & set(running_hogs())
+    with soak.cpu_load(2) as hogs:
+        assert len(hogs) == 2 and all(h.poll() is None for h in hogs)
+        pids = [h.pid for h in hogs]
+    assert all(h.returncode is not None for h in hogs)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 def test_a_cluster_s_new_node_names_are_not_flips(tmp_path: Path) -> None:
