@@ -82,14 +82,11 @@ def parse_id(line: str) -> tuple[int, int, list[int]]:
 
 def parse_probe(text: str) -> ProcessIdentity:
     """Parse the last complete probe block in `text` (a container log or exec output)."""
-    lines = [_strip_cri_log(line) for line in text.splitlines()]
-    try:
-        end = max(i for i, line in enumerate(lines) if line.strip() == END)
-        start = max(i for i, line in enumerate(lines[:end]) if line.strip() == BEGIN)
-    except ValueError:
-        raise ProbeError("probe output incomplete:\n" + text[-800:]) from None
+    block = block_text(text)
+    if block is None:
+        raise ProbeError("probe output incomplete:\n" + text[-800:])
     ident = ProcessIdentity()
-    for line in lines[start + 1 : end]:
+    for line in block.splitlines()[1:-1]:
         if line.startswith("SGP-ID "):
             ident.id_line = line[len("SGP-ID ") :].strip()
             ident.id_uid, ident.id_gid, ident.id_groups = parse_id(ident.id_line)

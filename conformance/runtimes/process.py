@@ -223,12 +223,15 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def kill_processes_mentioning(text: str) -> None:
-    for pid in processes_mentioning(text):
+def kill_processes_mentioning(text: str) -> list[int]:
+    """SIGKILL every process whose command line contains `text`; the ones found."""
+    found = processes_mentioning(text)
+    for pid in found:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    return found
 
 
 def cgroup_hierarchies() -> list[Path]:

@@ -26,7 +26,6 @@ from pathlib import Path
 from conformance.runtimes.process import (
     cgroup_parents,
     kill_processes_mentioning,
-    processes_mentioning,
     remove_cgroups,
     unmount_under,
 )
@@ -65,9 +64,7 @@ def reap(state_root: Path, pid: int) -> list[str]:
     done = []
     for path in paths:
         if path.is_dir():
-            found = processes_mentioning(str(path))
-            kill_processes_mentioning(str(path))
-            done += [f"process {p} ({path.name})" for p in found]
+            done += [f"process {p} ({path.name})" for p in kill_processes_mentioning(str(path))]
     for name in cgroups:
         remove_cgroups(name)
         done.append(f"cgroup {name}")
