@@ -73,6 +73,7 @@ class RuntimeInfo:
     # the handler's features (Status().runtime_handlers, node.status.runtimeHandlers): user_namespaces,
     # recursive_read_only_mounts; None: the runtime reports no handlers
     handler_features: dict[str, bool] | None = None
+    source: str = ""  # where the binaries of a runtime the suite started came from
 
     @property
     def supports_policy(self) -> bool:
@@ -93,6 +94,7 @@ class RuntimeInfo:
             "endpoint": self.endpoint,
             "oci_runtime": self.oci,
             "handler_features": self.handler_features,
+            "from": self.source,
         }
 
     @classmethod
@@ -100,7 +102,7 @@ class RuntimeInfo:
         return cls(name=data["name"], version=data["version"], api_version=data.get("api_version", ""),
                    features=data.get("features"), handler=data.get("handler", ""),
                    endpoint=data.get("endpoint", ""), oci=data.get("oci_runtime"),
-                   handler_features=data.get("handler_features"))
+                   handler_features=data.get("handler_features"), source=data.get("from", ""))
 
 
 @dataclass

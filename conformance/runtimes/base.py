@@ -24,6 +24,7 @@ class Provisioned:
     ctr: tuple[str, ...] = ()  # containerd's ctr with --address, for image import
     storage: tuple[str, str] | None = None  # CRI-O containers-storage (root, runroot)
     hosts_dir: Path | None = None  # containerd certs.d: lets it pull from the loopback registry over HTTP
+    source: str = ""  # where its binaries came from (a folder option, Debian's archive, a release download)
 
     @property
     def cgroup_parent(self) -> str:

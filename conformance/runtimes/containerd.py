@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, debian, oci, release
+from conformance.runtimes import crun, debian, download, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
+from conformance.runtimes.download import CONTAINERD
 from conformance.runtimes.process import PrivateDaemon
 from conformance.runtimes.versions import binary_version, version_key
 
@@ -134,25 +135,40 @@ def resolve_binaries(wanted: str | None, bin_dir: Path | None, cache: Path) -> t
     wanted = wanted or DEFAULT_VERSION
     memo = cache / "resolved-containerd.json"
     known = json.loads(memo.read_text()) if memo.exists() else {}
-    hit = known.get(wanted)
+    key = f"{wanted} from {CONTAINERD.base()}" if CONTAINERD.overridden() else wanted
+    hit = known.get(key)
     if hit and Path(hit["bin_dir"]).is_dir() and time.time() - hit["at"] < debian.LIST_MAX_AGE:
         return hit["version"], Path(hit["bin_dir"])
     version, found = _resolve(wanted, cache)
-    known[wanted] = {"version": version, "bin_dir": str(found), "at": time.time()}
+    known[key] = {"version": version, "bin_dir": str(found), "at": time.time()}
     memo.parent.mkdir(parents=True, exist_ok=True)
     memo.write_text(json.dumps(known, indent=1))
     return version, found
 
 
+def source_of(bin_dir: Path, given: Path | None) -> str:
+    """Where containerd's binaries came from, in words for the header and results.json."""
+    if given is not None:
+        return f"CONTAINERD_BIN_DIR={given}"
+    url = download.origin(bin_dir)
+    return f"downloaded from {url}" if url else f"Debian's {bin_dir.parents[1].name}"
+
+
 def _resolve(wanted: str, cache: Path) -> tuple[str, Path]:
-    """Newest match in Debian's suites, else containerd's release tarballs."""
-    if debian.available():
+    """containerd's release tarballs when CONTAINERD_RELEASE_URL is set; else the newest match in Debian's
+    suites, and the release tarballs where Debian's archive cannot be reached or has no match."""
+    if not CONTAINERD.overridden() and debian.available():
         found = debian.fetch_newest(cache, "containerd", wanted)
-        if found is None:
-            raise ProvisionError(f"Debian's archive has no containerd matching VERSION={wanted} "
-                                 f"(suites: {', '.join(debian.SUITES)}); set CONTAINERD_BIN_DIR to your binaries")
-        best, root = found
-        return best.upstream, root / "usr" / "bin"
+        if found is not None:
+            best, root = found
+            return best.upstream, root / "usr" / "bin"
+        try:
+            version, root = release.fetch(wanted, cache / "runtimes")
+        except ProvisionError as exc:
+            raise ProvisionError(f"Debian's archive has no containerd matching VERSION={wanted} (suites: "
+                                 f"{', '.join(debian.SUITES)}) and its release tarballs failed: {exc}; set "
+                                 "CONTAINERD_BIN_DIR to your binaries") from exc
+        return version, root / "bin"
     version, root = release.fetch(wanted, cache / "runtimes")
     return version, root / "bin"
 
@@ -191,5 +207,6 @@ class Containerd:
                                env, cgroup_parent=f"sgpconf-{state.name}")
         sock = state / "containerd.sock"
         return Provisioned(runtime="containerd", version=version, endpoint=f"unix://{sock}", daemon=daemon,
+                           source=source_of(bin_dir, self.bin_dir),
                            handlers=sorted(runtimes), oci=chosen, ctr=(str(bin_dir / "ctr"), "--address", str(sock)),
                            hosts_dir=state / "certs.d")

@@ -11,14 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, oci, release
+from conformance.runtimes import crun, download, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
 from conformance.runtimes.versions import binary_version
 
 NEEDED = ("crio", "pinns", "conmon")
-NO_SOURCE = ("RUNTIME=crio needs CRIO_BIN_DIR=<folder with crio, pinns, conmon and runc or crun> or VERSION=<x.y> "
-             "(CRI-O's static bundle, downloaded); or point CRI_ENDPOINT at a running CRI-O")
+NO_SOURCE = ("RUNTIME=crio takes CRI-O's static bundle (VERSION=<x.y>, default its newest release), downloaded from "
+             "CRIO_RELEASE_URL; or CRIO_BIN_DIR=<folder with crio, pinns, conmon and runc or crun>; or CRI_ENDPOINT "
+             "at a running CRI-O")
 
 CONFIG = """[crio]
 root = "{d}/storage"
@@ -94,8 +95,6 @@ class Crio:
     def __init__(self, bin_dir: Path | None, state_root: Path, version: str | None = None,
                  cache: Path | None = None, oci_bin_dir: Path | None = None,
                  extra_handlers: dict[str, str] | None = None):
-        if bin_dir is None and not version:
-            raise ProvisionError(NO_SOURCE)
         if bin_dir is not None:
             check_bin_dir(bin_dir, "CRIO_BIN_DIR")
         self.bin_dir = bin_dir
@@ -109,7 +108,7 @@ class Crio:
         """(version, folder with crio/pinns/conmon/runc/crun, its label for messages)."""
         if self.bin_dir is not None:
             return crio_version(self.bin_dir), self.bin_dir, "CRIO_BIN_DIR"
-        assert self.wanted and self.cache is not None
+        assert self.cache is not None
         try:
             version, bin_dir = release.fetch_crio(self.wanted, self.cache / "runtimes")
         except ProvisionError as exc:
@@ -144,6 +143,8 @@ class Crio:
                 "--registries-conf", str(state / "registries.conf"),
                 "--registries-conf-dir", str(state / "registries.d"), "--disable-hostport-mapping"]
         daemon = PrivateDaemon("crio", state, argv, env, cgroup_parent=f"sgpconf-{state.name}")
+        url = download.origin(bin_dir) if self.bin_dir is None else None
         return Provisioned(runtime="crio", version=version, endpoint=f"unix://{state / 'crio.sock'}",
+                           source=f"{label}={bin_dir}" if url is None else f"{label}, downloaded from {url}",
                            daemon=daemon, handlers=sorted(runtimes), oci=chosen,
                            storage=(str(state / "storage"), str(state / "runroot")))

@@ -25,7 +25,7 @@ from debian.deb822 import Packages, Release
 from debian.debfile import DebFile
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import release
+from conformance.runtimes import download
 from conformance.runtimes.versions import matches, version_key
 
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -146,7 +146,7 @@ def unpack(deb: Path, dest: Path) -> None:
 
 
 def _get(url: str) -> bytes:
-    return release._get(url, 600)
+    return download.get(url, 600)
 
 
 class Archive:
@@ -155,7 +155,7 @@ class Archive:
     def __init__(self, cache: Path):
         self.cache = cache / "debian"
         self.uri = archive_uri()
-        self.arch = release.arch()
+        self.arch = download.arch()
 
     def _index(self, suite: str) -> Path:
         """The suite's Packages file (main, this architecture), fetched and verified at most every LIST_MAX_AGE."""

@@ -1,35 +1,26 @@
-"""Official release downloads, checksum-verified: containerd's release tarballs (where Debian's archive
-is not configured) and CRI-O's static bundles (CRI-O is not in Debian). Resolution, URLs and checksum
-parsing are pure and unit-tested; the downloads need the internet."""
+"""containerd's release tarballs and CRI-O's static bundles, as each project publishes them, checked against
+their published checksums and unpacked into the cache once per version (conformance.runtimes.download).
+
+containerd: `<CONTAINERD_RELEASE_URL>/download/v<v>/containerd-<v>-linux-<arch>.tar.gz` (+ `.sha256sum`);
+a VERSION that is not exact is resolved through the list of releases (GitHub's API, or the overriding base
+URL itself, which answers in the same shape). CRI-O: `<CRIO_RELEASE_URL>/artifacts/cri-o.<arch>.v<v>.tar.gz`
+(+ `.sha256sum`); a minor is resolved through `latest-<minor>.txt`, which CRI-O's release job writes for
+each tag, and no VERSION through the newest minor that has such a marker."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
-import tarfile
-import urllib.error
-import urllib.request
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 from conformance.errors import ProvisionError
+from conformance.runtimes import download
+from conformance.runtimes.download import CONTAINERD, CRIO, arch
 from conformance.runtimes.versions import matches, minor_or_exact, parse_marker, version_key
 
-ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "amd64": "amd64"}
-
-CONTAINERD_RELEASES = "https://api.github.com/repos/containerd/containerd/releases?per_page=100"
-CONTAINERD_TARBALL = "https://github.com/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-{arch}.tar.gz"
-# CRI-O's release process writes latest-<major.minor>.txt (holding the tag) next to the bundles.
-CRIO_BUCKET = "https://storage.googleapis.com/cri-o"
-CRIO_LATEST = CRIO_BUCKET + "/latest-{minor}.txt"
-CRIO_BUNDLE = CRIO_BUCKET + "/artifacts/cri-o.{arch}.v{v}.tar.gz"
-
-
-def arch(machine: str | None = None) -> str:
-    machine = machine or platform.machine()
-    if machine not in ARCHES:
-        raise ProvisionError(f"no release download for architecture {machine}")
-    return ARCHES[machine]
+# CRI-O implements supplementalGroupsPolicy from 1.31: the newest release is looked for from there up
+CRIO_FIRST_MINOR = (1, 31)
 
 
 def pick(releases: list[dict], wanted: str) -> str:
@@ -42,9 +33,14 @@ def pick(releases: list[dict], wanted: str) -> str:
     return max(candidates, key=version_key)
 
 
+def listing_url() -> str:
+    base = CONTAINERD.base() if CONTAINERD.overridden() else download.CONTAINERD_LISTING
+    return base + "?per_page=100"
+
+
 def urls(version: str, machine: str | None = None) -> tuple[str, str]:
     """containerd: tarball URL and its .sha256sum URL."""
-    url = CONTAINERD_TARBALL.format(v=version, arch=arch(machine))
+    url = f"{CONTAINERD.base()}/download/v{version}/containerd-{version}-linux-{arch(machine)}.tar.gz"
     return url, url + ".sha256sum"
 
 
@@ -54,7 +50,7 @@ def crio_minor(wanted: str) -> str | None:
 
 
 def crio_latest_url(minor: str) -> str:
-    return CRIO_LATEST.format(minor=minor)
+    return f"{CRIO.base()}/latest-{minor}.txt"
 
 
 def parse_crio_latest(text: str, minor: str) -> str:
@@ -63,63 +59,53 @@ def parse_crio_latest(text: str, minor: str) -> str:
 
 def crio_urls(version: str, machine: str | None = None) -> tuple[str, str]:
     """CRI-O static bundle URL and its .sha256sum URL."""
-    url = CRIO_BUNDLE.format(v=version, arch=arch(machine))
+    url = f"{CRIO.base()}/artifacts/cri-o.{arch(machine)}.v{version}.tar.gz"
     return url, url + ".sha256sum"
 
 
-def parse_checksum(text: str, filename: str) -> str:
-    """The sha256 for `filename` in a sha256sum-style file ('<hex>  <name>' or '<hex> *<name>')."""
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and Path(parts[1].lstrip("*")).name == filename and len(parts[0]) == 64:
-            return parts[0].lower()
-    raise ProvisionError(f"no checksum for {filename} in the .sha256sum file")
+def newest_crio(get: Callable[[str], bytes] = download.get, tries: int = 12) -> str:
+    """CRI-O's newest release: the markers of the minors from 1.31 up, to the first missing one after one was
+    found (a mirror may hold only newer minors: up to `tries` missing ones are passed over before any)."""
+    major, minor = CRIO_FIRST_MINOR
+    newest = None
+    for _ in range(tries):
+        name = f"{major}.{minor}"
+        try:
+            newest = parse_crio_latest(get(crio_latest_url(name)).decode(errors="replace"), name)
+        except download.Missing:
+            if newest is not None:
+                return newest
+        minor += 1
+    if newest is None:
+        raise ProvisionError(f"no CRI-O release marker latest-1.{CRIO_FIRST_MINOR[1]}.txt to latest-1.{minor - 1}.txt "
+                             f"at {CRIO.base()}")
+    return newest
 
 
-def verify(data: bytes, expected_hex: str) -> None:
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_hex:
-        raise ProvisionError(f"checksum mismatch: expected {expected_hex}, got {actual}")
-
-
-def _get(url: str, timeout: float) -> bytes:  # pragma: no cover - needs the internet
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise ProvisionError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from exc
-
-
-def download(url: str, sum_url: str, target: Path) -> Path:  # pragma: no cover - needs the internet
-    """Download `url`, check it against `sum_url`, unpack it into `target` (once: marked .complete)."""
-    if (target / ".complete").exists():
-        return target
-    expected = parse_checksum(_get(sum_url, 30).decode(), url.rsplit("/", 1)[1])
-    data = _get(url, 600)
-    verify(data, expected)
-    target.mkdir(parents=True, exist_ok=True)
-    archive = target / url.rsplit("/", 1)[1]
-    archive.write_bytes(data)
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    (target / ".complete").write_text(f"{url} sha256 {expected}\n")
-    return target
-
-
-def fetch(wanted: str, dest: Path) -> tuple[str, Path]:  # pragma: no cover - needs the internet
+def fetch(wanted: str, dest: Path) -> tuple[str, Path]:
     """containerd: resolve, download, verify and unpack a release into `dest`/containerd-<version>/."""
-    version = pick(json.loads(_get(CONTAINERD_RELEASES, 30)), wanted)
+    exact = wanted.strip().removeprefix("v")
+    if re.fullmatch(r"\d+\.\d+\.\d+", exact):
+        version = exact
+    else:
+        try:
+            version = pick(json.loads(download.get(listing_url())), wanted)
+        except ValueError as exc:
+            raise ProvisionError(f"{listing_url()}: not a list of releases ({exc})") from exc
     url, sum_url = urls(version)
-    return version, download(url, sum_url, dest / f"containerd-{version}")
+    return version, download.unpacked(url, sum_url, dest / f"containerd-{version}")
 
 
-def fetch_crio(wanted: str, dest: Path) -> tuple[str, Path]:  # pragma: no cover - needs the internet
+def fetch_crio(wanted: str | None, dest: Path) -> tuple[str, Path]:
     """CRI-O: resolve, download, verify and unpack a static bundle; returns (version, its bin/ folder)."""
-    minor = crio_minor(wanted)
-    version = parse_crio_latest(_get(crio_latest_url(minor), 30).decode(), minor) if minor else \
-        wanted.strip().removeprefix("v")
+    if not wanted:
+        version = newest_crio()
+    else:
+        minor = crio_minor(wanted)
+        version = parse_crio_latest(download.get(crio_latest_url(minor)).decode(errors="replace"), minor) \
+            if minor else wanted.strip().removeprefix("v")
     url, sum_url = crio_urls(version)
-    root = download(url, sum_url, dest / f"crio-{version}")
+    root = download.unpacked(url, sum_url, dest / f"crio-{version}")
     bins = sorted(root.glob("*/bin/crio"))
     if not bins:
         raise ProvisionError(f"{url}: the bundle has no */bin/crio")

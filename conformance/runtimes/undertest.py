@@ -110,6 +110,8 @@ class RuntimeUnderTest:
         self.info = runtime_info(self.client, self.opts.handler)
         if self.provisioned is not None and self.provisioned.oci is not None:
             self.info.oci = self.provisioned.oci.to_json()
+        if self.provisioned is not None:
+            self.info.source = self.provisioned.source
         if self.provisioned is not None and self.opts.handler and self.opts.handler not in self.provisioned.handlers:
             raise ProvisionError(f"HANDLER={self.opts.handler}: not installed (have {self.provisioned.handlers})")
 
@@ -117,7 +119,7 @@ class RuntimeUnderTest:
         info = self.info
         assert info is not None
         features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
-        how = "started by the suite" if self.owned else f"existing socket {info.endpoint}"
+        how = f"started by the suite; {info.source}" if self.owned else f"existing socket {info.endpoint}"
         handler = f", handler {info.handler}" if info.handler else ""
         oci = info.oci or {}
         oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""

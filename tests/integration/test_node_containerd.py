@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conformance.catalogue import Catalogue
+from conformance.options import default_cache
+from conformance.runtimes import containerd
 from tests.conftest import CLI, PROJECT
 from tests.leftovers import leftovers
+from tests.support.releases import Layout, serve
 from tests.userns import check_userns, is_userns
 
 pytestmark = pytest.mark.runtime
@@ -26,9 +30,30 @@ def run_suite(results: Path, state_root: Path, *args: str, timeout: int = 600) -
     return proc.returncode, out, proc.pid
 
 
+def released(version: str, root: Path) -> tuple[str, Layout]:
+    """Debian's containerd `version` laid out as containerd's release tarballs are (tests/support/releases.py)."""
+    found, bin_dir = containerd.resolve_binaries(version, None, default_cache())
+    layout = Layout(root)
+    layout.containerd(found, bin_dir, listed=("1.7.24", "2.2.0-rc.1"))
+    shutil.rmtree(default_cache() / "runtimes" / f"containerd-{found}", ignore_errors=True)
+    return found, layout
+
+
 @pytest.mark.parametrize("version", ["2", "1.7", "1.6"])
-def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Path, state_root: Path) -> None:
-    code, out, pid = run_suite(tmp_path, state_root, "--version", version, "-n", "2")
+def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Path, state_root: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """containerd 2.x from a release layout on loopback (download, checksum, unpack), 1.7 and 1.6 from Debian's
+    archive."""
+    if version == "2":
+        found, layout = released(version, tmp_path / "www")
+        with serve(layout) as server:
+            monkeypatch.setenv("CONTAINERD_RELEASE_URL", server.env()["CONTAINERD_RELEASE_URL"])
+            code, out, pid = run_suite(tmp_path, state_root, "--version", version, "-n", "2")
+        tarball = f"/containerd/releases/download/v{found}/containerd-{found}-linux-amd64.tar.gz"
+        assert server.requests[tarball] == 1 and server.requests["/containerd/releases"] == 1
+        assert (default_cache() / "runtimes" / f"containerd-{found}" / "bin" / "containerd").is_file()
+    else:
+        code, out, pid = run_suite(tmp_path, state_root, "--version", version, "-n", "2")
     assert code == 0, out[-6000:]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "junit.xml").exists()

@@ -166,9 +166,9 @@ def test_create_retries_once_after_export_and_delete(cells, tmp_path, log, monke
     kc = built_cell(tmp_path)
     kc.up()
     seq = [c["argv"][:2] for c in fakebin.calls(log)]
-    assert seq == [["get", "clusters"], ["create", "cluster"], ["export", "logs"], ["delete", "cluster"],
-                   ["create", "cluster"]]
-    create = fakebin.calls(log)[1]["argv"]
+    assert seq == [["get", "clusters"], ["network", "ls"], ["create", "cluster"], ["export", "logs"],
+                   ["delete", "cluster"], ["create", "cluster"]]
+    create = fakebin.calls(log)[2]["argv"]
     for flag in ("--retain", "--wait", "--kubeconfig", "--config"):
         assert flag in create
     config = kc.config_path.read_text()
@@ -189,8 +189,8 @@ def test_create_fails_twice_is_error(cells, tmp_path, log, monkeypatch):
     output = Path(message.split("whole output is in ")[1].split(";")[0])
     assert "--- stderr" in output.read_text() and str(kc.logs_dir) in message
     assert kc.created  # --retain left nodes behind: down() must delete them
-    kc.down()
-    assert fakebin.calls(log)[-1]["argv"][:2] == ["delete", "cluster"]
+    kc.down()  # and the kind network this run made (the fake engine had none)
+    assert [c["argv"][:2] for c in fakebin.calls(log)][-2:] == [["delete", "cluster"], ["network", "rm"]]
 
 
 def test_existing_cluster_needs_reuse(cells, tmp_path, log, monkeypatch):

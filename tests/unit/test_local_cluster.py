@@ -12,8 +12,8 @@ import yaml
 from cryptography import x509
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import release
-from conformance.targets.local import binaries
+from conformance.kube import binaries
+from conformance.runtimes import download
 from conformance.targets.local.controlplane import TUNABLES, kubelet_config
 from conformance.targets.local.pki import Pki
 from tests.fakes import bin as fakebin
@@ -53,10 +53,10 @@ def test_no_binaries_and_no_network_name_both_ways(tmp_path: Path, monkeypatch: 
         binaries.kubernetes(None, None, tmp_path)
     assert "\n" not in str(exc.value)
 
-    def offline(url: str, timeout: float) -> bytes:
+    def offline(url: str, timeout: float = 30) -> bytes:
         raise ProvisionError(f"cannot download {url}: [Errno -2] Name or service not known")
 
-    monkeypatch.setattr(release, "_get", offline)
+    monkeypatch.setattr(download, "get", offline)
     with pytest.raises(ProvisionError) as exc:
         binaries.kubernetes(None, "1.35", tmp_path)
     assert "\n" not in str(exc.value) and "stable-1.35.txt" in str(exc.value) and "K8S_BIN_DIR" in str(exc.value)

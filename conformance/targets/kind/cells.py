@@ -131,26 +131,34 @@ def built(runtime: str, runtime_version: str, k8s: str) -> Cell:
                 base_node_image="", node_image="built", supported=supported, digest_source="built here")
 
 
-def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell:
-    """The cell for RUNTIME/VERSION[/K8S]: the one marked default when several match."""
+def find(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell | None:
+    """The cell for RUNTIME/VERSION[/K8S], None when none matches: among several, the one marked default
+    (the newest runtime of those when VERSION is not given)."""
     runtime = runtime_name(runtime)
     found = [c for c in cells if c.runtime == runtime and (not version or matches(c.runtime_version, version))
              and (not k8s or matches(c.k8s, k8s))]
-    if not found:
+    defaults = [c for c in found if c.default] or found
+    if not defaults:
+        return None
+    return max(defaults, key=lambda c: (version_key(c.runtime_version), version_key(c.k8s))) if not version \
+        else defaults[0]
+
+
+def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell:
+    """The cell for RUNTIME/VERSION[/K8S] (find); InputError listing the known cells when none matches."""
+    cell = find(cells, runtime, version, k8s)
+    if cell is None:
         have = ", ".join(f"{c.runtime} {c.runtime_version} (k8s {c.k8s})" for c in cells)
-        raise InputError("versions.yaml", "cells", f"no cell for RUNTIME={runtime} VERSION={version or '*'} "
-                         f"K8S={k8s or '*'}; known: {have}")
-    if len(found) == 1:
-        return found[0]
-    defaults = [c for c in found if c.default]
-    return defaults[0] if defaults else found[0]
+        raise InputError("versions.yaml", "cells", f"no cell for RUNTIME={runtime_name(runtime)} "
+                         f"VERSION={version or '*'} K8S={k8s or '*'}; known: {have}")
+    return cell
 
 
 def github_matrix(cells: list[Cell]) -> dict:
-    """strategy.matrix for the workflow: one include entry per stock cell (a built cell needs Kubernetes
-    binaries, K8S_BIN_DIR, that a hosted runner does not have)."""
+    """strategy.matrix for the workflow: one include entry per cell, stock (kindest/node as published) and
+    built (a node image made on the runner from Kubernetes', etcd's and the runtime's release downloads)."""
     return {"include": [{"cell": c.id, "runtime": c.runtime, "version": c.runtime_version, "k8s": c.k8s,
-                         "kind": c.kind, "supported": c.supported} for c in cells if c.node_image == "stock"]}
+                         "kind": c.kind, "node_image": c.node_image, "supported": c.supported} for c in cells]}
 
 
 def main(argv: list[str]) -> int:

@@ -173,6 +173,12 @@ class Docker:
     def server_version(self) -> Command:
         return Command((self.binary, "version", "--format", "{{.Server.Version}}"), "Engine", timeout=20)
 
+    def networks(self) -> Command:
+        return Command((self.binary, "network", "ls", "--format", "{{.Name}}"), "Up", timeout=30)
+
+    def remove_network(self, name: str) -> Command:
+        return Command((self.binary, "network", "rm", name), "Down", timeout=60)
+
     def ps_all(self) -> Command:
         return Command((self.binary, "ps", "--all", "--quiet"), "Down", timeout=30)
 

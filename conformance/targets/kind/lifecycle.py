@@ -53,6 +53,7 @@ class StepFailed(ProvisionError):
         self.cause = cause
 
 
+KIND_NETWORK = "kind"  # the Docker network kind puts its nodes on
 KUBEADM = re.compile(r'failed to (?:init|join) node[^"]*"docker exec (?:--privileged )?(\S+) kubeadm (\w+)'
                      r'.*?failed with error: ([^\n]+)', re.S)
 
@@ -250,6 +251,9 @@ class KindCell:
             self.reused = True
             return
         self.created = True  # the name was free: whatever kind makes under it (--retain, Ctrl-C) is ours to delete
+        # kind makes its `kind` network on first use and never removes it: on an engine the suite did not start,
+        # one this run made goes at Down (one that was there stays)
+        self.made_network = KIND_NETWORK not in self.runner.run(self.docker.networks()).stdout.split()
         try:
             self.runner.run(self.create_command())
         except CreateFailed as first:
@@ -377,6 +381,8 @@ class KindCell:
             self.phases.append(Phase("Down", True, 0.0, f"kept ({why})"))
             return
         self._phase("Down", lambda: self.runner.run(self.delete_command()))
+        if getattr(self, "made_network", False):  # refused while another cluster's nodes use it: then it stays
+            self.runner.run(self.docker.remove_network(KIND_NETWORK), check=False)
 
     def metadata(self) -> dict:
         return {"cell": self.cell.to_json(), "cluster": self.name, "kubeconfig": str(self.kubeconfig),

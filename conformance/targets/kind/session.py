@@ -127,24 +127,26 @@ class KindSession(KubeSession):
 
 def cell_and_images(opts: Options, archives: list[ImageArchive], make_base: bool = True,
                     ) -> tuple[cells.Cell, list[nodeimage.NodeImage]]:
-    """The cell and one node image per node (control plane first): built here from the given binaries with
-    K8S_BIN_DIR, else the stock image of the versions.yaml cell for RUNTIME/VERSION/K8S."""
+    """The cell and one node image per node (control plane first): the stock image of the versions.yaml cell
+    for RUNTIME/VERSION/K8S where that cell is stock; else built here from K8S_BIN_DIR, or from the release
+    downloads of Kubernetes (K8S, else the cell's) and the runtime (VERSION, else the cell's)."""
     two_nodes = opts.nodes == "all" or bool(opts.worker)
-    if opts.k8s_bin_dir is None:
-        if opts.worker:
-            raise InputError("WORKER", "WORKER", "a worker of another runtime needs built node images: set K8S_BIN_DIR")
-        cell = cells.select(cells.load(), opts.runtime, opts.version, opts.k8s)
-        if cell.node_image == "built":
-            raise ProvisionError(f"cell {cell.id}: {parts.NO_K8S}")
-        return cell, [nodeimage.stock(cell)] * (2 if two_nodes else 1)
+    row = None if opts.k8s_bin_dir is not None else cells.find(cells.load(), opts.runtime, opts.version, opts.k8s)
+    if row is not None and row.node_image == "stock" and not opts.worker:
+        return row, [nodeimage.stock(row)] * (2 if two_nodes else 1)
+    k8s = opts.k8s or (row.k8s if row is not None else None)
+    if opts.k8s_bin_dir is None and not k8s:
+        raise ProvisionError(f"no cell in versions.yaml for RUNTIME={opts.runtime} VERSION={opts.version or '*'}: "
+                             "give K8S=<x.y[.z]> (Kubernetes release binaries, downloaded) or K8S_BIN_DIR")
+    version = opts.version or (row.runtime_version if row is not None else None)
     log = opts.results_dir / "kind-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    main = parts.resolve(opts, opts.runtime, opts.version, archives, log, make_base=make_base)
+    main = parts.resolve(opts, opts.runtime, version, k8s, archives, log, make_base=make_base)
     images = [nodeimage.built(main, opts.cache_dir)]
     cell = cells.built(main.runtime, main.runtime_version, main.k8s_version)
     if opts.worker:
         runtime, version = parts.runtime_of(opts.worker, "WORKER")
-        other = parts.resolve(opts, runtime, version, archives, log, own_bins=runtime != main.runtime,
+        other = parts.resolve(opts, runtime, version, k8s, archives, log, own_bins=runtime != main.runtime,
                               make_base=make_base)
         images.append(nodeimage.built(other, opts.cache_dir))
         # short: kind's node names are host names (63 characters at most)

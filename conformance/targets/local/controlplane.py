@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from conformance.kube.binaries import Binaries
 from conformance.runtimes.process import MountNamespace, PrivateDaemon, cgroup_hierarchies
-from conformance.targets.local.binaries import Binaries
 from conformance.targets.local.pki import Pki
 
 SERVICE_CIDR = "10.96.0.0/16"

@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from conformance.catalogue import Catalogue
 from conformance.errors import InputError, ProvisionError
+from conformance.kube import binaries
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
 from conformance.kube.waits import NotYet, Waits
 from conformance.options import Options
 from conformance.runtimes.undertest import RuntimeUnderTest
-from conformance.targets.local import binaries
 from conformance.targets.local.controlplane import LocalCluster
 
 NODE_READY_TIMEOUT = 60.0
