@@ -13,6 +13,7 @@ from pathlib import Path
 
 from conformance.errors import ProvisionError
 from conformance.image import ImageDef
+from conformance.runtimes import debian, executables
 
 REPO = "localhost/sgpconf"
 APPLETS = ("sh", "id", "cat", "grep", "sleep", "echo", "ls", "true", "false", "env", "head")
@@ -30,12 +31,34 @@ class ImageArchive:
     layer_digest: str
 
 
-def find_busybox() -> Path:
-    """The static busybox the images are built from (Debian's busybox-static)."""
-    for candidate in (os.environ.get("SGP_BUSYBOX", ""), "/bin/busybox", "/usr/bin/busybox"):
-        if candidate and Path(candidate).is_file():
+def find_busybox(cache: Path | None = None) -> Path:
+    """The static busybox the images are built from: SGP_BUSYBOX, the host's when it is statically linked,
+    else Debian's busybox-static fetched into the cache (conformance.runtimes.debian; no host package)."""
+    given = os.environ.get("SGP_BUSYBOX", "")
+    if given:
+        if not Path(given).is_file():
+            raise ProvisionError(f"SGP_BUSYBOX={given}: no such file")
+        return Path(given)
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        if Path(candidate).is_file() and _static(Path(candidate)):
             return Path(candidate)
-    raise ProvisionError("busybox-static is needed to build the test images: apt-get install busybox-static")
+    if not debian.available():
+        raise ProvisionError("the test images need a statically linked busybox: set SGP_BUSYBOX=<path> (no Debian "
+                             "archive here to fetch busybox-static from)")
+    from conformance.options import default_cache  # options -> catalogue -> archive: imported when needed
+
+    found = debian.fetch_first(cache or default_cache(), "busybox-static", "bin/busybox")
+    if found is None:
+        raise ProvisionError("Debian's archive has no busybox-static: set SGP_BUSYBOX=<a static busybox>")
+    return found
+
+
+def _static(path: Path) -> bool:
+    """Is `path` a statically linked binary (it goes into images that have no libraries)?"""
+    try:
+        return executables.inspect(path, "busybox").interpreter is None
+    except ProvisionError:
+        return False
 
 
 def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,

@@ -20,9 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.catalogue import Catalogue
 from conformance.cri import api_pb2 as pb
 from conformance.options import Options
+from conformance.paths import IMAGES, PROJECT, SCENARIOS
 from conformance.targets.node.session import NodeSession
 from conformance.targets.node.target import RUN_LABEL
 
@@ -112,7 +113,7 @@ def local_bench(args: argparse.Namespace, results: Path) -> int:
                    etcd_bin=Path(args.etcd_bin) if args.etcd_bin else None, results_dir=results / "floor",
                    runtime="crio" if args.crio_bin_dir else "containerd",
                    crio_bin_dir=Path(args.crio_bin_dir) if args.crio_bin_dir else None)
-    session = LocalSession(opts, Catalogue.load(PROJECT / "scenarios", PROJECT / "images"))
+    session = LocalSession(opts, Catalogue.load(SCENARIOS, IMAGES))
     try:
         started = time.perf_counter()
         session.start()
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return local_bench(args, results)
     opts = Options(version=args.version, results_dir=results)
-    session = NodeSession(opts, Catalogue.load(PROJECT / "scenarios", PROJECT / "images"))
+    session = NodeSession(opts, Catalogue.load(SCENARIOS, IMAGES))
     try:
         session.start()
         assert session.info is not None

@@ -9,11 +9,11 @@ from conformance.archive import ImageArchive, build
 from conformance.image import ImageDef, load_images
 from conformance.model import Expectation, RuntimeInfo
 from conformance.oracle import expected
+from conformance.paths import PROJECT  # noqa: F401  (tests read the checkout's root here)
 from conformance.runtimes.versions import in_range
 from conformance.scenario import KnownFailure, Scenario, load_catalogue
 from conformance.verdict import Judgement, Observation, judge_outcomes
 
-PROJECT = Path(__file__).resolve().parent.parent
 RUNTIME_ALIASES = {"cri-o": "crio", "crio": "crio", "containerd": "containerd"}
 
 

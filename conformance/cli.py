@@ -6,17 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.catalogue import PROJECT
 from conformance.options import FLAGS
+from conformance.paths import CHECKOUT, DATA, IMAGES, PYTEST_CONFIG, SCENARIOS
 
 
 def run_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
     """The pytest command line for a run: one item per case, JUnit next to results.json."""
     results = Path(getattr(args, "results_dir", None) or "results")
-    scenarios = Path(getattr(args, "scenarios", None) or PROJECT / "scenarios")
+    scenarios = Path(getattr(args, "scenarios", None) or SCENARIOS)
     argv = [str(scenarios), "-p", "conformance.plugin", "-q", "--no-header", f"--junitxml={results / 'junit.xml'}",
             "-o", "junit_suite_name=sgp-conformance", "-o", "junit_family=xunit1", "-rN", "--tb=no",
-            f"--rootdir={PROJECT}", "-c", str(PROJECT / "pyproject.toml")]
+            f"--rootdir={DATA}", "-c", str(PYTEST_CONFIG)]
+    if not CHECKOUT:  # an installed package writes nothing beside itself: pytest's cache goes with the results
+        argv += ["-o", f"cache_dir={results.absolute() / '.pytest_cache'}"]
     for name, _, _ in FLAGS:
         value = getattr(args, name.replace("-", "_"), None)
         if value:
@@ -33,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, env, text in FLAGS:
         run.add_argument(f"--{name}", help=f"{text} [env {env}]")
     lint = sub.add_parser("lint", help="validate scenarios and images; expectations must equal the oracle's")
-    lint.add_argument("--scenarios", default=str(PROJECT / "scenarios"))
-    lint.add_argument("--images", default=str(PROJECT / "images"))
+    lint.add_argument("--scenarios", default=str(SCENARIOS))
+    lint.add_argument("--images", default=str(IMAGES))
     from conformance.audit import cli as audit_cli
 
     audit = sub.add_parser("audit", help="read-only: which workloads would lose groups under Strict, which nodes "

@@ -25,14 +25,14 @@ def _run(argv: list[str]) -> None:
 
 def choose(method: str, runtime_name: str, have_ctr: bool, have_storage: bool) -> str:
     """Resolve 'auto' for the runtime at hand: ctr for containerd (when a ctr is there), skopeo for
-    CRI-O (when its storage is known), else the loopback registry."""
+    CRI-O (when its storage is known and skopeo is installed), else the loopback registry."""
     if method not in METHODS:
         raise ProvisionError(f"IMAGE_LOAD={method!r}: must be one of {', '.join(METHODS)}")
     if method != "auto":
         return method
     if runtime_name == "containerd" and have_ctr:
         return "ctr"
-    if runtime_name == "cri-o" and have_storage:
+    if runtime_name == "cri-o" and have_storage and shutil.which("skopeo"):
         return "skopeo"
     return "registry"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from conformance.archive import ImageArchive
 from conformance.errors import InputError, ProvisionError, SuiteError
 from conformance.options import Options, default_cache, switch
+from conformance.paths import IMAGES, SCENARIOS
 from conformance.skopeo import Skopeo
 
 SKOPEO_TIMEOUT = 300
@@ -152,10 +153,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """`sgp-conformance images push|export`; exit 2 with one line when it cannot be done."""
-    from conformance.catalogue import PROJECT, Catalogue
+    from conformance.catalogue import Catalogue
 
     try:
-        archives = Catalogue.load(PROJECT / "scenarios", PROJECT / "images").archives(default_cache())
+        archives = Catalogue.load(SCENARIOS, IMAGES).archives(default_cache())
         if args.action == "push":
             insecure = args.insecure or switch(os.environ.get("IMAGE_REGISTRY_INSECURE"))
             _, done = push(archives, args.registry, insecure)

@@ -7,10 +7,10 @@ import re
 import sys
 from pathlib import Path
 
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.catalogue import Catalogue
 from conformance.errors import InputError
+from conformance.paths import BEHAVIOURS
 
-BEHAVIOURS = PROJECT / "docs" / "behaviours.md"
 CITED = re.compile(r"§\d+|\b[ET]\d+\b(?:-[ET]?\d+)?|\bitems? [\d ,\-and]+")
 
 

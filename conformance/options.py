@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.catalogue import PROJECT
 from conformance.errors import InputError
+from conformance.paths import IMAGES, SCENARIOS
 
 
 def default_cache() -> Path:
@@ -28,8 +28,8 @@ class Options:
     image_load: str = "auto"
     crio_storage: tuple[str, str] | None = None
     results_dir: Path = Path("results")
-    scenarios_dir: Path = PROJECT / "scenarios"
-    images_dir: Path = PROJECT / "images"
+    scenarios_dir: Path = SCENARIOS
+    images_dir: Path = IMAGES
     cache_dir: Path = field(default_factory=default_cache)
     extra_handlers: dict[str, str] = field(default_factory=dict)  # handler name -> OCI runtime binary
     state_dir: Path = Path(os.environ.get("SGP_STATE_DIR", "/var/tmp/sgpconf"))

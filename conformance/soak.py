@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.paths import IMAGES, SCENARIOS
+
 Verdicts = dict[str, str]  # "scenario[policy]" -> verdict
 HOG = "while True: pass"
 
@@ -124,10 +126,8 @@ def cpu_load(processes: int):
 
 def snapshot_catalogue(base: Path, extra: list[str]) -> list[str]:
     """Copy scenarios/ and images/ once, so every run judges the same catalogue even if it is edited meanwhile."""
-    from conformance.catalogue import PROJECT
-
     out = list(extra)
-    for flag, default in (("--scenarios", PROJECT / "scenarios"), ("--images", PROJECT / "images")):
+    for flag, default in (("--scenarios", SCENARIOS), ("--images", IMAGES)):
         if any(a == flag or a.startswith(flag + "=") for a in extra):
             continue
         copy = base / "catalogue" / default.name

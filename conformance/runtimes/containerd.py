@@ -192,7 +192,7 @@ class Containerd:
         asks for (default runc) as containerd's default and only OCI runtime (plus extra handlers)."""
         version, bin_dir = resolve_binaries(self.wanted, self.bin_dir, self.cache)
         chosen = oci.resolve(handler, "containerd", version,
-                             oci.search_dirs(self.oci_bin_dir, "CONTAINERD_BIN_DIR", self.bin_dir))
+                             oci.search_dirs(self.oci_bin_dir, "CONTAINERD_BIN_DIR", self.bin_dir), self.cache)
         state = unique_dir(self.state_root, f"containerd-{version}")
         if chosen.name == "crun":
             chosen = crun.wrapped(chosen, state / "bin")

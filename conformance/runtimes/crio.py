@@ -120,7 +120,7 @@ class Crio:
         """Write the private config and return the daemon (not yet started), with the OCI runtime
         HANDLER asks for (default runc) as CRI-O's default and only OCI runtime."""
         version, bin_dir, label = self.binaries()
-        chosen = oci.resolve(handler, "crio", version, oci.search_dirs(self.oci_bin_dir, label, bin_dir))
+        chosen = oci.resolve(handler, "crio", version, oci.search_dirs(self.oci_bin_dir, label, bin_dir), self.cache)
         state = unique_dir(self.state_root, f"crio-{version}")
         if chosen.name == "crun":
             chosen = crun.wrapped(chosen, state / "bin")

@@ -125,7 +125,8 @@ def origin(folder: Path) -> str | None:
     """The URL a release folder holding `folder` was downloaded from, None for anything else."""
     for parent in (folder, *folder.parents):
         if done(parent):
-            return (parent / COMPLETE).read_text().split()[0]
+            words = (parent / COMPLETE).read_text().split()
+            return words[0] if words and words[0].startswith(("http://", "https://")) else None
     return None
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import ProvisionError
+from conformance.runtimes import debian
 from conformance.runtimes.versions import version_key
 
 NAMES = ("runc", "crun")
@@ -89,13 +90,18 @@ def bundle_problem(name: str, version: str, runtime: str, runtime_version: str) 
             f"crun >= {CRUN_MIN}; it fails with 'unknown version specified')")
 
 
-def resolve(handler: str, runtime: str, runtime_version: str, dirs: list[tuple[str, Path]]) -> OCIRuntime:
-    """The OCI runtime for HANDLER=`handler` ('' = runc); ProvisionError, one line, before anything starts."""
+def resolve(handler: str, runtime: str, runtime_version: str, dirs: list[tuple[str, Path]],
+            cache: Path | None = None) -> OCIRuntime:
+    """The OCI runtime for HANDLER=`handler` ('' = runc); ProvisionError, one line, before anything starts.
+    runc found nowhere is Debian's runc package, fetched into `cache` (no host package needed)."""
     name = handler or DEFAULT
     if name not in NAMES:
         raise ProvisionError(f"HANDLER={handler}: must be one of {', '.join(NAMES)}")
     where = ", ".join([label for label, _ in dirs] + ["PATH"])
     hit = locate(name, dirs)
+    if hit is None and name == "runc" and cache is not None and debian.available():
+        fetched = debian.fetch_first(cache, "runc", "usr/sbin/runc")
+        hit = (fetched, "Debian's runc package") if fetched is not None else None
     if hit is None:
         raise ProvisionError(f"HANDLER={name}: no {name} in {where}")
     path, label = hit

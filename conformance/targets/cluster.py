@@ -7,13 +7,14 @@ import argparse
 import sys
 
 from conformance import imagepush
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.catalogue import Catalogue
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import ClientApi, client
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
+from conformance.paths import IMAGES, SCENARIOS
 
 
 class ClusterSession(KubeSession):
@@ -70,7 +71,7 @@ def without_cases(argv: list[str]) -> int:
             names = KubeTarget(ClientApi(args.kubeconfig, args.context), {}).cleanup_all()
             print(f"deleted {len(names)} namespace(s): {' '.join(names)}")
             return 0
-        catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+        catalogue = Catalogue.load(SCENARIOS, IMAGES)
         variants = tuple(v for v in args.variants.split(",") if v)
         print("TARGET=cluster plan (nothing run): a namespace per run, node-features, API negatives, cases:")
         print("\n".join(f"  {s.name}{'' if v == 'container' else '.' + v} [{p}]"

@@ -1,5 +1,6 @@
-"""matrix.html in a real headless browser (Debian's chromium): JS runs, every verdict cell and the
-expected-vs-observed detail end up in the DOM, and the page renders to a screenshot, from disk, offline.
+"""matrix.html in a real headless browser (Chromium, or Chrome as GitHub's runners have it): JS runs, every
+verdict cell and the expected-vs-observed detail end up in the DOM, and the page renders to a screenshot,
+from disk, offline.
 
 Without chromium the tests skip, except under CI=true where a missing browser is a failure.
 """
@@ -25,9 +26,11 @@ VERDICTS = {"pass", "fail", "unsupported", "known-failure", "rejected", "error"}
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    found = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, names)), None)
     if not found:
-        message = "chromium not installed (apt-get install chromium; scripts/setup.sh installs it)"
+        message = ("no Chromium or Chrome (Debian, Fedora: the chromium package, which scripts/setup.sh installs; "
+                   "Ubuntu has it only as a snap: set CHROMIUM=<binary>)")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)

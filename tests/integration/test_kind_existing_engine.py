@@ -84,7 +84,7 @@ def test_kind_on_an_engine_the_suite_did_not_start(k8s_bin_dir: Path, tmp_path: 
         docker = doc["kubernetes"]["facts"]["docker"]
         assert docker["private"] is False and docker["from"].startswith("existing (DOCKER_HOST=unix://")
         assert doc["kubernetes"]["cell"]["node_image"] == "built" and doc["kubernetes"]["cell"]["k8s"] == version
-        assert set(doc["summary"]["counts"]) == {"pass"}
+        assert set(doc["summary"]["counts"]) <= {"pass", "unsupported"} and doc["summary"]["exit_code"] == 0
         after = _objects(eng)
         for what in ("containers", "networks", "volumes"):
             assert after[what] == before[what], (what, before[what], after[what])
@@ -96,4 +96,5 @@ def test_kind_on_an_engine_the_suite_did_not_start(k8s_bin_dir: Path, tmp_path: 
             server.terminate()
             server.wait(timeout=30)
         eng.stop()
+    (state_root / "suite").rmdir()  # the suite's state root: empty, the run removed all it made
     assert leftovers(state_root, 0) == []

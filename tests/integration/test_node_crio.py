@@ -16,7 +16,7 @@ from conformance.catalogue import Catalogue
 from conformance.runtimes.process import cgroup_dirs, remove_cgroups
 from tests.conftest import CLI, PROJECT
 from tests.integration.test_interruption import interrupt_after
-from tests.integration.test_node_containerd import run_suite
+from tests.integration.test_node_containerd import old_crun, run_suite
 from tests.leftovers import leftovers
 from tests.userns import check_userns, is_userns
 
@@ -56,14 +56,13 @@ def test_whole_catalogue_on_crio(crio_bin_dir: Path, tmp_path: Path, state_root:
 
 
 def test_old_crun_is_refused_before_anything_starts(crio_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
-    """HANDLER=crun finds Debian bookworm's crun 1.8.1 on PATH: refused in one line, nothing started."""
+    """HANDLER=crun finds a crun 1.8.1 (as Debian bookworm ships) in OCI_BIN_DIR: refused in one line, nothing
+    started."""
+    old = old_crun(tmp_path / "old")
     res = subprocess.run([str(CLI), "run", "--runtime", "crio", "--crio-bin-dir", str(crio_bin_dir), "--handler",
-                          "crun", "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "SGP_STATE_DIR": str(state_root), "PATH": "/usr/bin:/bin:/usr/sbin"},
-                         cwd=PROJECT)
-    if "cannot run" not in res.stdout + res.stderr:
-        pytest.skip("the crun on PATH is new enough here")
-    assert res.returncode == 2
+                          "crun", "--oci-bin-dir", str(old), "--results-dir", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "SGP_STATE_DIR": str(state_root)}, cwd=PROJECT)
+    assert res.returncode == 2, res.stdout + res.stderr
     line = next(x for x in (res.stdout + res.stderr).splitlines() if "HANDLER=crun" in x)
     assert "crun 1.8" in line and "OCI_BIN_DIR" in line
     assert list(state_root.iterdir()) == []

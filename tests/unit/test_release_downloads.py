@@ -126,3 +126,16 @@ def test_no_crio_marker_at_all_is_named(tmp_path: Path, monkeypatch) -> None:
         monkeypatch.setenv("CRIO_RELEASE_URL", server.env()["CRIO_RELEASE_URL"])
         with pytest.raises(ProvisionError, match=r"no CRI-O release marker latest-1\.31\.txt"):
             release.newest_crio()
+
+
+def test_origin_names_the_download_only(tmp_path: Path) -> None:
+    from conformance.runtimes import download
+
+    released = tmp_path / "containerd-2.1.9" / "bin"
+    released.mkdir(parents=True)
+    download.mark_done(released.parent, "http://127.0.0.1:1/containerd/releases/download/v2.1.9/x.tar.gz")
+    assert download.origin(released) == "http://127.0.0.1:1/containerd/releases/download/v2.1.9/x.tar.gz"
+    debian = tmp_path / "containerd-2.1.9+ds1-5" / "usr" / "bin"
+    debian.mkdir(parents=True)
+    (debian.parents[1] / ".complete").write_text("")  # Debian's unpacked packages carry an empty marker
+    assert download.origin(debian) is None and download.origin(tmp_path / "elsewhere") is None

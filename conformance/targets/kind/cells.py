@@ -12,9 +12,10 @@ from pathlib import Path
 import yaml
 
 from conformance.errors import InputError
+from conformance.paths import VERSIONS
 from conformance.runtimes.versions import matches, version_key
 
-VERSIONS_FILE = Path(__file__).resolve().parents[3] / "versions.yaml"
+VERSIONS_FILE = VERSIONS
 RUNTIMES = ("containerd", "crio")
 CELL_KEYS = {"id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "digest_source", "node_image",
              "expect", "default", "notes"}

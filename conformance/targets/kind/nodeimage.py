@@ -22,12 +22,13 @@ from pathlib import Path
 from conformance import archive
 from conformance.archive import ImageArchive
 from conformance.errors import ProvisionError
+from conformance.paths import IMAGES
 from conformance.runtimes import executables
 from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, Docker
 
-NODE_FILES = Path(__file__).resolve().parents[3] / "images" / "kind" / "node"
+NODE_FILES = IMAGES / "kind" / "node"
 REPO = "localhost/sgp-node"
 BASE_REPO = "localhost/sgp-node-base"
 KEY_LABEL = "sgp.conformance/recipe"

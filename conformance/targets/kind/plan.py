@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from conformance import archive
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.catalogue import Catalogue
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.admission import expected_outcome
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.options import from_mapping
+from conformance.paths import IMAGES, SCENARIOS
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command
@@ -161,7 +162,7 @@ def without_cases(argv: list[str]) -> int:
         if not args.runtime:
             raise SuiteError("TARGET=kind needs RUNTIME=containerd|crio (and VERSION)")
         opts = from_mapping({k.replace("_", "-"): v for k, v in vars(args).items()})
-        catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+        catalogue = Catalogue.load(SCENARIOS, IMAGES)
         cell, images = cell_and_images(opts, planned_archives(catalogue, opts.cache_dir / "images"), make_base=False)
         kc = KindCell(cell, ClusterOptions(results_dir=opts.results_dir, keep=opts.keep, reuse=opts.reuse),
                       images=images)
