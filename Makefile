@@ -64,7 +64,7 @@ AUDIT_FLAGS = $(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)") $(if $(CONTEXT),-
   $(if $(filter all,$(NAMESPACE)),--all-namespaces,$(if $(NAMESPACE),--namespace "$(NAMESPACE)")) \
   $(if $(SELECTOR),--selector "$(SELECTOR)") $(if $(OUTPUT),--output "$(OUTPUT)")
 
-.PHONY: setup conformance test lint ruff proto clean bench matrix report faults soak crun audit
+.PHONY: setup conformance test unit lint ruff proto clean bench matrix report faults soak crun audit
 
 $(BIN)/sgp-conformance: pyproject.toml scripts/setup.sh
 	./scripts/setup.sh "$(PY)" "$(VENV)"
@@ -93,6 +93,10 @@ test: setup $(VENV)/.test-setup
 	$(BIN)/sgp-conformance lint
 	$(BIN)/ruff check conformance tests setup.py
 	$(BIN)/pytest tests -rs $(ARGS)
+
+# the fast set: no runtime, no root, no network (a minute)
+unit: setup
+	$(BIN)/pytest tests/unit tests/badinput -q -n 2 $(ARGS)
 
 matrix: setup
 	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \

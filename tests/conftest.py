@@ -79,7 +79,7 @@ def host_unchanged(request: pytest.FixtureRequest) -> None:
     if not {"integration", "faults"} & set(Path(str(request.node.fspath)).parts):
         yield
         return
-    from tests import hostsnapshot
+    from tests.support import hostsnapshot
 
     before = hostsnapshot.take()
     yield
@@ -92,6 +92,6 @@ def host_unchanged(request: pytest.FixtureRequest) -> None:
 def fake_watches_end() -> None:
     """The watches a test's fake API server answered end with the test (their followers are daemon threads)."""
     yield
-    from tests.fakes.kubeapi import FakeApi
+    from tests.support.fakes.kubeapi import FakeApi
 
     FakeApi.stop_watches()

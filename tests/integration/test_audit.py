@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,11 +18,9 @@ import yaml
 
 from conformance.catalogue import Catalogue
 from conformance.kube.manifests import kube_cases, pod_security_context
-from tests.catalogue_audit import case_keys, catalogue_says
 from tests.conftest import CLI, PROJECT
-from tests.integration.test_interruption import finish, start_suite
-from tests.integration.test_local import local_args
-from tests.leftovers import leftovers
+from tests.support.catalogue_audit import case_keys, catalogue_says
+from tests.support.suite import local_args, release, start_suite
 
 pytestmark = pytest.mark.runtime
 CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
@@ -46,19 +43,6 @@ def start_kept(results: Path, state_root: Path, *args: str) -> tuple[subprocess.
             return proc, Path(found.group(1)), "".join(seen)
     proc.kill()
     raise AssertionError("the run did not hold its cluster:\n" + "".join(seen[-60:]))
-
-
-def release(proc: subprocess.Popen, state_root: Path) -> tuple[str, float]:
-    """Ctrl-C a held run: it removes everything and exits with the run's verdict. (output, seconds to exit)"""
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    try:
-        out = finish(proc, 600)
-    except AssertionError as hung:  # its threads' stacks; the leftover check below then says what it left
-        out = str(hung)
-    took = time.monotonic() - sent
-    assert leftovers(state_root, proc.pid) == [], out[-3000:]
-    return out, took
 
 
 def audit(kubeconfig: Path, *args: str) -> tuple[int, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -14,37 +13,10 @@ import pytest
 
 from conformance.runtimes.process import processes_mentioning
 from tests.conftest import CLI, PROJECT
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
+from tests.support.suite import finish, interrupt_after, start_suite, wait_for_cases
 
 pytestmark = pytest.mark.runtime
-
-
-def _interruptible() -> None:
-    """In the child: Ctrl-C as a terminal delivers it, even when these tests were started in the background
-    (a shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across exec)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def start_suite(results: Path, state_root: Path, *args: str) -> subprocess.Popen:
-    # PYTHONFAULTHANDLER: a run that hangs prints every thread's stack on SIGABRT (see finish())
-    env = {**os.environ, "SGP_STATE_DIR": str(state_root), "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
-    return subprocess.Popen([str(CLI), "run", "--results-dir", str(results), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT, preexec_fn=_interruptible)
-
-
-def wait_for_cases(proc: subprocess.Popen, count: int, timeout: float = 120) -> str:
-    """Read progress lines until `count` cases are done."""
-    seen, done = [], 0
-    deadline = time.monotonic() + timeout
-    while done < count and time.monotonic() < deadline:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        seen.append(line)
-        if line.startswith("["):
-            done += 1
-    assert done >= count, "".join(seen)
-    return "".join(seen)
 
 
 def daemon_pid(state_root: Path) -> int:
@@ -65,30 +37,6 @@ def test_runtime_killed_mid_run(real_runtime: None, tmp_path: Path, state_root: 
     verdicts = [c["verdict"] for c in doc["cases"]]
     assert "error" in verdicts and "pass" in verdicts
     assert doc["summary"]["exit_code"] == 2
-    assert leftovers(state_root, proc.pid) == []
-
-
-def finish(proc: subprocess.Popen, timeout: float) -> str:
-    """The run's remaining output once it exits; if it is still running after `timeout`, its threads' stacks."""
-    try:
-        return proc.communicate(timeout=timeout)[0]
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGABRT)
-        out = proc.communicate()[0]
-        raise AssertionError(f"still running {timeout:.0f}s after the signal; its threads:\n{out[-6000:]}") from None
-
-
-def interrupt_after(results: Path, state_root: Path, args: tuple[str, ...], cases: int, within: float,
-                    sig: signal.Signals = signal.SIGINT) -> None:
-    """Start a run, signal it after `cases` cases: it stops within `within` s, exit 2, nothing left behind."""
-    proc = start_suite(results, state_root, *args)
-    wait_for_cases(proc, cases)
-    sent = time.monotonic()
-    proc.send_signal(sig)
-    out = finish(proc, 60)
-    assert time.monotonic() - sent < within, out
-    assert proc.returncode == 2, out
-    assert re.search(r"^summary: interrupted after \d+ of \d+ cases \(\d+ did not run\): ", out, re.M), out[-3000:]
     assert leftovers(state_root, proc.pid) == []
 
 

@@ -17,10 +17,8 @@ import pytest
 
 from conformance.kube.admission import REJECT_MESSAGE, REJECT_REASON
 from tests.conftest import CLI
-from tests.integration.test_audit import release
-from tests.integration.test_interruption import start_suite
-from tests.integration.test_node_containerd import run_suite
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
+from tests.support.suite import release, run_suite, start_suite
 
 pytestmark = pytest.mark.runtime
 HELD = re.compile(r"KEEP=1: kind cluster (\S+) kept on the private Docker engine .* network namespace of pid (\d+); "

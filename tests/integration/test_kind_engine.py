@@ -19,7 +19,7 @@ from conformance.runtimes import debian
 from conformance.runtimes.process import processes_mentioning
 from conformance.targets.kind import engine, nodebase, nodeimage
 from tests.conftest import PROJECT
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
 
 pytestmark = pytest.mark.runtime
 

@@ -24,7 +24,7 @@ from conformance.runtimes import containerd
 from conformance.targets.kind import engine, nodebase
 from conformance.targets.kind.cli import find_kind
 from tests.conftest import CLI, PROJECT
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
 
 pytestmark = pytest.mark.runtime
 PORT = 18777

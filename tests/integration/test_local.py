@@ -14,18 +14,12 @@ from conformance.kube.admission import REJECT_MESSAGE, REJECT_REASON
 from conformance.kube.checks import API_CHECKS
 from conformance.kube.manifests import VARIANTS, kube_cases
 from tests.conftest import PROJECT
-from tests.integration.test_interruption import interrupt_after
-from tests.integration.test_node_containerd import run_suite
-from tests.leftovers import leftovers
-from tests.userns import check_userns, is_userns
+from tests.support.leftovers import leftovers
+from tests.support.suite import interrupt_after, local_args, run_suite
+from tests.support.userns import check_userns, is_userns
 
 pytestmark = pytest.mark.runtime
 CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
-
-
-def local_args(k8s_bin_dir: Path, *runtime: str) -> list[str]:
-    etcd = ["--etcd-bin", os.environ["ETCD_BIN"]] if os.environ.get("ETCD_BIN") else []
-    return ["--target", "local", "--k8s-bin-dir", str(k8s_bin_dir), *etcd, *runtime]
 
 
 def cases_of(results: Path) -> tuple[dict, dict[tuple[str, str], dict]]:

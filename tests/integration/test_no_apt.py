@@ -13,7 +13,7 @@ import pytest
 
 from conformance.runtimes import debian, reaper
 from tests.conftest import CLI, PROJECT
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
 
 pytestmark = pytest.mark.runtime
 HIDDEN = ("apt-get", "apt-cache", "apt-config", "dpkg", "dpkg-deb", "dpkg-query")

@@ -14,29 +14,12 @@ from conformance.catalogue import Catalogue
 from conformance.options import default_cache
 from conformance.runtimes import containerd
 from tests.conftest import CLI, PROJECT
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
 from tests.support.releases import Layout, serve
-from tests.userns import check_userns, is_userns
+from tests.support.suite import old_crun, run_suite
+from tests.support.userns import check_userns, is_userns
 
 pytestmark = pytest.mark.runtime
-
-
-def run_suite(results: Path, state_root: Path, *args: str, timeout: int = 600) -> tuple[int, str, int]:
-    """(exit code, output, pid of the suite process)."""
-    env = {**os.environ, "SGP_STATE_DIR": str(state_root)}
-    proc = subprocess.Popen([str(CLI), "run", "--results-dir", str(results), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT)
-    out, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, out, proc.pid
-
-
-def old_crun(folder: Path) -> Path:
-    """A folder with a `crun` that says it is 1.8.1 (Debian bookworm's), to show the refusal of the suite's own
-    version check without depending on what the host has installed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "crun").write_text("#!/bin/sh\necho 'crun version 1.8.1'\necho 'commit: 0'\n")
-    (folder / "crun").chmod(0o755)
-    return folder
 
 
 def released(version: str, root: Path) -> tuple[str, Layout]:

@@ -15,10 +15,9 @@ import pytest
 from conformance.catalogue import Catalogue
 from conformance.runtimes.process import cgroup_dirs, remove_cgroups
 from tests.conftest import CLI, PROJECT
-from tests.integration.test_interruption import interrupt_after
-from tests.integration.test_node_containerd import old_crun, run_suite
-from tests.leftovers import leftovers
-from tests.userns import check_userns, is_userns
+from tests.support.leftovers import leftovers
+from tests.support.suite import interrupt_after, old_crun, run_suite
+from tests.support.userns import check_userns, is_userns
 
 pytestmark = pytest.mark.runtime
 CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")

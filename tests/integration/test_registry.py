@@ -21,7 +21,7 @@ from conformance.errors import InputError, ProvisionError
 from conformance.options import default_cache
 from conformance.skopeo import Skopeo
 from tests.conftest import CLI, PROJECT
-from tests.registry import free_port, loopback_registry
+from tests.support.registry import free_port, loopback_registry
 
 pytestmark = pytest.mark.runtime
 

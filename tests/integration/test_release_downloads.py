@@ -16,9 +16,9 @@ import pytest
 from conformance.kube import binaries
 from conformance.options import default_cache
 from conformance.runtimes.crio import crio_version
-from tests.integration.test_node_containerd import run_suite
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
 from tests.support.releases import Layout, serve
+from tests.support.suite import run_suite
 
 pytestmark = pytest.mark.runtime
 

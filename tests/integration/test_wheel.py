@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT
-from tests.leftovers import leftovers
+from tests.support.leftovers import leftovers
 
 pytestmark = pytest.mark.runtime
 

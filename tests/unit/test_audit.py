@@ -18,7 +18,7 @@ from conformance.audit.reader import AuditError, ClusterReader, MissingPermissio
 from conformance.audit.recorded import RecordedApi, matches
 from conformance.catalogue import PROJECT, Catalogue
 from conformance.cli import main as cli_main
-from tests.catalogue_audit import case_keys, catalogue_says
+from tests.support.catalogue_audit import case_keys, catalogue_says
 
 CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
 FIXTURES = PROJECT / "tests" / "fixtures" / "audit"

@@ -6,7 +6,7 @@ import pytest
 from conformance.errors import ProvisionError
 from conformance.runtimes import crun
 from conformance.runtimes.oci import OCIRuntime
-from tests.fakes import bin as fakebin
+from tests.support.fakes import bin as fakebin
 
 SHOWSRC = """Package: crun
 Format: 3.0 (quilt)

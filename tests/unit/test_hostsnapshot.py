@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import hostsnapshot
+from tests.support import hostsnapshot
 
 
 def test_differences_name_each_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from conformance.kube import binaries
 from conformance.runtimes import download
 from conformance.targets.local.controlplane import TUNABLES, kubelet_config
 from conformance.targets.local.pki import Pki
-from tests.fakes import bin as fakebin
+from tests.support.fakes import bin as fakebin
 
 
 def test_release_resolution_urls_and_checksums() -> None:

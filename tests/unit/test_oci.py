@@ -8,7 +8,7 @@ import pytest
 from conformance.errors import ProvisionError
 from conformance.runtimes import oci
 from conformance.runtimes.oci import OCIRuntime
-from tests.fakes import bin as fakebin
+from tests.support.fakes import bin as fakebin
 
 
 def fake(path: Path, name: str, version: str) -> Path:

@@ -99,7 +99,7 @@ def test_crio_without_folder_or_network_names_both_ways(tmp_path, monkeypatch) -
 ])
 def test_containerd_version_of_a_bin_dir(tmp_path, line: str, version: str) -> None:
     from conformance.runtimes.containerd import containerd_version
-    from tests.fakes import bin as fakebin
+    from tests.support.fakes import bin as fakebin
 
     fakebin.tool(tmp_path / "containerd", line)
     assert containerd_version(tmp_path) == version

@@ -1,4 +1,4 @@
-"""Put a fake `kind` and `docker` (tests/fakes/fakecli.py) first on PATH; read back what they recorded."""
+"""Put a fake `kind` and `docker` (tests/support/fakes/fakecli.py) first on PATH; read back what they recorded."""
 
 from __future__ import annotations
 

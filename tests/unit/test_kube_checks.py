@@ -18,7 +18,7 @@ from conformance.kube.runner import KubeRunner
 from conformance.kube.waits import Waits
 from conformance.model import Verdict
 from conformance.observe import EXITING_PROBE, MESSAGE_PATH, PROBE, ProbeError, exited_block
-from tests.fakes import kubeapi as fk
+from tests.support.fakes import kubeapi as fk
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from conformance.targets.kind import cli as kindcli
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell, StepFailed
-from tests.fakes import bin as fakebin
-from tests.fakes import kubeapi as fk
+from tests.support.fakes import bin as fakebin
+from tests.support.fakes import kubeapi as fk
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conformance.targets import without_cases
-from tests.fakes import bin as fakebin
+from tests.support.fakes import bin as fakebin
 
 
 def plan(argv: list[str]) -> int | None:

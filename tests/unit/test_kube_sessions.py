@@ -20,8 +20,8 @@ from conformance.targets import cluster as cluster_target
 from conformance.targets.kind import cells
 from conformance.targets.kind import session as kind_session
 from conformance.targets.kind.engine import Engine
-from tests.fakes import bin as fakebin
-from tests.fakes import kubeapi as fk
+from tests.support.fakes import bin as fakebin
+from tests.support.fakes import kubeapi as fk
 
 CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
 FAST = Waits(pod=2, event=1, ready=2, interval=0.01, sleep=lambda s: None)
