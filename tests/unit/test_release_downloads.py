@@ -126,3 +126,16 @@ def test_no_crio_marker_at_all_is_named(tmp_path: Path, monkeypatch) -> None:
         monkeypatch.setenv("CRIO_RELEASE_URL", server.env()["CRIO_RELEASE_URL"])
         with pytest.raises(ProvisionError, match=r"no CRI-O release marker latest-1\.31\.txt"):
             release.newest_crio()
+
+
+def test_origin_of_a_debian_package_folder_is_none(tmp_path: Path) -> None:
+    """debian.Archive.fetch marks its folders with an empty .complete: not a download, and no crash."""
+    from conformance.runtimes import containerd, download
+
+    pkg = tmp_path / "runtimes" / "containerd-2.1.9+ds1-5"
+    (pkg / "usr" / "bin").mkdir(parents=True)
+    (pkg / ".complete").touch()
+    assert download.origin(pkg / "usr" / "bin") is None
+    assert containerd.source_of(pkg / "usr" / "bin", None) == "Debian's containerd-2.1.9+ds1-5"
+    download.mark_done(pkg, "http://127.0.0.1:1/c.tar.gz")
+    assert download.origin(pkg / "usr" / "bin") == "http://127.0.0.1:1/c.tar.gz"
