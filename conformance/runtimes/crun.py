@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from debian.deb822 import Sources
+from debian.debian_support import Version as DebianVersion
 
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
@@ -114,6 +115,7 @@ class SourceBuild:
         self.cache = cache
         self.archive = debian.Archive(cache)
         self.sysroot = cache / f"crun-sysroot-{LIBRARY_SUITE}"
+        self._libraries: dict[str, debian.DebPackage | None] = {}
 
     def records(self) -> list[Sources]:
         """crun's source records (one per suite that has it)."""
@@ -170,24 +172,23 @@ class SourceBuild:
         shutil.rmtree(work, ignore_errors=True)
         return dest / "crun"
 
+    def library(self, name: str) -> debian.DebPackage | None:
+        """The newest build of package `name` in LIBRARY_SUITE (looked up once), None when it has none."""
+        if name not in self._libraries:
+            builds = self.archive.versions(LIBRARY_SUITE, name)
+            self._libraries[name] = max(builds, key=lambda p: DebianVersion(p.version)) if builds else None
+        return self._libraries[name]
+
     def make_sysroot(self, dev_packages: list[str]) -> Path:
         """`dev_packages` and the -dev packages they depend on, from LIBRARY_SUITE, unpacked into a fresh
         sysroot that keeps only static archives (no .so): what crun links comes from here, statically."""
-        found: dict[str, debian.DebPackage | None] = {}
-
-        def newest(name: str) -> debian.DebPackage | None:
-            if name not in found:
-                builds = self.archive.versions(LIBRARY_SUITE, name)
-                found[name] = max(builds, key=lambda p: version_key(p.upstream)) if builds else None
-            return found[name]
-
-        missing = [name for name in dev_packages if newest(name) is None]
+        missing = [name for name in dev_packages if self.library(name) is None]
         if missing:
             raise ProvisionError(f"Debian {LIBRARY_SUITE} has no {', '.join(missing)}")
         shutil.rmtree(self.sysroot, ignore_errors=True)
         self.sysroot.mkdir(parents=True)
-        for name in dev_closure(dev_packages, lambda n: (p.depends if (p := newest(n)) else None)):
-            pkg = newest(name)
+        for name in dev_closure(dev_packages, lambda n: (p.depends if (p := self.library(n)) else None)):
+            pkg = self.library(name)
             if pkg is not None:
                 root = self.archive.fetch(pkg, self.cache / "runtimes" / f"{name}-{pkg.version}")
                 shutil.copytree(root, self.sysroot, symlinks=True, dirs_exist_ok=True,

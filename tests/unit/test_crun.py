@@ -196,3 +196,33 @@ def test_wrapper_written_on_hybrid_host_and_recorded(tmp_path: Path, monkeypatch
     assert "--mount --propagation private" in text and "-l /sys/fs/cgroup/unified" in text
     assert "'/opt/crun dir/crun' \"$@\"" in text
     subprocess.run(["sh", "-n", str(wrapper)], check=True)
+
+
+def test_sysroot_from_bookworm_dev_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The -dev packages (and their -dev Depends) of the library suite, merged, static archives only."""
+    index = {"libyajl-dev": [("2.1.0-3", "libyajl2 (= 2.1.0-3)"), ("2.1.0-3+deb12u2", "libyajl2")],
+             "libfoo-dev": [("1.0-1", "libfoo1, libbar-dev")], "libbar-dev": [("2.0-1", "libc6")]}
+    asked: list[str] = []
+
+    def versions(self, suite: str, name: str) -> list[debian.DebPackage]:
+        asked.append(f"{suite}/{name}")
+        return [debian.DebPackage(name, v, suite, depends=d) for v, d in index.get(name, [])]
+
+    def fetch(self, pkg: debian.DebPackage, dest: Path) -> Path:
+        lib = dest / "usr" / "lib" / "x86_64-linux-gnu"
+        lib.mkdir(parents=True)
+        stem = pkg.name.removesuffix("-dev")
+        (lib / f"{stem}.a").write_text(pkg.version)
+        (lib / f"{stem}.so").symlink_to(f"{stem}.so.1")
+        return dest
+
+    monkeypatch.setattr(debian.Archive, "versions", versions)
+    monkeypatch.setattr(debian.Archive, "fetch", fetch)
+    build = crun.SourceBuild(tmp_path)
+    root = build.make_sysroot(["libyajl-dev", "libfoo-dev"])
+    lib = root / "usr" / "lib" / "x86_64-linux-gnu"
+    assert sorted(p.name for p in lib.iterdir()) == ["libbar.a", "libfoo.a", "libyajl.a"]
+    assert (lib / "libyajl.a").read_text() == "2.1.0-3+deb12u2"  # the newest build
+    assert {a.split("/")[0] for a in asked} == {"bookworm"}
+    with pytest.raises(ProvisionError, match="Debian bookworm has no libblake3-dev"):
+        build.make_sysroot(["libblake3-dev"])
