@@ -3,10 +3,13 @@
 Bookworm's crun 1.8.1 rejects the runtime-spec versions that containerd 1.7/2.x and CRI-O write ("unknown
 version specified"; crun >= 1.14.3 accepts spec 1.2.x), and trixie's/sid's crun binaries need a newer
 glibc. `make crun` (`python -m conformance.runtimes.crun`) therefore builds crun once from the upstream
-tarball that Debian ships as the source package's `.orig.tar.gz` (trixie first, then sid), fetched with
-`apt-get source --download-only` through a private deb-src list and checked against the signed Sources
-index, into `cache/crun-<version>/`, and prints that folder: give it as OCI_BIN_DIR. The suite never
-swaps it in by itself (conformance/runtimes/oci.py picks the OCI runtime).
+tarball that Debian ships as the source package's `.orig.tar.*` (trixie first, then sid), found in the suite's
+signed Sources index and checked against the SHA-256 it gives, into `cache/crun-<version>/`, and prints that
+folder: give it as OCI_BIN_DIR. No apt, no dpkg, nothing installed on the host: the libraries crun links
+(yajl/json-c, libseccomp, libcap, ...) come as bookworm's -dev packages (the oldest glibc, so the result runs
+on newer hosts), unpacked into a sysroot in the cache and linked statically from there, so the binary needs
+only libc. Only the compiler tools (gcc, make, pkg-config) are the host's. The suite never swaps the build
+in by itself (conformance/runtimes/oci.py picks the OCI runtime).
 
 Separately, crun refuses a *hybrid* cgroup layout (v1 hierarchies under /sys/fs/cgroup plus a cgroup2 at
 /sys/fs/cgroup/unified) when that cgroup2 has any controller enabled (libcrun/cgroup.c,
@@ -19,28 +22,36 @@ layout and uses the v1 controllers as usual; the host's mounts are not touched.
 from __future__ import annotations
 
 import fcntl
-import hashlib
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from debian.deb822 import Sources
+from debian.debian_support import Version as DebianVersion
 
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
+from conformance.runtimes.executables import inspect
 from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, probe_version
 from conformance.runtimes.versions import version_key
 
 MIN_VERSION = CRUN_MIN
 SOURCE_SUITES = ("trixie", "sid")
+LIBRARY_SUITE = "bookworm"  # the oldest glibc: static archives built against it link and run on newer hosts
 CONFIGURE_FLAGS = ("--disable-systemd", "--disable-criu", "--disable-shared", "--enable-static",
                    "--disable-dependency-tracking")
 # Build-Depends we honour (crun's release tarball ships `configure` and generated files, so autotools,
 # gperf, go-md2man and debhelper are not needed); anything else in Build-Depends is optional for us.
 LINKED_DEPS = ("libyajl-dev", "libjson-c-dev", "libseccomp-dev", "libcap-dev", "libblake3-dev")
-TOOL_DEPS = ("gcc", "make", "pkgconf")
+# host tools: command -> (Debian/Ubuntu package, Fedora package)
+TOOLS = {"gcc": ("gcc", "gcc"), "make": ("make", "make"), "pkg-config": ("pkgconf", "pkgconf-pkg-config")}
+LIBC = re.compile(r"(libc|ld-linux[\w.-]*|ld64|ld)\.so\.\d+")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BUILD_TIMEOUT = 1800
 
@@ -60,7 +71,8 @@ def ensure_crun(cache: Path) -> Path:
     if cached:
         return cached
     if not debian.available():
-        raise ProvisionError(f"building crun >= {MIN_VERSION} needs Debian's archive (apt), and none is configured")
+        raise ProvisionError(f"building crun >= {MIN_VERSION} needs Debian's archive: {debian.NO_MIRROR}")
+    check_tools()
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / "crun.lock").open("w") as lock:  # concurrent runs share the cache: build once
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -76,59 +88,64 @@ def _cached(cache: Path) -> Path | None:
     return None
 
 
+def missing_tools(which: Callable[[str], str | None] | None = None) -> list[str]:
+    """The compiler tools (TOOLS) not on PATH."""
+    return [tool for tool in TOOLS if (which or shutil.which)(tool) is None]
+
+
+def tools_message(missing: list[str]) -> str:
+    """One line naming what to install for the missing compiler tools, with apt-get and dnf package names."""
+    apt = " ".join(TOOLS[t][0] for t in missing)
+    dnf = " ".join(TOOLS[t][1] for t in missing)
+    return (f"building crun needs {', '.join(missing)} on this machine: install with `apt-get install {apt}` "
+            f"(Debian/Ubuntu) or `dnf install {dnf}` (Fedora)")
+
+
+def check_tools() -> None:
+    """ProvisionError (one line) when a compiler tool is missing: checked before anything is fetched."""
+    missing = missing_tools()
+    if missing:
+        raise ProvisionError(tools_message(missing))
+
+
 class SourceBuild:
-    """Fetch crun's source from Debian (private deb-src list) and build it on this machine."""
+    """Fetch crun's source and its libraries from Debian's archive (over HTTP, verified) and build it here."""
 
     def __init__(self, cache: Path):
         self.cache = cache
-        self.base = cache / "apt" / "deb-src"
+        self.archive = debian.Archive(cache)
+        self.sysroot = cache / f"crun-sysroot-{LIBRARY_SUITE}"
+        self._libraries: dict[str, debian.DebPackage | None] = {}
 
-    def _opts(self) -> list[str]:
-        return ["-o", f"Dir::Etc::sourcelist={self.base / 'debian.sources'}", "-o", "Dir::Etc::sourceparts=/dev/null",
-                "-o", f"Dir::State::Lists={self.base / 'lists'}", "-o", f"Dir::Cache={self.base / 'cache'}",
-                "-o", "Debug::NoLocking=1"]
-
-    def update(self) -> None:
-        uri = debian.archive_uri()
-        if uri is None:
-            raise ProvisionError("no Debian archive is configured on this machine")
-        (self.base / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-        (self.base / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-        (self.base / "debian.sources").write_text(
-            f"Types: deb-src\nURIs: {uri}\nSuites: {' '.join(SOURCE_SUITES)}\nComponents: main\n"
-            f"Signed-By: {debian.keyring_file(self.base / 'debian-archive.gpg')}\n")
-        _run(["apt-get", "-q", *self._opts(), "update"])
-
-    def sources(self) -> list[dict[str, str]]:
-        """crun's source records in the private deb-src lists (one per suite that has it)."""
-        out = _run(["apt-cache", *self._opts(), "showsrc", "crun"])
-        return parse_showsrc(out)
+    def records(self) -> list[Sources]:
+        """crun's source records (one per suite that has it)."""
+        return [r for suite in SOURCE_SUITES for r in self.archive.sources(suite, "crun")]
 
     def build(self) -> Path:
-        self.update()
-        records = sorted(self.sources(), key=lambda r: version_key(upstream(r["Version"])))
+        check_tools()
+        records = self.records()
         if not records:
             raise ProvisionError(f"Debian's archive has no crun source in {', '.join(SOURCE_SUITES)}")
         # trixie's crun (yajl) builds with bookworm's libraries; newer ones may need libraries bookworm lacks,
         # so try oldest-first among versions that are new enough.
         problems = []
-        for record in records:
-            version = upstream(record["Version"])
-            if not new_enough(version):
-                continue
+        for record in candidates(records):
             try:
                 return self._build_one(record)
             except (ProvisionError, CommandError) as exc:
                 problems.append(f"crun {record['Version']}: {str(exc)[:600]}")
+        if not problems:
+            raise ProvisionError(f"Debian's crun sources are all older than {MIN_VERSION}")
         raise ProvisionError("could not build crun from Debian source:\n" + "\n".join(problems))
 
-    def _build_one(self, record: dict[str, str]) -> Path:
+    def _build_one(self, record: Sources) -> Path:
         version = upstream(record["Version"])
         dest = self.cache / f"crun-{version}"
         if (dest / ".complete").exists():
             return dest / "crun"
-        tarball = self._fetch_orig(record)
-        install_missing(build_deps(record.get("Build-Depends", "")))
+        name, _ = orig_file(record)
+        tarball = self.archive.fetch_source(record, name)
+        self.make_sysroot(build_deps(record.get("Build-Depends", "")))
         work = self.cache / f"crun-{version}.build"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -137,57 +154,53 @@ class SourceBuild:
         srcdir = next((p for p in work.iterdir() if p.is_dir() and (p / "configure").exists()), None)
         if srcdir is None:
             raise ProvisionError(f"{tarball.name}: no configure script (not a crun release tarball)")
-        _run(["./configure", *CONFIGURE_FLAGS], cwd=srcdir, timeout=BUILD_TIMEOUT)
-        _run(["make", "-j2"], cwd=srcdir, timeout=BUILD_TIMEOUT)
+        env = build_env(self.sysroot)
+        log = _run(["./configure", *CONFIGURE_FLAGS], cwd=srcdir, timeout=BUILD_TIMEOUT, env=env)
+        log += _run(["make", "-j2", "V=1"], cwd=srcdir, timeout=BUILD_TIMEOUT, env=env)
+        check_static(srcdir / "crun")
         if crun_version(srcdir / "crun") is None:
             raise ProvisionError(f"the crun built in {srcdir} does not run")
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         shutil.copy2(srcdir / "crun", tmp / "crun")
+        (tmp / "build.log").write_text(log)  # the compile and link lines: what came from the sysroot
+        shutil.copy2(srcdir / "config.log", tmp / "config.log")
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
         (dest / ".complete").write_text(f"{record['Version']} {tarball.name}\n")
         shutil.rmtree(work, ignore_errors=True)
         return dest / "crun"
 
-    def _fetch_orig(self, record: dict[str, str]) -> Path:
-        """The upstream tarball, checked against the sha256 in the (signed) Sources index.
+    def library(self, name: str) -> debian.DebPackage | None:
+        """The newest build of package `name` in LIBRARY_SUITE (looked up once), None when it has none."""
+        if name not in self._libraries:
+            builds = self.archive.versions(LIBRARY_SUITE, name)
+            self._libraries[name] = max(builds, key=lambda p: DebianVersion(p.version)) if builds else None
+        return self._libraries[name]
 
-        `apt-get source --download-only` fails as a whole when any file of the source package is
-        missing from the archive; only the .orig tarball is needed, so that failure is tolerated
-        when the tarball arrived intact.
-        """
-        name, digest = orig_file(record)
-        srcdir = self.cache / "src"
-        srcdir.mkdir(parents=True, exist_ok=True)
-        tarball = srcdir / name
-        if not (tarball.exists() and _sha256(tarball) == digest):
-            argv = ["apt-get", "-q", *self._opts(), "source", "--download-only", f"crun={record['Version']}"]
-            res = subprocess.run(argv, capture_output=True, text=True, cwd=srcdir, timeout=600, check=False)
-            if not tarball.exists():
-                raise CommandError(argv, res.returncode, res.stdout, res.stderr)
-        if _sha256(tarball) != digest:
-            tarball.unlink()
-            raise ProvisionError(f"{name}: sha256 does not match Debian's Sources index")
-        return tarball
+    def make_sysroot(self, dev_packages: list[str]) -> Path:
+        """`dev_packages` and the -dev packages they depend on, from LIBRARY_SUITE, unpacked into a fresh
+        sysroot that keeps only static archives (no .so): what crun links comes from here, statically."""
+        missing = [name for name in dev_packages if self.library(name) is None]
+        if missing:
+            raise ProvisionError(f"Debian {LIBRARY_SUITE} has no {', '.join(missing)}")
+        shutil.rmtree(self.sysroot, ignore_errors=True)
+        self.sysroot.mkdir(parents=True)
+        for name in dev_closure(dev_packages, lambda n: (p.depends if (p := self.library(n)) else None)):
+            pkg = self.library(name)
+            if pkg is not None:
+                root = self.archive.fetch(pkg, self.cache / "runtimes" / f"{name}-{pkg.version}")
+                shutil.copytree(root, self.sysroot, symlinks=True, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns(".complete"))
+        static_only(self.sysroot)
+        return self.sysroot
 
 
-def parse_showsrc(text: str) -> list[dict[str, str]]:
-    """`apt-cache showsrc` output → one dict per record (continuation lines joined with newlines)."""
-    records: list[dict[str, str]] = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        record: dict[str, str] = {}
-        key = ""
-        for line in block.splitlines():
-            if line[:1].isspace() and key:
-                record[key] += "\n" + line.strip()
-            elif ":" in line:
-                key, _, value = line.partition(":")
-                record[key] = value.strip()
-        if record.get("Package") == "crun" and "Version" in record:
-            records.append(record)
-    return records
+def candidates(records: Iterable[Sources]) -> list[Sources]:
+    """The records worth building: new enough, one per version, oldest first."""
+    by_version = {r["Version"]: r for r in records if new_enough(upstream(r["Version"]))}
+    return sorted(by_version.values(), key=lambda r: version_key(upstream(r["Version"])))
 
 
 def upstream(debian_version: str) -> str:
@@ -195,40 +208,73 @@ def upstream(debian_version: str) -> str:
     return re.split(r"[~+-]", debian_version.split(":")[-1])[0]
 
 
-def orig_file(record: dict[str, str]) -> tuple[str, str]:
+def orig_file(record: Sources) -> tuple[str, str]:
     """(file name, sha256) of the record's .orig tarball."""
-    for line in record.get("Checksums-Sha256", "").splitlines():
-        parts = line.split()
-        if len(parts) == 3 and re.search(r"\.orig\.tar\.(gz|xz|bz2)$", parts[2]):
-            return parts[2], parts[0]
+    for entry in record.get("Checksums-Sha256", []):
+        if re.search(r"\.orig\.tar\.(gz|xz|bz2)$", entry["name"]):
+            return entry["name"], entry["sha256"]
     raise ProvisionError(f"crun {record.get('Version')}: no .orig tarball in Debian's Sources index")
 
 
+def dep_names(field: str) -> list[str]:
+    """Package names in a Depends/Build-Depends field (first of each alternative; versions, arches dropped)."""
+    names = [re.split(r"[\s(\[:]", dep.split("|")[0].strip())[0] for dep in field.split(",")]
+    return [n for n in names if n]
+
+
 def build_deps(build_depends: str) -> list[str]:
-    """The packages from Build-Depends that our configure flags need, plus the compiler tools."""
-    names = {re.split(r"[\s(\[]", alt.strip())[0] for dep in build_depends.split(",") for alt in dep.split("|")}
-    return [*TOOL_DEPS, *(d for d in LINKED_DEPS if d in names)]
+    """The libraries from Build-Depends that our configure flags need (their -dev packages)."""
+    names = {re.split(r"[\s(\[:]", alt.strip())[0] for dep in build_depends.split(",") for alt in dep.split("|")}
+    return [d for d in LINKED_DEPS if d in names]
 
 
-def install_missing(packages: list[str]) -> None:
-    """apt-get install (from the machine's own suite) the packages that are not installed yet."""
-    missing = [p for p in packages if not _installed(p)]
-    if not missing:
-        return
-    argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
-                             env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    except FileNotFoundError as exc:
-        raise ProvisionError("apt-get not found: cannot install crun's build dependencies") from exc
-    if res.returncode != 0:
-        raise CommandError(argv, res.returncode, res.stdout, res.stderr)
+def dev_closure(names: list[str], depends: Callable[[str], str | None]) -> list[str]:
+    """`names` and, transitively, the -dev packages their Depends name (`depends(name)`: the field, or None
+    when the suite lacks the package). Library packages are not followed: only static archives are linked."""
+    seen: list[str] = []
+    todo = list(names)
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        todo += [d for d in dep_names(depends(name) or "") if d.endswith("-dev")]
+    return seen
 
 
-def _installed(package: str) -> bool:
-    res = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package], capture_output=True, text=True,
-                         check=False)
-    return res.returncode == 0 and res.stdout.startswith("ii")
+def static_only(sysroot: Path) -> None:
+    """Shared objects out of the sysroot, so the linker takes the static archives; Debian's `libX_s.a`
+    (yajl's static archive) also as `libX.a`, for `-lX`."""
+    for path in sorted(sysroot.rglob("*")):
+        if (path.is_file() or path.is_symlink()) and re.search(r"\.so(\.[\d.]+)?$", path.name):
+            path.unlink()
+    for archive in sorted(sysroot.rglob("lib*_s.a")):
+        plain = archive.with_name(archive.name.removesuffix("_s.a") + ".a")
+        if not plain.exists():
+            plain.symlink_to(archive.name)
+
+
+def build_env(sysroot: Path) -> dict[str, str]:
+    """The environment for configure and make: headers, static libraries and .pc files from the sysroot."""
+    includes = [sysroot / "usr" / "include", *sorted((sysroot / "usr" / "include").glob("*-linux-*"))]
+    libdirs = sorted({p.parent for p in sysroot.rglob("*.a")})
+    pcdirs = sorted({p.parent for p in sysroot.rglob("*.pc")})
+    return {**os.environ, "CPPFLAGS": " ".join(f"-I{d}" for d in includes),
+            "LDFLAGS": " ".join(f"-L{d}" for d in libdirs),
+            "PKG_CONFIG_LIBDIR": ":".join(map(str, pcdirs)), "PKG_CONFIG_PATH": "",
+            "PKG_CONFIG_SYSROOT_DIR": str(sysroot), "LC_ALL": "C"}
+
+
+def foreign_libraries(needed: Iterable[str]) -> list[str]:
+    """The DT_NEEDED entries that are not glibc's libc or loader."""
+    return [n for n in needed if not LIBC.fullmatch(n)]
+
+
+def check_static(binary: Path) -> None:
+    """ProvisionError unless `binary` needs nothing but libc at run time."""
+    foreign = foreign_libraries(inspect(binary, "crun").needed)
+    if foreign:
+        raise ProvisionError(f"{binary} links {', '.join(foreign)} dynamically (want only libc)")
 
 
 def hybrid_with_controllers(root: Path = CGROUP_ROOT) -> bool:
@@ -271,17 +317,9 @@ def wrapped(runtime: OCIRuntime, folder: Path) -> OCIRuntime:
     return OCIRuntime(runtime.name, runtime.path, runtime.version, str(wrapper), HYBRID_WHY)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
+def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None) -> str:
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False)
+        res = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False, env=env)
     except FileNotFoundError as exc:
         raise ProvisionError(f"{argv[0]} not found") from exc
     except subprocess.TimeoutExpired as exc:

@@ -4,8 +4,10 @@ no apt, no dpkg, so the same on Debian, Ubuntu and Fedora hosts.
 The chain of trust is the archive's own: `dists/<suite>/InRelease` must carry a valid signature by one of
 Debian's archive keys shipped with the project (keys/debian-archive.asc, their fingerprints pinned below);
 `Packages.xz` must have the size and SHA-256 that InRelease gives; a `.deb` the size and SHA-256 that
-Packages gives. Anything else is refused naming the file. The mirror is DEBIAN_MIRROR, else the Debian
-archive this machine's apt sources name (read as a file; apt itself is not needed)."""
+Packages gives; source indexes (`main/source/Sources.xz`) likewise, and a source package's file (e.g. its
+`.orig.tar.gz`) the size and SHA-256 its Sources record gives. Anything else is refused naming the file. The
+mirror is DEBIAN_MIRROR, else the Debian archive this machine's apt sources name (read as a file; apt itself
+is not needed)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pysequoia
-from debian.deb822 import Packages, Release
+from debian.deb822 import Packages, Release, Sources
 from debian.debfile import DebFile
 
 from conformance.errors import ProvisionError
@@ -51,6 +53,7 @@ class DebPackage:
     filename: str = ""  # pool/... in the archive
     sha256: str = ""
     size: int = 0
+    depends: str = ""  # the Depends field as the index gives it
 
     @property
     def upstream(self) -> str:
@@ -139,6 +142,14 @@ def checked(data: bytes, sha256: str, size: int, where: str) -> bytes:
     return data
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def unpack(deb: Path, dest: Path) -> None:
     """A .deb's files into `dest` (its data archive, whatever its compression; links and modes kept)."""
     with DebFile(str(deb)) as package:
@@ -147,6 +158,17 @@ def unpack(deb: Path, dest: Path) -> None:
 
 def _get(url: str) -> bytes:
     return download.get(url, 600)
+
+
+def paragraphs(text: str, package: str) -> list[str]:
+    """The paragraphs of an index (Packages or Sources) whose Package is `package`, without parsing the rest."""
+    pattern = rf"^Package: {re.escape(package)}\n.*?(?=\n\n|\Z)"
+    return [m.group(0) for m in re.finditer(pattern, text, re.M | re.S)]
+
+
+def source_records(text: str, package: str) -> list[Sources]:
+    """`package`'s records in a Sources index."""
+    return [Sources(para) for para in paragraphs(text, package)]
 
 
 class Archive:
@@ -158,36 +180,64 @@ class Archive:
         self.arch = download.arch()
 
     def _index(self, suite: str) -> Path:
-        """The suite's Packages file (main, this architecture), fetched and verified at most every LIST_MAX_AGE."""
+        """The suite's Packages file (main, this architecture)."""
+        return self._list(suite, f"main/binary-{self.arch}/Packages.xz", "Packages")
+
+    def _sources(self, suite: str) -> Path:
+        """The suite's Sources file (main)."""
+        return self._list(suite, "main/source/Sources.xz", "Sources")
+
+    def _list(self, suite: str, name: str, local: str) -> Path:
+        """`dists/<suite>/<name>` (an .xz index) checked against the signed InRelease, unpacked to
+        `<suite>/<local>`; fetched and verified at most every LIST_MAX_AGE."""
         if self.uri is None:
             raise ProvisionError(NO_MIRROR)
         base = self.cache / suite
-        packages = base / "Packages"
-        if packages.exists() and time.time() - packages.stat().st_mtime < LIST_MAX_AGE:
-            return packages
+        path = base / local
+        if path.exists() and time.time() - path.stat().st_mtime < LIST_MAX_AGE:
+            return path
         base.mkdir(parents=True, exist_ok=True)
         url = f"{self.uri}/dists/{suite}/InRelease"
         fields = verify_release(_get(url), url)
-        name = f"main/binary-{self.arch}/Packages.xz"
         entry = next((e for e in fields.get("SHA256", []) if e["name"] == name), None)
         if entry is None:
             raise ProvisionError(f"{url}: lists no {name}")
         url = f"{self.uri}/dists/{suite}/{name}"
         data = checked(_get(url), entry["sha256"], int(entry["size"]), url)
-        tmp = packages.with_suffix(".partial")
+        tmp = path.with_suffix(".partial")
         tmp.write_bytes(lzma.decompress(data))
-        tmp.rename(packages)
-        return packages
+        tmp.rename(path)
+        return path
 
     def versions(self, suite: str, package: str) -> list[DebPackage]:
         """Every build of `package` the suite lists (only its paragraphs are parsed: an index is large)."""
         text = self._index(suite).read_text(errors="replace")
         found = []
-        for match in re.finditer(rf"^Package: {re.escape(package)}\n.*?(?=\n\n|\Z)", text, re.M | re.S):
-            para = Packages(match.group(0))
+        for para in map(Packages, paragraphs(text, package)):
             found.append(DebPackage(package, para["Version"], suite, para["Filename"], para["SHA256"],
-                                    int(para["Size"])))
+                                    int(para["Size"]), para.get("Depends", "")))
         return found
+
+    def sources(self, suite: str, package: str) -> list[Sources]:
+        """Source package `package`'s records in the suite (main), from its verified Sources index."""
+        return source_records(self._sources(suite).read_text(errors="replace"), package)
+
+    def fetch_source(self, record: Sources, name: str) -> Path:
+        """File `name` of a source record (e.g. its .orig.tar.gz) in `debian/src/`, with the size and SHA-256
+        the record gives (cached: fetched once)."""
+        entry = next((e for e in record.get("Checksums-Sha256", []) if e["name"] == name), None)
+        if entry is None:
+            raise ProvisionError(f"{record.get('Package')} {record.get('Version')}: Sources lists no {name}")
+        dest = self.cache / "src" / name
+        if dest.exists() and dest.stat().st_size == int(entry["size"]) and _sha256(dest) == entry["sha256"]:
+            return dest
+        url = f"{self.uri}/{record['Directory']}/{name}"
+        data = checked(_get(url), entry["sha256"], int(entry["size"]), url)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        tmp.write_bytes(data)
+        tmp.rename(dest)
+        return dest
 
     def fetch(self, pkg: DebPackage, dest: Path) -> Path:
         """Download, check and unpack `pkg` into `dest` (cached: done once per version)."""
@@ -198,7 +248,7 @@ class Archive:
         debs.mkdir(parents=True, exist_ok=True)
         deb = debs / Path(pkg.filename).name
         url = f"{self.uri}/{pkg.filename}"
-        if not (deb.exists() and hashlib.sha256(deb.read_bytes()).hexdigest() == pkg.sha256):
+        if not (deb.exists() and _sha256(deb) == pkg.sha256):
             deb.write_bytes(checked(_get(url), pkg.sha256, pkg.size, url))
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -122,7 +122,8 @@ def done(folder: Path) -> bool:
 
 
 def origin(folder: Path) -> str | None:
-    """The URL a release folder holding `folder` was downloaded from, None for anything else."""
+    """The URL a release folder holding `folder` was downloaded from, None for anything else (a Debian package
+    unpacked by debian.Archive.fetch has an empty marker)."""
     for parent in (folder, *folder.parents):
         if done(parent):
             words = (parent / COMPLETE).read_text().split()

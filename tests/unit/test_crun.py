@@ -4,11 +4,13 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun
+from conformance.runtimes import crun, debian
+from conformance.runtimes.executables import Executable
 from conformance.runtimes.oci import OCIRuntime
 from tests.support.fakes import bin as fakebin
 
-SHOWSRC = """Package: crun
+# A recorded excerpt of trixie's and sid's main/source/Sources (trimmed), with a neighbour package.
+SOURCES = """Package: crun
 Format: 3.0 (quilt)
 Binary: crun
 Version: 1.21-1
@@ -20,15 +22,22 @@ Checksums-Sha256:
  5817d5f11912ab5d68a6f41a96fac06ad26c110b877aa6785ae6c795c0393be9 484 crun_1.21.orig.tar.gz.asc
  a382dd0713c451f27987b45bc7a3aed8c23cbe9c2478ecae0f4b932bd13c5a67 19112 crun_1.21-1.debian.tar.xz
 Homepage: https://github.com/containers/crun
+Directory: pool/main/c/crun
+
+Package: crun-other
+Version: 9.9-1
+Directory: pool/main/c/crun-other
 
 Package: crun
 Version: 1.28-1
 Build-Depends: automake, gperf, libblake3-dev, libcap-dev, libjson-c-dev, libseccomp-dev, pkgconf, python3
 Checksums-Sha256:
- eb8fe73ffe44d868b14bb94fa6c295bd57e8bf023de43b61579da826c07cc406 1585077 crun_1.28.orig.tar.gz
-
-Package: crun-other
-Version: 9.9-1
+ eb8fe73ffe44d868b14bb94fa6c295bd57e8bf023de43b61579da826c07cc406 1585077 crun_1.28.orig.tar.xz
+Directory: pool/main/c/crun
+"""
+OLD = """Package: crun
+Version: 1.8.1-1+deb12u1
+Directory: pool/main/c/crun
 """
 
 
@@ -36,25 +45,96 @@ def fake_crun(path: Path, version: str) -> Path:
     return fakebin.tool(path, f"crun version {version}")
 
 
-def test_parse_showsrc_records_and_orig_tarball() -> None:
-    records = crun.parse_showsrc(SHOWSRC)
+def test_sources_records_and_orig_tarball() -> None:
+    records = debian.source_records(SOURCES, "crun")
     assert [r["Version"] for r in records] == ["1.21-1", "1.28-1"]
+    assert records[0]["Directory"] == "pool/main/c/crun"
     assert crun.orig_file(records[0]) == (
         "crun_1.21.orig.tar.gz", "4bfb700e764a4804a4de3ecf07753f4c391005356d60356df65d80ae0914c486")
-    assert crun.orig_file(records[1])[0] == "crun_1.28.orig.tar.gz"
+    assert crun.orig_file(records[1])[0] == "crun_1.28.orig.tar.xz"
+
+
+def test_candidates_new_enough_oldest_first_once() -> None:
+    sid, trixie = debian.source_records(SOURCES, "crun"), debian.source_records(SOURCES + "\n" + OLD, "crun")
+    picked = crun.candidates([*reversed(sid), *trixie])
+    assert [r["Version"] for r in picked] == ["1.21-1", "1.28-1"]  # 1.8.1 too old, duplicates once
 
 
 def test_orig_file_missing_is_a_provision_error() -> None:
+    record = debian.source_records("Package: crun\nVersion: 1.0-1\nChecksums-Sha256:\n abc 1 crun_1.0-1.dsc\n",
+                                   "crun")[0]
     with pytest.raises(ProvisionError, match=r"no \.orig tarball"):
-        crun.orig_file({"Version": "1.0-1", "Checksums-Sha256": "abc 1 crun_1.0-1.dsc"})
+        crun.orig_file(record)
 
 
-def test_build_deps_keep_only_what_configure_needs() -> None:
-    records = crun.parse_showsrc(SHOWSRC)
-    assert crun.build_deps(records[0]["Build-Depends"]) == ["gcc", "make", "pkgconf", "libyajl-dev",
-                                                            "libseccomp-dev", "libcap-dev"]
-    assert "libjson-c-dev" in crun.build_deps(records[1]["Build-Depends"])
-    assert "libsystemd-dev" not in crun.build_deps(records[0]["Build-Depends"])
+def test_build_deps_keep_only_the_linked_libraries() -> None:
+    records = debian.source_records(SOURCES, "crun")
+    assert crun.build_deps(records[0]["Build-Depends"]) == ["libyajl-dev", "libseccomp-dev", "libcap-dev"]
+    assert crun.build_deps(records[1]["Build-Depends"]) == ["libjson-c-dev", "libseccomp-dev", "libcap-dev",
+                                                            "libblake3-dev"]
+
+
+def test_dev_closure_follows_dev_depends_only() -> None:
+    depends = {"libfoo-dev": "libfoo1 (= 1.0-1), libbar-dev (>= 2) | libbaz-dev, libc6 (>= 2.34)",
+               "libbar-dev": "libbar2, libfoo-dev", "libcap-dev": None}
+    assert crun.dev_closure(["libfoo-dev", "libcap-dev"], depends.get) == ["libfoo-dev", "libcap-dev",
+                                                                          "libbar-dev"]
+    assert crun.dep_names("libx-dev:any (>= 1) [amd64], liby | libz") == ["libx-dev", "liby"]
+
+
+def test_sysroot_keeps_only_static_archives(tmp_path: Path) -> None:
+    lib = tmp_path / "usr" / "lib" / "x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    for name in ("libyajl_s.a", "libyajl.so.2.1.0", "libseccomp.a", "libcap.a", "libcap.a.txt"):
+        (lib / name).write_text("x")
+    (lib / "libyajl.so").symlink_to("libyajl.so.2")  # dangling, as a -dev package ships it
+    (lib / "libseccomp.so").symlink_to("libseccomp.so.2")
+    crun.static_only(tmp_path)
+    assert sorted(p.name for p in lib.iterdir()) == ["libcap.a", "libcap.a.txt", "libseccomp.a", "libyajl.a",
+                                                      "libyajl_s.a"]
+    assert (lib / "libyajl.a").resolve() == lib / "libyajl_s.a"
+    (tmp_path / "usr" / "include" / "x86_64-linux-gnu").mkdir(parents=True)
+    (lib / "pkgconfig").mkdir()
+    (lib / "pkgconfig" / "yajl.pc").write_text("")
+    env = crun.build_env(tmp_path)
+    assert env["CPPFLAGS"] == f"-I{tmp_path}/usr/include -I{tmp_path}/usr/include/x86_64-linux-gnu"
+    assert env["LDFLAGS"] == f"-L{lib}" and env["PKG_CONFIG_LIBDIR"] == str(lib / "pkgconfig")
+    assert env["PKG_CONFIG_SYSROOT_DIR"] == str(tmp_path) and env["PKG_CONFIG_PATH"] == ""
+
+
+def test_only_libc_may_be_needed() -> None:
+    assert crun.foreign_libraries(("libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1")) == []
+    assert crun.foreign_libraries(("libc.so.6", "libyajl.so.2", "libseccomp.so.2")) == ["libyajl.so.2",
+                                                                                         "libseccomp.so.2"]
+
+
+def test_static_check_reads_dt_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = tmp_path / "crun"
+    needed = {"static": ("libc.so.6",), "dynamic": ("libseccomp.so.2", "libc.so.6")}
+    monkeypatch.setattr(crun, "inspect", lambda path, label: Executable(path, path, "/lib64/ld-linux-x86-64.so.2",
+                                                                        needed[kind]))
+    kind = "static"
+    crun.check_static(binary)
+    kind = "dynamic"
+    with pytest.raises(ProvisionError, match=r"links libseccomp\.so\.2 dynamically \(want only libc\)"):
+        crun.check_static(binary)
+
+
+def test_missing_tools_one_line_with_apt_and_dnf_names() -> None:
+    assert crun.missing_tools(lambda tool: f"/usr/bin/{tool}") == []
+    missing = crun.missing_tools(lambda tool: None if tool in ("gcc", "pkg-config") else "/usr/bin/make")
+    assert missing == ["gcc", "pkg-config"]
+    message = crun.tools_message(missing)
+    assert "\n" not in message
+    assert "apt-get install gcc pkgconf" in message and "dnf install gcc pkgconf-pkg-config" in message
+
+
+def test_missing_gcc_stops_before_anything_is_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crun.debian, "available", lambda: True)
+    monkeypatch.setattr(crun.shutil, "which", lambda tool: None if tool == "gcc" else f"/usr/bin/{tool}")
+    monkeypatch.setattr(crun.SourceBuild, "build", lambda self: pytest.fail("must not fetch"))
+    with pytest.raises(ProvisionError, match=r"needs gcc on this machine: .*apt-get install gcc"):
+        crun.ensure_crun(tmp_path)
 
 
 def test_versions() -> None:
@@ -80,6 +160,7 @@ def test_cached_build_is_reused_and_the_system_crun_ignored(tmp_path: Path,
 
 def test_builds_when_nothing_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crun.debian, "available", lambda: True)
+    monkeypatch.setattr(crun, "missing_tools", lambda: [])
     monkeypatch.setattr(crun.SourceBuild, "build", lambda self: self.cache / "crun-9.9" / "crun")
     assert crun.ensure_crun(tmp_path) == tmp_path / "crun-9.9" / "crun"
 
@@ -115,3 +196,33 @@ def test_wrapper_written_on_hybrid_host_and_recorded(tmp_path: Path, monkeypatch
     assert "--mount --propagation private" in text and "-l /sys/fs/cgroup/unified" in text
     assert "'/opt/crun dir/crun' \"$@\"" in text
     subprocess.run(["sh", "-n", str(wrapper)], check=True)
+
+
+def test_sysroot_from_bookworm_dev_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The -dev packages (and their -dev Depends) of the library suite, merged, static archives only."""
+    index = {"libyajl-dev": [("2.1.0-3", "libyajl2 (= 2.1.0-3)"), ("2.1.0-3+deb12u2", "libyajl2")],
+             "libfoo-dev": [("1.0-1", "libfoo1, libbar-dev")], "libbar-dev": [("2.0-1", "libc6")]}
+    asked: list[str] = []
+
+    def versions(self, suite: str, name: str) -> list[debian.DebPackage]:
+        asked.append(f"{suite}/{name}")
+        return [debian.DebPackage(name, v, suite, depends=d) for v, d in index.get(name, [])]
+
+    def fetch(self, pkg: debian.DebPackage, dest: Path) -> Path:
+        lib = dest / "usr" / "lib" / "x86_64-linux-gnu"
+        lib.mkdir(parents=True)
+        stem = pkg.name.removesuffix("-dev")
+        (lib / f"{stem}.a").write_text(pkg.version)
+        (lib / f"{stem}.so").symlink_to(f"{stem}.so.1")
+        return dest
+
+    monkeypatch.setattr(debian.Archive, "versions", versions)
+    monkeypatch.setattr(debian.Archive, "fetch", fetch)
+    build = crun.SourceBuild(tmp_path)
+    root = build.make_sysroot(["libyajl-dev", "libfoo-dev"])
+    lib = root / "usr" / "lib" / "x86_64-linux-gnu"
+    assert sorted(p.name for p in lib.iterdir()) == ["libbar.a", "libfoo.a", "libyajl.a"]
+    assert (lib / "libyajl.a").read_text() == "2.1.0-3+deb12u2"  # the newest build
+    assert {a.split("/")[0] for a in asked} == {"bookworm"}
+    with pytest.raises(ProvisionError, match="Debian bookworm has no libblake3-dev"):
+        build.make_sysroot(["libblake3-dev"])

@@ -63,3 +63,32 @@ def test_no_mirror_is_named_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(debian, "apt_archive", lambda: None)
     with pytest.raises(ProvisionError, match="set DEBIAN_MIRROR"):
         debian.Archive(tmp_path).versions(SUITE, PACKAGE)
+
+
+def fetch_orig(mirror: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """hello's .orig tarball, found through the suite's Sources index."""
+    monkeypatch.setenv("DEBIAN_MIRROR", mirror)
+    archive = debian.Archive(cache)
+    record = archive.sources(SUITE, PACKAGE)[0]
+    name = next(e["name"] for e in record["Checksums-Sha256"] if ".orig.tar." in e["name"])
+    return archive.fetch_source(record, name)
+
+
+def test_a_source_file_arrives_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with tampering_mirror(REAL) as mirror:
+        orig = fetch_orig(mirror, tmp_path, monkeypatch)
+    assert orig.parent == tmp_path / "debian" / "src" and orig.name.startswith(f"{PACKAGE}_")
+    assert (tmp_path / "debian" / SUITE / "Sources").is_file()
+
+
+@pytest.mark.parametrize("path, change, refusal", [
+    ("/Sources.xz", lambda d: d[:-1] + bytes([d[-1] ^ 1]), "altered"),
+    (".orig.tar.gz", lambda d: d[:-100], "truncated"),
+    (".orig.tar.gz", lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:], "altered"),
+])
+def test_a_tampered_source_file_is_refused_naming_it(path: str, change, refusal: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    with tampering_mirror(REAL, {path: change}) as mirror, pytest.raises(ProvisionError) as err:
+        fetch_orig(mirror, tmp_path, monkeypatch)
+    assert refusal in str(err.value) and path.lstrip("/") in str(err.value), str(err.value)
+    assert not (tmp_path / "debian" / "src").exists() or not any((tmp_path / "debian" / "src").iterdir())

@@ -139,3 +139,16 @@ def test_origin_names_the_download_only(tmp_path: Path) -> None:
     debian.mkdir(parents=True)
     (debian.parents[1] / ".complete").write_text("")  # Debian's unpacked packages carry an empty marker
     assert download.origin(debian) is None and download.origin(tmp_path / "elsewhere") is None
+
+
+def test_origin_of_a_debian_package_folder_is_none(tmp_path: Path) -> None:
+    """debian.Archive.fetch marks its folders with an empty .complete: not a download, and no crash."""
+    from conformance.runtimes import containerd, download
+
+    pkg = tmp_path / "runtimes" / "containerd-2.1.9+ds1-5"
+    (pkg / "usr" / "bin").mkdir(parents=True)
+    (pkg / ".complete").touch()
+    assert download.origin(pkg / "usr" / "bin") is None
+    assert containerd.source_of(pkg / "usr" / "bin", None) == "Debian's containerd-2.1.9+ds1-5"
+    download.mark_done(pkg, "http://127.0.0.1:1/c.tar.gz")
+    assert download.origin(pkg / "usr" / "bin") == "http://127.0.0.1:1/c.tar.gz"
