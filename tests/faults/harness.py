@@ -33,7 +33,8 @@ from conformance.catalogue import PROJECT, Catalogue
 from conformance.cri.client import CRIError
 from conformance.errors import SuiteError
 from conformance.model import Verdict
-from conformance.options import Options
+from conformance.options import Options, default_cache
+from conformance.runtimes import oci
 from conformance.runtimes.process import cgroup_dirs, processes_mentioning, remove_cgroups
 from conformance.targets.node.session import NodeSession
 from conformance.targets.node.target import NodeTarget
@@ -208,7 +209,8 @@ class Lab:
         body = WRAPPER_SOURCE.read_text()
         path.write_text(f"#!{sys.executable}\n{body}")
         path.chmod(0o755)
-        settings = {"runc": shutil.which("runc"), "drop": list(fault.drop), "add": list(fault.add),
+        runc = oci.resolve("", "containerd", "2", [], default_cache()).path  # PATH's, else Debian's in the cache
+        settings = {"runc": str(runc), "drop": list(fault.drop), "add": list(fault.add),
                     "log": str(wrappers / f"{fault.name}.log")}
         (wrappers / f"{fault.name}.json").write_text(json.dumps(settings))
         return str(path)

@@ -63,7 +63,8 @@ def test_workflow_runs_make_commands_only_with_matrix_values_through_env():
     assert ["make", "test"] in commands
     kind_env = jobs["kind"]["env"]
     matrix_keys = set(cells.github_matrix(cells.load())["include"][0])
-    from_matrix = {k: v for k, v in kind_env.items() if not k.endswith("_RELEASE_URL")}
+    from_matrix = {k: v for k, v in kind_env.items() if not k.endswith("_RELEASE_URL") and k != "DEBIAN_MIRROR"}
+    assert kind_env["DEBIAN_MIRROR"] == jobs["test"]["env"]["DEBIAN_MIRROR"] == "${{ vars.DEBIAN_MIRROR }}"
     assert {v.removeprefix("${{ matrix.").removesuffix(" }}") for v in from_matrix.values()} <= matrix_keys
     assert kind_env["CONTAINERD_RELEASE_URL"].startswith("https://")  # built cells: containerd's releases
     runs = [a for a in make_commands(jobs["kind"]) if a[1] == "conformance"]
