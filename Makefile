@@ -5,58 +5,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RESULTS_DIR ?= results
 
-# Run options (empty = default). See README "Options".
-TARGET ?=
-RUNTIME ?=
-VERSION ?=
-CRI_ENDPOINT ?=
-CONTAINERD_BIN_DIR ?=
-CRIO_BIN_DIR ?=
-OCI_BIN_DIR ?=
-CRIO_STORAGE ?=
-HANDLER ?=
-IMAGE_LOAD ?=
+# Run options: every variable of the one options table (conformance/options.py; docs/options.md lists them:
+# TARGET, RUNTIME, VERSION, K8S, K8S_BIN_DIR, CRIO_BIN_DIR, HANDLER, KEEP, ...), given to make or set in the
+# environment, reaches the run as its flag (--options-from-env); nothing here lists them.
 ARGS ?=
 CELLS ?=
 N ?= 20
 LOAD ?=
 MATRIX_JOBS ?=
-# Kubernetes targets (TARGET=local|cluster|kind)
-K8S ?=
-K8S_BIN_DIR ?=
-ETCD_BIN ?=
 DRY_RUN ?=
-KEEP ?=
-REUSE ?=
-KIND_BIN ?=
-WORKER ?=
-CONTEXT ?=
-NODES ?=
-VARIANTS ?=
-IMAGE_REGISTRY ?=
-IMAGE_REGISTRY_INSECURE ?=
-IMAGE_PUSH ?=
-HOST_NETWORK ?=
-PARALLEL ?=
 export DRY_RUN
 
-RUN_OPTS = $(if $(TARGET),--target "$(TARGET)") $(if $(RUNTIME),--runtime "$(RUNTIME)") \
-  $(if $(VERSION),--version "$(VERSION)") $(if $(CRI_ENDPOINT),--cri-endpoint "$(CRI_ENDPOINT)") \
-  $(if $(CONTAINERD_BIN_DIR),--containerd-bin-dir "$(CONTAINERD_BIN_DIR)") \
-  $(if $(CRIO_BIN_DIR),--crio-bin-dir "$(CRIO_BIN_DIR)") $(if $(CRIO_STORAGE),--crio-storage "$(CRIO_STORAGE)") \
-  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") \
-  $(if $(K8S),--k8s "$(K8S)") $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
-  $(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)") $(if $(CONTEXT),--context "$(CONTEXT)") $(if $(NODES),--nodes "$(NODES)") \
-  $(if $(VARIANTS),--variants "$(VARIANTS)") $(if $(IMAGE_REGISTRY),--image-registry "$(IMAGE_REGISTRY)") \
-  $(if $(IMAGE_REGISTRY_INSECURE),--image-registry-insecure "$(IMAGE_REGISTRY_INSECURE)") \
-  $(if $(IMAGE_PUSH),--image-push "$(IMAGE_PUSH)") \
-  $(if $(HOST_NETWORK),--host-network "$(HOST_NETWORK)") \
-  $(if $(PARALLEL),--parallel "$(PARALLEL)") $(if $(KEEP),--keep "$(KEEP)") $(if $(REUSE),--reuse "$(REUSE)") \
-  $(if $(KIND_BIN),--kind-bin "$(KIND_BIN)") $(if $(WORKER),--worker "$(WORKER)") \
-  $(if $(HANDLER),--handler "$(HANDLER)") $(if $(IMAGE_LOAD),--image-load "$(IMAGE_LOAD)")
-RUN_FLAGS = $(RUN_OPTS) --results-dir "$(RESULTS_DIR)"
-
-# make audit: NAMESPACE (a name, or all), SELECTOR, OUTPUT (table, json, markdown); KUBECONFIG and CONTEXT above
+# make audit: NAMESPACE (a name, or all), SELECTOR, OUTPUT (table, json, markdown), KUBECONFIG, CONTEXT
 NAMESPACE ?=
 SELECTOR ?=
 OUTPUT ?=
@@ -78,7 +38,7 @@ $(VENV)/.test-setup: $(BIN)/sgp-conformance
 setup: $(BIN)/sgp-conformance
 
 conformance: setup
-	$(BIN)/sgp-conformance run $(RUN_FLAGS) $(ARGS)
+	$(BIN)/sgp-conformance run --options-from-env --results-dir "$(RESULTS_DIR)" $(ARGS)
 
 audit: setup
 	$(BIN)/sgp-conformance audit $(AUDIT_FLAGS) $(ARGS)
@@ -113,7 +73,7 @@ faults: setup
 	$(BIN)/python -m tests.faults
 
 soak: setup
-	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(LOAD),--load "$(LOAD)") $(RUN_OPTS) $(ARGS)
+	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(LOAD),--load "$(LOAD)") --options-from-env $(ARGS)
 
 bench: setup
 	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") $(if $(TARGET),--target "$(TARGET)") \

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.options import FLAGS
+from conformance.options import FLAGS, from_environment
 from conformance.paths import CHECKOUT, DATA, IMAGES, PYTEST_CONFIG, SCENARIOS
 
 
@@ -19,10 +19,10 @@ def run_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
             f"--rootdir={DATA}", "-c", str(PYTEST_CONFIG)]
     if not CHECKOUT:  # an installed package writes nothing beside itself: pytest's cache goes with the results
         argv += ["-o", f"cache_dir={results.absolute() / '.pytest_cache'}"]
-    for name, _, _ in FLAGS:
-        value = getattr(args, name.replace("-", "_"), None)
+    for option in FLAGS:
+        value = getattr(args, option.name.replace("-", "_"), None)
         if value:
-            argv.append(f"--sgp-{name}={value}")
+            argv.append(f"--sgp-{option.name}={value}")
     if not getattr(args, "target", None):
         argv.append("--sgp-target=node")
     return argv + extra
@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sgp-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the scenarios (extra arguments go to pytest, e.g. -k, -m, --lf, -n)")
-    for name, env, text in FLAGS:
-        run.add_argument(f"--{name}", help=f"{text} [env {env}]")
+    for option in FLAGS:
+        run.add_argument(f"--{option.name}", help=f"{option.help} [{option.env}; {', '.join(option.targets)}]")
+    run.add_argument("--options-from-env", action="store_true",
+                     help="take every option not given as a flag from its variable in the environment (make)")
     lint = sub.add_parser("lint", help="validate scenarios and images; expectations must equal the oracle's")
     lint.add_argument("--scenarios", default=str(SCENARIOS))
     lint.add_argument("--images", default=str(IMAGES))
@@ -47,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     images = sub.add_parser("images", help="the test images for a cluster the suite did not start: push them to a "
                                            "registry, or export them as archives")
     imagepush.add_arguments(images)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if argv[:1] == ["run"] and "--options-from-env" in argv:  # `make conformance`: variables become flags
+        argv = from_environment([a for a in argv if a != "--options-from-env"])
     args, extra = parser.parse_known_args(argv)
-    raw = list(argv if argv is not None else sys.argv[1:])[1:]
+    raw = argv[1:]
     if args.command == "run" and (args.target or "--cleanup" in raw):
         from conformance.targets import without_cases
 

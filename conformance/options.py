@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from conformance.errors import InputError
 from conformance.paths import IMAGES, SCENARIOS
@@ -52,46 +53,100 @@ class Options:
     worker: str | None = None  # kind: runtime[:version] of a worker beside the control plane
 
 
-# (option name, env var, help). The plugin adds --sgp-<name>-style flags; the Makefile passes env vars.
-FLAGS: list[tuple[str, str, str]] = [
-    ("target", "TARGET", "where cases run: node (CRI), local (a private kubelet and API server on the private "
-                         "runtime), cluster (KUBECONFIG), kind (a cluster per cell of versions.yaml)"),
-    ("runtime", "RUNTIME", "runtime to start privately: containerd or crio"),
-    ("version", "VERSION", "runtime version: 2 (newest 2.x, default), 2.1, 1.7, 1.6 or exact"),
-    ("containerd-bin-dir", "CONTAINERD_BIN_DIR", "folder with your containerd binaries instead of a download"),
-    ("crio-bin-dir", "CRIO_BIN_DIR", "folder with crio, pinns, conmon, runc or crun"),
-    ("oci-bin-dir", "OCI_BIN_DIR", "folder searched first for the OCI runtime HANDLER names (runc, crun)"),
-    ("cri-endpoint", "CRI_ENDPOINT", "use an already running runtime at this CRI socket"),
-    ("handler", "HANDLER", "OCI runtime for the pods: runc (default) or crun, from OCI_BIN_DIR, the runtime's "
-                           "folder, then PATH"),
-    ("image-load", "IMAGE_LOAD", "how images get into the runtime: auto, ctr, skopeo, registry"),
-    ("crio-storage", "CRIO_STORAGE", "containers-storage root:runroot of an existing CRI-O (skopeo loading)"),
-    ("results-dir", "RESULTS_DIR", "where results.json and runtime logs go (default results/)"),
-    ("scenarios", "SCENARIOS", "scenario folder (default the project's scenarios/)"),
-    ("images", "IMAGES", "image folder (default the project's images/)"),
-    ("k8s", "K8S", "local: Kubernetes release to download (1.35 or exact); kind: the cell's Kubernetes version"),
-    ("k8s-bin-dir", "K8S_BIN_DIR", "local: folder with kube-apiserver, kube-controller-manager, kube-scheduler, "
-                                   "kubelet"),
-    ("etcd-bin", "ETCD_BIN", "local: an etcd binary (default: Debian's etcd-server, fetched privately)"),
-    ("kubeconfig", "KUBECONFIG", "cluster: kubeconfig file"),
-    ("context", "CONTEXT", "cluster: kubeconfig context"),
-    ("nodes", "NODES", "cluster: 'all' runs every case on every Linux node; a node name pins the cases to it"),
-    ("variants", "VARIANTS", "Kubernetes targets: container kinds (container,init,sidecar,ephemeral)"),
-    ("image-registry", "IMAGE_REGISTRY", "cluster: registry[/prefix] the nodes pull the test images from "
-                                         "(IfNotPresent); the suite pushes the missing ones there first"),
-    ("image-registry-insecure", "IMAGE_REGISTRY_INSECURE", "cluster: IMAGE_REGISTRY speaks plain HTTP or has a "
-                                                           "certificate not trusted here (1)"),
-    ("image-push", "IMAGE_PUSH", "cluster: 0 = the images are in IMAGE_REGISTRY already (`images push`); "
-                                 "default 1 pushes the missing ones"),
-    ("host-network", "HOST_NETWORK", "cluster: test pods with hostNetwork, for a cluster without a pod network (1)"),
-    ("parallel", "PARALLEL", "Kubernetes targets: pods run at once (default 8)"),
-    ("keep", "KEEP", "keep the cases' pods (1): local holds its cluster until Ctrl-C, cluster keeps the run's "
-                     "namespace, kind keeps the cluster"),
-    ("reuse", "REUSE", "kind: reuse an existing cluster of the same cell (1)"),
-    ("kind-bin", "KIND_BIN", "kind: the kind binary (default: kind on PATH, else Debian's kind, fetched privately)"),
-    ("worker", "WORKER", "kind: add a worker node running runtime[:version] (e.g. containerd:1.7) beside the "
-                         "control plane: a cluster mid-upgrade"),
+class Option(NamedTuple):
+    """One run option: its flag (`--<name>`), the environment/make variable, which targets take it, its help."""
+
+    name: str
+    env: str
+    targets: tuple[str, ...]
+    help: str
+
+
+ALL_TARGETS = ("node", "local", "cluster", "kind")
+
+
+def _option(name: str, env: str, targets: str, text: str) -> Option:
+    return Option(name, env, ALL_TARGETS if targets == "all" else tuple(targets.split()), text)
+
+
+# The one table of run options: the CLI's flags, the plugin's --sgp-<name> options, the variables `make` and
+# --options-from-env pass, and docs/options.md's reference (`python -m conformance.options`, checked by a test).
+FLAGS: list[Option] = [
+    _option("target", "TARGET", "all",
+            "where cases run: node (CRI), local (a private kubelet and API server on the private runtime), cluster "
+            "(KUBECONFIG), kind (a cluster per cell of versions.yaml)"),
+    _option("runtime", "RUNTIME", "node local kind", "runtime to start privately: containerd or crio"),
+    _option("version", "VERSION", "node local kind",
+            "containerd: 2 (newest 2.x, default), 2.1, 1.7, 1.6 or exact; crio: 1.37 or exact (default: its newest "
+            "release)"),
+    _option("containerd-bin-dir", "CONTAINERD_BIN_DIR", "node local kind",
+            "folder with your containerd binaries instead of a download"),
+    _option("crio-bin-dir", "CRIO_BIN_DIR", "node local kind", "folder with crio, pinns, conmon, runc or crun"),
+    _option("oci-bin-dir", "OCI_BIN_DIR", "node local kind",
+            "folder searched first for the OCI runtime HANDLER names (runc, crun)"),
+    _option("cri-endpoint", "CRI_ENDPOINT", "node local", "use an already running runtime at this CRI socket"),
+    _option("handler", "HANDLER", "node local kind",
+            "OCI runtime for the pods: runc (default) or crun, from OCI_BIN_DIR, the runtime's folder, then PATH"),
+    _option("image-load", "IMAGE_LOAD", "node local", "how images get into the runtime: auto, ctr, skopeo, registry"),
+    _option("crio-storage", "CRIO_STORAGE", "node local",
+            "containers-storage root:runroot of an existing CRI-O (skopeo loading)"),
+    _option("results-dir", "RESULTS_DIR", "all", "where results.json and runtime logs go (default results/)"),
+    _option("scenarios", "SCENARIOS", "all", "scenario folder (default the project's scenarios/)"),
+    _option("images", "IMAGES", "all", "image folder (default the project's images/)"),
+    _option("k8s", "K8S", "local kind",
+            "Kubernetes release (1.36, or exact 1.36.2), downloaded: TARGET=local's, and a built kind node's"),
+    _option("k8s-bin-dir", "K8S_BIN_DIR", "local kind",
+            "folder with your Kubernetes binaries instead (local: the four server binaries; kind: kubeadm and kubectl"
+            " too)"),
+    _option("etcd-bin", "ETCD_BIN", "local kind",
+            "an etcd binary (default: etcd's release beside released Kubernetes, else Debian's etcd-server)"),
+    _option("kubeconfig", "KUBECONFIG", "cluster", "cluster: kubeconfig file"),
+    _option("context", "CONTEXT", "cluster", "cluster: kubeconfig context"),
+    _option("nodes", "NODES", "cluster kind",
+            "cluster: 'all' runs every case on every Linux node; a node name pins the cases to it"),
+    _option("variants", "VARIANTS", "local cluster kind",
+            "Kubernetes targets: container kinds (container,init,sidecar,ephemeral)"),
+    _option("image-registry", "IMAGE_REGISTRY", "cluster",
+            "cluster: registry[/prefix] the nodes pull the test images from (IfNotPresent); the suite pushes the "
+            "missing ones there first"),
+    _option("image-registry-insecure", "IMAGE_REGISTRY_INSECURE", "cluster",
+            "cluster: IMAGE_REGISTRY speaks plain HTTP or has a certificate not trusted here (1)"),
+    _option("image-push", "IMAGE_PUSH", "cluster",
+            "cluster: 0 = the images are in IMAGE_REGISTRY already (`images push`); default 1 pushes the missing ones"),
+    _option("host-network", "HOST_NETWORK", "cluster",
+            "cluster: test pods with hostNetwork, for a cluster without a pod network (1)"),
+    _option("parallel", "PARALLEL", "local cluster kind", "Kubernetes targets: pods run at once (default 8)"),
+    _option("keep", "KEEP", "local cluster kind",
+            "keep the cases' pods (1): local holds its cluster until Ctrl-C, cluster keeps the run's namespace, kind "
+            "keeps the cluster"),
+    _option("reuse", "REUSE", "kind", "kind: reuse an existing cluster of the same cell (1)"),
+    _option("kind-bin", "KIND_BIN", "kind",
+            "kind: the kind binary (default: kind on PATH, else Debian's kind, fetched privately)"),
+    _option("worker", "WORKER", "kind",
+            "kind: add a worker node running runtime[:version] (e.g. containerd:1.7) beside the control plane: a "
+            "cluster mid-upgrade"),
 ]
+
+
+def from_environment(argv: list[str]) -> list[str]:
+    """`argv` plus `--<name> <value>` for every option whose variable is set in the environment and whose flag
+    `argv` does not give: how `make conformance VAR=value` reaches the run without the Makefile listing flags."""
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    extra = []
+    for option in FLAGS:
+        value = os.environ.get(option.env, "")
+        if value and f"--{option.name}" not in given:
+            extra += [f"--{option.name}", value]
+    return [*argv, *extra]
+
+
+def reference() -> str:
+    """The options table of docs/options.md, made from FLAGS."""
+    rows = ["| make variable | flag | targets | meaning |", "|---|---|---|---|"]
+    for option in FLAGS:
+        targets = "all" if option.targets == ALL_TARGETS else ", ".join(option.targets)
+        rows.append(f"| `{option.env}` | `--{option.name}` | {targets} | {option.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
 
 
 def switch(value: str | None) -> bool:
@@ -146,3 +201,7 @@ def from_mapping(values: dict[str, str | None]) -> Options:
     opts.kind_bin = Path(get("kind-bin")).absolute() if get("kind-bin") else None  # type: ignore[arg-type]
     opts.worker = get("worker")
     return opts
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

@@ -47,7 +47,7 @@ WORKER_ENV = "SGP_WORKER_CONTEXT"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sgpconf", "supplementalGroupsPolicy conformance")
-    for name, _env, text in FLAGS:
+    for name, _env, _targets, text in FLAGS:
         group.addoption(f"--sgp-{name}", dest=f"sgp_{name.replace('-', '_')}", default=None, help=text)
 
 
@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
     try:
-        opts = from_mapping({name: getattr(config.option, f"sgp_{name.replace('-', '_')}") for name, _, _ in FLAGS})
+        opts = from_mapping({name: getattr(config.option, f"sgp_{name.replace('-', '_')}") for name, *_ in FLAGS})
         catalogue = Catalogue.load(opts.scenarios_dir, opts.images_dir)
     except SuiteError as exc:
         pytest.exit(f"error: {exc}", returncode=2)

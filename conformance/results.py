@@ -1,4 +1,4 @@
-"""results.json: the public record of a run (schema documented in the README)."""
+"""results.json: the public record of a run (schema documented in docs/results.md)."""
 
 from __future__ import annotations
 

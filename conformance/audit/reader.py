@@ -27,7 +27,7 @@ class MissingPermission(AuditError):
         self.verb, self.resource, self.namespace = verb, resource, namespace
         scope = f"in namespace {namespace}" if namespace else "cluster-wide"
         super().__init__(f"missing permission: {verb} {resource} {scope} (the server said: {message}); "
-                         "grant the ClusterRole sgp-conformance-audit (README, 'Strict readiness audit')")
+                         "grant the ClusterRole sgp-conformance-audit (docs/audit.md)")
 
 
 class ReadApi(Protocol):

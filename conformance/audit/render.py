@@ -1,4 +1,4 @@
-"""The audit report: a table for the terminal, Markdown for a PR or a ticket, JSON (schema in the README,
+"""The audit report: a table for the terminal, Markdown for a PR or a ticket, JSON (schema in docs/audit.md,
 'Strict readiness audit')."""
 
 from __future__ import annotations

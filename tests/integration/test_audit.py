@@ -1,6 +1,6 @@
 """`sgp-conformance audit` on real clusters (K8S_BIN_DIR): the catalogue's pods kept running by a KEEP=1
 TARGET=local run. The audit's implicit groups must equal, pod by pod and container by container, what the
-catalogue says Strict would remove; workloads are named by their real controllers; the README's ClusterRole
+catalogue says Strict would remove; workloads are named by their real controllers; the ClusterRole of docs/audit.md
 is enough and the audit writes nothing; a runtime without the feature gives 'unknown' and 'would-reject'."""
 
 from __future__ import annotations
@@ -137,10 +137,10 @@ def workloads(kubeconfig: Path, image: str, security_context: dict) -> None:
 
 
 def readme_rbac() -> list[dict]:
-    """The ClusterRole and its binding, exactly as the README ships them."""
-    text = (PROJECT / "README.md").read_text()
+    """The ClusterRole and its binding, exactly as docs/audit.md ships them."""
+    text = (PROJECT / "docs" / "audit.md").read_text()
     block = re.search(r"<!-- audit-rbac -->\n```yaml\n(.*?)```", text, re.S)
-    assert block, "README has no audit-rbac block"
+    assert block, "docs/audit.md has no audit-rbac block"
     return list(yaml.safe_load_all(block.group(1)))
 
 

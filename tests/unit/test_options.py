@@ -19,3 +19,28 @@ def test_binary_folders_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert opts.etcd_bin == tmp_path / "k8s" / "etcd"
     assert opts.image_push is False and opts.image_registry_insecure is True
     assert from_mapping({}).image_push is True
+
+
+def test_docs_options_table_is_the_options_table() -> None:
+    """docs/options.md's reference is made from the one table (python -m conformance.options)."""
+    import re
+
+    from conformance.options import reference
+    from conformance.paths import PROJECT
+
+    doc = (PROJECT / "docs" / "options.md").read_text()
+    found = re.search(r"<!-- options:[^\n]*-->\n(.*?)<!-- /options -->", doc, re.S)
+    assert found and found.group(1) == reference(), "run: python -m conformance.options, paste into docs/options.md"
+
+
+def test_make_variables_become_flags(monkeypatch) -> None:
+    from conformance.options import from_environment
+
+    monkeypatch.setenv("TARGET", "kind")
+    monkeypatch.setenv("K8S", "1.36.2")
+    monkeypatch.setenv("RESULTS_DIR", "elsewhere")
+    monkeypatch.delenv("VERSION", raising=False)
+    argv = from_environment(["run", "--results-dir", "out", "-k", "blog"])
+    assert argv[:5] == ["run", "--results-dir", "out", "-k", "blog"]  # a flag given wins over its variable
+    assert argv[5:7] == ["--target", "kind"] and argv[7:9] == ["--k8s", "1.36.2"] and "--version" not in argv
+    assert argv.count("--results-dir") == 1
