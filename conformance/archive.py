@@ -11,9 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.errors import ProvisionError
 from conformance.image import ImageDef
-from conformance.runtimes import debian, executables
 
 REPO = "localhost/sgpconf"
 APPLETS = ("sh", "id", "cat", "grep", "sleep", "echo", "ls", "true", "false", "env", "head")
@@ -29,36 +27,6 @@ class ImageArchive:
     ref: str  # repository:tag, tag derived from the config digest
     config_digest: str
     layer_digest: str
-
-
-def find_busybox(cache: Path | None = None) -> Path:
-    """The static busybox the images are built from: SGP_BUSYBOX, the host's when it is statically linked,
-    else Debian's busybox-static fetched into the cache (conformance.runtimes.debian; no host package)."""
-    given = os.environ.get("SGP_BUSYBOX", "")
-    if given:
-        if not Path(given).is_file():
-            raise ProvisionError(f"SGP_BUSYBOX={given}: no such file")
-        return Path(given)
-    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
-        if Path(candidate).is_file() and _static(Path(candidate)):
-            return Path(candidate)
-    if not debian.available():
-        raise ProvisionError("the test images need a statically linked busybox: set SGP_BUSYBOX=<path> (no Debian "
-                             "archive here to fetch busybox-static from)")
-    from conformance.options import default_cache  # options -> catalogue -> archive: imported when needed
-
-    found = debian.fetch_first(cache or default_cache(), "busybox-static", "bin/busybox")
-    if found is None:
-        raise ProvisionError("Debian's archive has no busybox-static: set SGP_BUSYBOX=<a static busybox>")
-    return found
-
-
-def _static(path: Path) -> bool:
-    """Is `path` a statically linked binary (it goes into images that have no libraries)?"""
-    try:
-        return executables.inspect(path, "busybox").interpreter is None
-    except ProvisionError:
-        return False
 
 
 def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
@@ -109,9 +77,10 @@ def image_config(config: dict, layer_digest: str, created_by: str) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build(image: ImageDef, out_dir: Path, busybox: Path | None = None) -> ImageArchive:
-    """Write <out_dir>/<name>-<tag>.tar; same input gives the same bytes and digest."""
-    bb = (busybox or find_busybox()).read_bytes()
+def build(image: ImageDef, out_dir: Path, busybox: Path) -> ImageArchive:
+    """Write <out_dir>/<name>-<tag>.tar from the static `busybox` (runtimes.busybox.find); same input gives the
+    same bytes and digest."""
+    bb = busybox.read_bytes()
     layer = layer_bytes(image, bb)
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = config_bytes(image, layer_digest)

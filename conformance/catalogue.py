@@ -10,6 +10,7 @@ from conformance.image import ImageDef, load_images
 from conformance.model import Expectation, RuntimeInfo
 from conformance.oracle import expected
 from conformance.paths import PROJECT  # noqa: F401  (tests read the checkout's root here)
+from conformance.runtimes import busybox
 from conformance.runtimes.versions import in_range
 from conformance.scenario import KnownFailure, Scenario, load_catalogue
 from conformance.verdict import Judgement, Observation, judge_outcomes
@@ -50,7 +51,8 @@ class Catalogue:
 
     def archives(self, cache: Path) -> list[ImageArchive]:
         """Every image the catalogue uses, built (once: cached under `cache`/images)."""
-        return [build(self.images[name], cache / "images") for name in self.image_names()]
+        static = busybox.find(cache)
+        return [build(self.images[name], cache / "images", static) for name in self.image_names()]
 
 
 def known_failure(scn: Scenario, policy: str, runtime: str, version: str) -> KnownFailure | None:

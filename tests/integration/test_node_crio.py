@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import Catalogue
+from conformance.runtimes import busybox
 from conformance.runtimes.process import cgroup_dirs, remove_cgroups
 from tests.conftest import CLI, PROJECT
 from tests.support.leftovers import leftovers
@@ -95,7 +96,8 @@ def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Pat
     from conformance import archive
     from conformance.options import default_cache
 
-    pause = archive.build(CATALOGUE.images["pause"], default_cache() / "images").ref  # the node's own pause image
+    # the node's own pause image
+    pause = archive.build(CATALOGUE.images["pause"], default_cache() / "images", busybox.find()).ref
     default_parent_existed = bool(cgroup_dirs("crio"))  # CRI-O's parent for sandboxes that name none (cgroupfs)
     holder = subprocess.Popen([sys.executable, "-c", HAND_STARTED, str(crio_bin_dir), str(state_root / "hand"),
                                pause], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT)

@@ -24,6 +24,7 @@ from conformance.archive import ImageArchive
 from conformance.errors import ProvisionError
 from conformance.paths import IMAGES
 from conformance.runtimes import executables
+from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, Docker
@@ -186,7 +187,7 @@ def _libraries(binary: Path) -> dict[str, tuple[bytes, int]]:
 def control_plane_archives(parts: Parts, out_dir: Path) -> list[ImageArchive]:
     """kube-apiserver, -controller-manager, -scheduler, etcd and pause images under kubeadm's names."""
     refs = kubeadm_images(parts)
-    busybox = archive.find_busybox().read_bytes()
+    busybox = find_busybox().read_bytes()
     made = []
     for name in CONTROL_PLANE:  # a dynamically linked build takes its libraries along, as etcd does
         binary = parts.k8s_dir / name

@@ -14,6 +14,7 @@ from conformance.kube.admission import expected_outcome
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.options import from_mapping
 from conformance.paths import IMAGES, SCENARIOS
+from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command
@@ -25,7 +26,7 @@ def planned_archives(catalogue: Catalogue, cache: Path) -> list[archive.ImageArc
     """The test image archives a run would build, computed without writing them (needs busybox for
     the real digests; otherwise the references are marked as placeholders)."""
     try:
-        busybox = archive.find_busybox().read_bytes()
+        busybox = find_busybox(cache.parent).read_bytes()
     except ProvisionError:
         busybox = None
     out = []
