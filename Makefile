@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RESULTS_DIR ?= results
 
-# Run options: every variable of the one options table (conformance/options.py; docs/options.md lists them:
+# Run options: every variable of the one options table (conformance/front/options.py; docs/options.md lists them:
 # TARGET, RUNTIME, VERSION, K8S, K8S_BIN_DIR, CRIO_BIN_DIR, HANDLER, KEEP, ...), given to make or set in the
 # environment, reaches the run as its flag (--options-from-env); nothing here lists them.
 ARGS ?=
@@ -59,7 +59,7 @@ unit: setup
 	$(BIN)/pytest tests/unit tests/badinput -q -n 2 $(ARGS)
 
 matrix: setup
-	$(BIN)/python -m conformance.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \
+	$(BIN)/python -m conformance.tools.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \
 	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") $(if $(K8S),--k8s "$(K8S)") \
 	  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") $(if $(KIND_BIN),--kind-bin "$(KIND_BIN)") $(ARGS)
 
@@ -73,10 +73,10 @@ faults: setup
 	$(BIN)/python -m tests.faults
 
 soak: setup
-	$(BIN)/python -m conformance.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(LOAD),--load "$(LOAD)") --options-from-env $(ARGS)
+	$(BIN)/python -m conformance.tools.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(LOAD),--load "$(LOAD)") --options-from-env $(ARGS)
 
 bench: setup
-	$(BIN)/python -m conformance.bench $(if $(VERSION),--version "$(VERSION)") $(if $(TARGET),--target "$(TARGET)") \
+	$(BIN)/python -m conformance.tools.bench $(if $(VERSION),--version "$(VERSION)") $(if $(TARGET),--target "$(TARGET)") \
 	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
 	  $(if $(filter crio,$(RUNTIME)),--crio-bin-dir "$(CRIO_BIN_DIR)") --results-dir "$(RESULTS_DIR)/bench"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from conformance.core.model import RuntimeInfo
 from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import RuntimeBroken
-from conformance.model import RuntimeInfo
 
 REMOVALS_AT_ONCE = 8  # sandboxes removed at once when a run ends
 

@@ -3,8 +3,8 @@ the feature is rejected with one reason, one message and one Warning event (beha
 
 from __future__ import annotations
 
-from conformance.model import Expectation, Verdict
-from conformance.verdict import Judgement
+from conformance.core.model import Expectation, Verdict
+from conformance.core.verdict import Judgement
 
 REJECT_REASON = "SupplementalGroupsPolicyNotSupported"
 REJECT_MESSAGE = "Pod was rejected: SupplementalGroupsPolicy=Strict is not supported in this node"

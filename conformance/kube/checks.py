@@ -8,8 +8,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.case import Verdicted
-from conformance.catalogue import Catalogue
+from conformance.core.case import Verdicted
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import Verdict
+from conformance.core.verdict import Judgement
 from conformance.kube.admission import REJECT_FROM_MINOR as FIRST_REJECTING_MINOR
 from conformance.kube.admission import is_rejected
 from conformance.kube.api import ApiError, KubeApi
@@ -17,8 +19,6 @@ from conformance.kube.manifests import FIELD, RUN_LABEL
 from conformance.kube.pods import KubeTarget
 from conformance.kube.status import feature_problems, kubelet_minor, node_feature, node_info
 from conformance.kube.waits import transient
-from conformance.model import Verdict
-from conformance.verdict import Judgement
 
 NODE_FEATURES = "node-features"
 FEATURE_SOURCE = "behaviours.md items 13, 15; E15, E16"

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from conformance.case import Case
-from conformance.catalogue import Catalogue
-from conformance.observe import EXITING_PROBE, PROBE
-from conformance.scenario import Scenario
+from conformance.core.case import Case
+from conformance.core.catalogue import Catalogue
+from conformance.core.observe import EXITING_PROBE, PROBE
+from conformance.core.scenario import Scenario
 
 RUN_LABEL = "sgp.conformance/run-id"
 MANAGED = {"app.kubernetes.io/managed-by": "sgp-conformance"}

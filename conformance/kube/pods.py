@@ -13,7 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import Verdict
+from conformance.core.observe import END, PROBE, ProbeError, block_source, exited_block, parse_probe
+from conformance.core.scenario import Scenario
+from conformance.core.verdict import Judgement, Observation
 from conformance.errors import SuiteError
 from conformance.kube.admission import REJECT_REASON, is_rejected, rejection_judgement
 from conformance.kube.api import ApiError, KubeApi
@@ -28,10 +32,6 @@ from conformance.kube.manifests import (
 from conformance.kube.status import container_status, kubelet_minor, runtime_info, status_user
 from conformance.kube.waits import NotYet, Stopped, Waits, WaitTimeout, not_found_is_not_yet
 from conformance.kube.watch import RunWatch
-from conformance.model import Verdict
-from conformance.observe import END, PROBE, ProbeError, block_source, exited_block, parse_probe
-from conformance.scenario import Scenario
-from conformance.verdict import Judgement, Observation
 
 # container waiting reasons after which waiting longer cannot help
 CREATE_ERRORS = {"CreateContainerError", "CreateContainerConfigError", "RunContainerError"}

@@ -1,4 +1,4 @@
-"""What every Kubernetes target shares as the runner's side (conformance/case.py): KubeRunner runs and
+"""What every Kubernetes target shares as the runner's side (conformance/targets/protocol.py): KubeRunner runs and
 judges cases as pods side by side in one pytest process; KubeSession holds the run's namespace, its cases
 (node-features, the API negatives, the scenarios in every container kind) and the report. TARGET=local,
 cluster and kind subclass KubeSession; they differ only in where the cluster comes from."""
@@ -9,17 +9,17 @@ import contextlib
 import secrets
 from collections.abc import Callable
 
-from conformance.case import Case, Verdicted
-from conformance.catalogue import Catalogue
+from conformance.core.case import Case, Verdicted
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import RuntimeInfo
 from conformance.errors import InputError, SuiteError
+from conformance.front.options import Options
 from conformance.kube.api import KubeApi, client
 from conformance.kube.checks import API_CHECKS, API_NEGATIVES, NODE_FEATURES, api_check, node_features_check
 from conformance.kube.imagecheck import check_images
 from conformance.kube.manifests import VARIANTS, kube_cases, pod_groups
 from conformance.kube.pods import KubeTarget, case_observed, judge_case
 from conformance.kube.status import node_feature, node_info, runtime_info
-from conformance.model import RuntimeInfo
-from conformance.options import Options
 from conformance.runtimes.process import join_network
 
 

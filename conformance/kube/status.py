@@ -3,8 +3,8 @@ runtime and kubelet versions, `status.features` (and `crictl info`'s), and wheth
 
 from __future__ import annotations
 
+from conformance.core.model import RuntimeInfo
 from conformance.kube.manifests import probe_name
-from conformance.model import RuntimeInfo
 from conformance.runtimes.versions import version_key
 
 STATUS_KEY = {"container": "containerStatuses", "init": "initContainerStatuses",

@@ -1,6 +1,6 @@
 """The merged matrix report: per-cell results.json folders -> matrix.json, matrix.md, matrix.html.
 
-Entry points: `build(results_dir)` (used by `conformance.matrix`) and `python -m conformance.report DIR`.
+Entry points: `build(results_dir)` (used by `conformance.tools.matrix`) and `python -m conformance.report DIR`.
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conformance.model import POLICIES, CaseResult, Verdict
+from conformance.core.model import POLICIES, CaseResult, Verdict
+from conformance.core.scenario import USERNS_TAG
 from conformance.report.describe import expected_text, observed_lines
-from conformance.scenario import USERNS_TAG
 
-CELL_FILE = "cell.json"  # written by conformance.matrix next to each cell's results.json
+CELL_FILE = "cell.json"  # written by conformance.tools.matrix next to each cell's results.json
 RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 1
 VERDICT_ORDER = [v.value for v in Verdict]

@@ -331,7 +331,7 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600, env: di
 
 def main() -> int:
     """`make crun`: build (or find the earlier build of) crun and print its folder for OCI_BIN_DIR."""
-    from conformance.options import default_cache
+    from conformance.front.options import default_cache
 
     try:
         binary = ensure_crun(default_cache())

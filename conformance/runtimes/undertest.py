@@ -11,16 +11,16 @@ import shutil
 import stat
 from pathlib import Path
 
-from conformance import archive, podnet
+from conformance.core.model import RuntimeInfo
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandboxes, runtime_info
 from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
-from conformance.imageload import ImageLoader, choose
-from conformance.model import RuntimeInfo
-from conformance.options import Options
-from conformance.registry import Registry
-from conformance.runtimes import provider
+from conformance.front.options import Options
+from conformance.runtimes import podnet, provider
 from conformance.runtimes.base import Provisioned
+from conformance.testimages import archive
+from conformance.testimages.imageload import ImageLoader, choose
+from conformance.testimages.registry import Registry
 
 HANDLERS = ("", "runc", "crun")
 CRIO_DEFAULT_STORAGE = ("/var/lib/containers/storage", "/run/containers/storage")

@@ -1,7 +1,7 @@
 """Targets by name (the backend registry), the only place that knows them all: node (the CRI of a
 runtime), local (a private cluster on the private runtime), cluster (an existing cluster) and kind (a
 kind cluster per cell). Each lives in one place here and hands the runner a Session and a Runner
-(conformance/case.py); the pytest plugin runs every one of them the same way. Kept light: the CI
+(conformance/targets/protocol.py); the pytest plugin runs every one of them the same way. Kept light: the CI
 matrix job imports targets.kind.cells with only PyYAML installed."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from conformance.errors import InputError
 
 if TYPE_CHECKING:
-    from conformance.case import Runner, Session
-    from conformance.catalogue import Catalogue
-    from conformance.options import Options
+    from conformance.core.catalogue import Catalogue
+    from conformance.front.options import Options
+    from conformance.targets.protocol import Runner, Session
 
 TARGETS = ("node", "local", "cluster", "kind")
 SESSIONS = {"node": "conformance.targets.node.session:NodeSession",
@@ -51,7 +51,7 @@ def without_cases(target: str, argv: list[str]) -> int | None:
     """What a `run` does when it asks for no cases: DRY_RUN=1 (or --dry-run) prints the plan of TARGET=kind or
     cluster; --cleanup removes from this host what runs that died left (every target), and for
     TARGET=cluster deletes the namespaces earlier KEEP=1 runs left in the cluster. None: run cases."""
-    from conformance.options import Options, switch
+    from conformance.front.options import Options, switch
 
     if "--cleanup" in argv and target != "cluster":
         from conformance.runtimes import reaper

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conformance import imagepush
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import ClientApi, client
 from conformance.kube.manifests import VARIANTS, kube_cases
@@ -15,6 +14,7 @@ from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
 from conformance.paths import IMAGES, SCENARIOS
+from conformance.testimages import imagepush
 
 
 class ClusterSession(KubeSession):

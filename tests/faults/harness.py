@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.core.catalogue import PROJECT, Catalogue
+from conformance.core.model import Verdict
 from conformance.cri.client import CRIError
 from conformance.errors import SuiteError
-from conformance.model import Verdict
-from conformance.options import Options, default_cache
+from conformance.front.options import Options, default_cache
 from conformance.runtimes import oci
 from conformance.runtimes.process import cgroup_dirs, processes_mentioning, remove_cgroups
 from conformance.targets.node.session import NodeSession
@@ -342,7 +342,7 @@ class Lab:
     def shared_pod(self, fault: Fault, policy: str = "Merge") -> list[object]:
         """SCENARIO's every container kind under `policy`, as one batch (one shared pod) on a real kubelet
         behind the fault: each kind's outcome, or the exception that is its own."""
-        from conformance.case import Case
+        from conformance.core.case import Case
         from conformance.kube.manifests import VARIANTS
 
         with self.local_cluster(fault) as session:
@@ -355,7 +355,7 @@ class Lab:
 
     def _run_kubelet(self, fault: Fault) -> Outcome:
         """The fault between a real kubelet and the runtime (TARGET=local); everything read through the API."""
-        from conformance.case import Case
+        from conformance.core.case import Case
         from conformance.kube.checks import NODE_FEATURES
 
         out = Outcome(fault)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.model import Verdict
+from conformance.core.model import Verdict
 from tests.faults import proxy as cri_proxy
 from tests.faults.harness import CONTROLS, FAULTS, KUBELET_CONTROLS, KUBELET_FAULTS, Fault, Lab
 

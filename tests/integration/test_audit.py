@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.kube.manifests import kube_cases, pod_security_context
 from tests.conftest import CLI, PROJECT
 from tests.support.catalogue_audit import case_keys, catalogue_says

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import Catalogue
-from conformance.options import default_cache
+from conformance.core.catalogue import Catalogue
+from conformance.front.options import default_cache
 from conformance.runtimes import debian
 from conformance.runtimes.process import processes_mentioning
 from conformance.targets.kind import engine, nodebase, nodeimage

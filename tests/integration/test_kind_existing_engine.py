@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.front.options import default_cache
 from conformance.kube import binaries
-from conformance.options import default_cache
 from conformance.runtimes import containerd
 from conformance.targets.kind import engine, nodebase
 from conformance.targets.kind.cli import find_kind

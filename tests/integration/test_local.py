@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.kube.admission import REJECT_MESSAGE, REJECT_REASON
 from conformance.kube.checks import API_CHECKS
 from conformance.kube.manifests import VARIANTS, kube_cases

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.runtimes import busybox
 from conformance.runtimes.process import cgroup_dirs, remove_cgroups
 from tests.conftest import CLI, PROJECT
@@ -69,7 +69,7 @@ def test_old_crun_is_refused_before_anything_starts(crio_bin_dir: Path, tmp_path
 
 
 def test_crun_from_oci_bin_dir(crio_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
-    from conformance.options import default_cache
+    from conformance.front.options import default_cache
     from conformance.runtimes import crun
 
     built = crun.ensure_crun(default_cache())
@@ -93,8 +93,8 @@ def test_crun_from_oci_bin_dir(crio_bin_dir: Path, tmp_path: Path, state_root: P
 def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
     """A CRI-O started by hand with its own storage (CRI_ENDPOINT + CRIO_STORAGE, IMAGE_LOAD left at auto):
     images arrive with skopeo and every verdict equals the private CRI-O's."""
-    from conformance import archive
-    from conformance.options import default_cache
+    from conformance.front.options import default_cache
+    from conformance.testimages import archive
 
     # the node's own pause image
     pause = archive.build(CATALOGUE.images["pause"], default_cache() / "images", busybox.find()).ref
@@ -130,7 +130,7 @@ def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Pat
 HAND_STARTED = """
 import json, sys
 from pathlib import Path
-from conformance import podnet
+from conformance.runtimes import podnet
 from conformance.cri.client import CRIClient
 from conformance.runtimes.crio import Crio
 prov = Crio(Path(sys.argv[1]), Path(sys.argv[2])).start(sys.argv[3])

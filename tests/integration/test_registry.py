@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance import imagepush
-from conformance.archive import ImageArchive
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.errors import InputError, ProvisionError
-from conformance.options import default_cache
-from conformance.skopeo import Skopeo
+from conformance.front.options import default_cache
+from conformance.testimages import imagepush
+from conformance.testimages.archive import ImageArchive
+from conformance.testimages.skopeo import Skopeo
 from tests.conftest import CLI, PROJECT
 from tests.support.registry import free_port, loopback_registry
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.front.options import default_cache
 from conformance.kube import binaries
-from conformance.options import default_cache
 from conformance.runtimes.crio import crio_version
 from tests.support.leftovers import leftovers
 from tests.support.releases import Layout, serve

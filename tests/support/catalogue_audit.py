@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import Expectation
+from conformance.core.scenario import ContainerContext, Scenario
 from conformance.kube.manifests import HOST_NAME, POLICY_LABEL, SCENARIO_LABEL, VARIANTS_LABEL, probe_name
-from conformance.model import Expectation
-from conformance.scenario import ContainerContext, Scenario
 
 POLICIES = {"merge": "Merge", "strict": "Strict", "unset": "unset"}
 

@@ -3,7 +3,7 @@ where the runtime handler advertises user namespaces, else unsupported with the 
 
 from __future__ import annotations
 
-from conformance.scenario import USERNS_TAG
+from conformance.core.scenario import USERNS_TAG
 
 
 def is_userns(case: dict) -> bool:

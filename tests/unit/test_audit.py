@@ -16,8 +16,8 @@ from conformance.audit.findings import audit
 from conformance.audit.owners import Owners
 from conformance.audit.reader import AuditError, ClusterReader, MissingPermission
 from conformance.audit.recorded import RecordedApi, matches
-from conformance.catalogue import PROJECT, Catalogue
-from conformance.cli import main as cli_main
+from conformance.core.catalogue import PROJECT, Catalogue
+from conformance.front.cli import main as cli_main
 from tests.support.catalogue_audit import case_keys, catalogue_says
 
 CATALOGUE = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
@@ -284,7 +284,7 @@ def test_reader_pages() -> None:
 
 
 def test_bench_scales_recorded_objects(capsys: pytest.CaptureFixture[str]) -> None:
-    from conformance.bench import AUDIT_RECORDED, audit_bench, scaled
+    from conformance.tools.bench import AUDIT_RECORDED, audit_bench, scaled
 
     items = scaled(json.loads(AUDIT_RECORDED.read_text())["items"], 60)
     assert sum(i["kind"] == "Pod" for i in items) == 60 and sum(i["kind"] == "Node" for i in items) == 1

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.archive import ImageArchive
 from conformance.errors import ProvisionError
 from conformance.targets.kind import cells as versions
 from conformance.targets.kind import cli as kindcli
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell, StepFailed
+from conformance.testimages.archive import ImageArchive
 from tests.support.fakes import bin as fakebin
 from tests.support.fakes import kubeapi as fk
 

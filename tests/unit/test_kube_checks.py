@@ -8,16 +8,16 @@ import time
 
 import pytest
 
-from conformance.case import Case
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.core.case import Case
+from conformance.core.catalogue import PROJECT, Catalogue
+from conformance.core.model import Verdict
+from conformance.core.observe import EXITING_PROBE, MESSAGE_PATH, PROBE, ProbeError, exited_block
 from conformance.errors import SuiteError
 from conformance.kube import admission, checks, manifests, pods, status
 from conformance.kube.api import ApiError, ClientApi
 from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeRunner
 from conformance.kube.waits import Waits
-from conformance.model import Verdict
-from conformance.observe import EXITING_PROBE, MESSAGE_PATH, PROBE, ProbeError, exited_block
 from tests.support.fakes import kubeapi as fk
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.core.catalogue import PROJECT, Catalogue
+from conformance.core.model import Verdict
 from conformance.errors import InputError, ProvisionError
+from conformance.front.options import Options
 from conformance.kube import pods
 from conformance.kube import runner as kube_runner
 from conformance.kube.waits import Waits
-from conformance.model import Verdict
-from conformance.options import Options
 from conformance.targets import cluster as cluster_target
 from conformance.targets.kind import cells
 from conformance.targets.kind import session as kind_session

@@ -1,7 +1,7 @@
 import shutil
 from pathlib import Path
 
-from conformance.lint import lint
+from conformance.tools.lint import lint
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +20,8 @@ def test_wrong_expectation_is_caught(tmp_path: Path) -> None:
 
 
 def test_every_cited_behaviour_exists_in_the_catalogue() -> None:
-    from conformance.catalogue import PROJECT, Catalogue
-    from conformance.lint import BEHAVIOURS, catalogue_ids, cited_ids, unknown_citations
+    from conformance.core.catalogue import PROJECT, Catalogue
+    from conformance.tools.lint import BEHAVIOURS, catalogue_ids, cited_ids, unknown_citations
 
     cat = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
     assert unknown_citations(cat, BEHAVIOURS.read_text()) == []
@@ -34,8 +34,8 @@ def test_every_cited_behaviour_exists_in_the_catalogue() -> None:
 def test_a_citation_the_catalogue_lacks_is_named() -> None:
     from dataclasses import replace
 
-    from conformance.catalogue import PROJECT, Catalogue
-    from conformance.lint import BEHAVIOURS, unknown_citations
+    from conformance.core.catalogue import PROJECT, Catalogue
+    from conformance.tools.lint import BEHAVIOURS, unknown_citations
 
     cat = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
     cat.scenarios[0] = replace(cat.scenarios[0], source="behaviours.md item 99, E77")

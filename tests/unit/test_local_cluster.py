@@ -112,9 +112,9 @@ class DyingCluster:
 
 
 def test_keep_holds_the_local_cluster_until_a_component_exits(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conformance.catalogue import PROJECT, Catalogue
+    from conformance.core.catalogue import PROJECT, Catalogue
+    from conformance.front.options import Options
     from conformance.kube import pods
-    from conformance.options import Options
     from conformance.targets.local import session as local_session
 
     monkeypatch.setattr(local_session.time, "sleep", lambda s: None)

@@ -1,4 +1,4 @@
-"""Cell syntax, exit-code rules and progress parsing of conformance.matrix (no runtime needed)."""
+"""Cell syntax, exit-code rules and progress parsing of conformance.tools.matrix (no runtime needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.matrix import DEFAULT_CELLS, CellRun, conclude, last_error, parse_cell, parse_cells, worst
+from conformance.tools.matrix import DEFAULT_CELLS, CellRun, conclude, last_error, parse_cell, parse_cells, worst
 
 
 @pytest.mark.parametrize(

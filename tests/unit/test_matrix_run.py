@@ -1,4 +1,4 @@
-"""conformance.matrix orchestration against fake cells (small Python children, no runtime)."""
+"""conformance.tools.matrix orchestration against fake cells (small Python children, no runtime)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import conformance.matrix as matrix_mod
-from conformance.matrix import CellRun, Display, LiveDisplay, Matrix, parse_cell
+import conformance.tools.matrix as matrix_mod
+from conformance.tools.matrix import CellRun, Display, LiveDisplay, Matrix, parse_cell
 
 FAKE_CHILD = textwrap.dedent('''
     import json, os, signal, sys, time
@@ -205,7 +205,7 @@ def test_main_end_to_end_with_sigint(tmp_path: Path) -> None:
     results = tmp_path / "results"
     driver = textwrap.dedent(f'''
         import sys
-        import conformance.matrix as m
+        import conformance.tools.matrix as m
         modes = {{"containerd-1.1": "pass", "containerd-1.5": "sleep"}}
         m.child_argv = lambda cell, folder, extra: [sys.executable, {str(script)!r}, modes[cell.id], str(folder)]
         sys.exit(m.main(["--cells", "containerd-1.1 containerd-1.5", "--results-dir", {str(results)!r}]))

@@ -1,6 +1,6 @@
 import pytest
 
-from conformance.observe import ProbeError, parse_id, parse_probe
+from conformance.core.observe import ProbeError, parse_id, parse_probe
 
 LOG = """2026-11-27T11:49:52.739515850Z stdout F SGP-BEGIN
 2026-11-27T11:49:52.739515850Z stdout F SGP-ID uid=1000(user) gid=3000 groups=3000,4000,50000(grp)

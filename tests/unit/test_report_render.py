@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.model import CaseResult, Verdict
+from conformance.core.model import CaseResult, Verdict
 from conformance.report import collect, render_html, render_markdown
 from conformance.report.collect import Cell, Matrix, Row
 from conformance.report.markdown import esc

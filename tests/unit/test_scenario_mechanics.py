@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance.core.scenario import load_catalogue, load_scenario
 from conformance.errors import InputError
-from conformance.image import load_images
-from conformance.scenario import load_catalogue, load_scenario
 from conformance.targets.node.target import CaseLock, CaseSpec
+from conformance.testimages.image import load_images
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGES = load_images(PROJECT / "images")
@@ -103,7 +103,7 @@ def test_runtime_choice_mistakes_name_the_field(tmp_path: Path, text: str, messa
 
 
 def test_lint_accepts_a_choice_when_one_outcome_is_the_oracles(tmp_path: Path) -> None:
-    from conformance.lint import lint
+    from conformance.tools.lint import lint
 
     folder = tmp_path / "scenarios"
     folder.mkdir()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conformance.model import Expectation, Identity, RuntimeInfo, Verdict
-from conformance.observe import ProcessIdentity
-from conformance.scenario import RuntimeChoice
-from conformance.verdict import Observation, judge, judge_outcomes
+from conformance.core.model import Expectation, Identity, RuntimeInfo, Verdict
+from conformance.core.observe import ProcessIdentity
+from conformance.core.scenario import RuntimeChoice
+from conformance.core.verdict import Observation, judge, judge_outcomes
 
 SUPPORTED = RuntimeInfo("containerd", "2.1.9", features={"supplemental_groups_policy": True})
 UNSUPPORTED = RuntimeInfo("containerd", "1.7.24", features=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance import soak
+from conformance.tools import soak
 
 
 def run(index: int, verdicts: dict[str, str], errors: dict[str, str] | None = None) -> soak.SoakRun:

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from conformance import podnet
-from conformance.catalogue import PROJECT, Catalogue
+from conformance.core.catalogue import PROJECT, Catalogue
+from conformance.core.model import CaseResult, Expectation, Identity, RuntimeInfo, Verdict
+from conformance.core.observe import PROBE, parse_probe
+from conformance.core.scenario import load_scenario
+from conformance.core.verdict import Observation, judge
 from conformance.cri import api_pb2 as pb
 from conformance.errors import InputError
 from conformance.kube.manifests import pod_manifest
 from conformance.kube.status import runtime_info
-from conformance.model import CaseResult, Expectation, Identity, RuntimeInfo, Verdict
-from conformance.observe import PROBE, parse_probe
 from conformance.report.collect import Cell, Matrix, Row
 from conformance.report.markdown import render_markdown
-from conformance.scenario import load_scenario
+from conformance.runtimes import podnet
 from conformance.targets.local.controlplane import KUBELET_NS
 from conformance.targets.node.target import namespace_options
-from conformance.verdict import Observation, judge
 from tests.unit.test_verdict import proc
 
 CAT = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")

@@ -1,7 +1,7 @@
-from conformance.model import Expectation, Identity, RuntimeInfo, Verdict
-from conformance.observe import ProcessIdentity
-from conformance.scenario import KnownFailure
-from conformance.verdict import Observation, judge
+from conformance.core.model import Expectation, Identity, RuntimeInfo, Verdict
+from conformance.core.observe import ProcessIdentity
+from conformance.core.scenario import KnownFailure
+from conformance.core.verdict import Observation, judge
 
 SUPPORTED = RuntimeInfo("containerd", "2.1.9", features={"supplemental_groups_policy": True})
 UNSUPPORTED = RuntimeInfo("containerd", "1.7.24", features=None)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conformance.catalogue import PROJECT
+from conformance.core.catalogue import PROJECT
 
 WORKFLOWS = PROJECT / ".github" / "workflows"
 ZIZMOR = Path(sys.executable).parent / "zizmor"

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.archive import ImageArchive
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import runtime_info
 from conformance.errors import ProvisionError, SuiteError
@@ -26,6 +25,7 @@ from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell, reported_runtime
 from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner, ToolError
 from conformance.targets.kind.nodeimage import NodeImage
+from conformance.testimages.archive import ImageArchive
 
 
 @dataclass

@@ -19,8 +19,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance import archive
-from conformance.archive import ImageArchive
 from conformance.errors import ProvisionError
 from conformance.paths import IMAGES
 from conformance.runtimes import executables
@@ -28,6 +26,8 @@ from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, Docker
+from conformance.testimages import archive
+from conformance.testimages.archive import ImageArchive
 
 NODE_FILES = IMAGES / "kind" / "node"
 REPO = "localhost/sgp-node"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.archive import ImageArchive
 from conformance.errors import ProvisionError
+from conformance.front.options import Options
 from conformance.kube import binaries
-from conformance.options import Options
 from conformance.runtimes import containerd, oci
 from conformance.runtimes.crio import Crio
 from conformance.targets.kind import nodebase, nodeimage
 from conformance.targets.kind.nodeimage import CONTROL_PLANE, KUBE_BINARIES, Parts
+from conformance.testimages.archive import ImageArchive
 
 K8S_NEEDED = (*KUBE_BINARIES, *CONTROL_PLANE)
 

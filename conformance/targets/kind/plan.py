@@ -7,12 +7,11 @@ import hashlib
 import sys
 from pathlib import Path
 
-from conformance import archive
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.errors import ProvisionError, SuiteError
+from conformance.front.options import from_mapping
 from conformance.kube.admission import expected_outcome
 from conformance.kube.manifests import VARIANTS, kube_cases
-from conformance.options import from_mapping
 from conformance.paths import IMAGES, SCENARIOS
 from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodeimage
@@ -20,6 +19,7 @@ from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 from conformance.targets.kind.session import cell_and_images
+from conformance.testimages import archive
 
 
 def planned_archives(catalogue: Catalogue, cache: Path) -> list[archive.ImageArchive]:

@@ -11,17 +11,17 @@ import shutil
 import sys
 from collections.abc import Callable
 
-from conformance.archive import ImageArchive
 from conformance.errors import InputError, ProvisionError, SuiteError
+from conformance.front.options import Options
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
-from conformance.options import Options
 from conformance.runtimes.base import unique_dir
 from conformance.runtimes.process import join_network
 from conformance.runtimes.versions import version_key
 from conformance.targets.kind import cells, engine, nodeimage, parts
 from conformance.targets.kind.cli import Kind, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
+from conformance.testimages.archive import ImageArchive
 
 
 class KindSession(KubeSession):

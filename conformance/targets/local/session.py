@@ -1,20 +1,20 @@
 """TARGET=local: the runtime under test (the node target's options), then etcd, the API server, the
 controller-manager, the scheduler and a kubelet on it, all private (controlplane.py, pki.py,
-binaries.py; the pod network is conformance/podnet.py); everything goes at stop()."""
+binaries.py; the pod network is conformance/runtimes/podnet.py); everything goes at stop()."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.errors import InputError, ProvisionError
+from conformance.front.options import Options
 from conformance.kube import binaries
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
 from conformance.kube.waits import NotYet, Waits
-from conformance.options import Options
 from conformance.runtimes.undertest import RuntimeUnderTest
 from conformance.targets.local.controlplane import LocalCluster
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conformance.case import Case, Verdicted
-from conformance.catalogue import Catalogue
+from conformance.core.case import Case, Verdicted
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import RuntimeInfo
+from conformance.core.verdict import Observation
 from conformance.cri.client import CRIClient
-from conformance.model import RuntimeInfo
 from conformance.targets.node.target import NodeTarget
-from conformance.verdict import Observation
 
 
 class NodeRunner:

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conformance.case import Case
-from conformance.catalogue import Catalogue
-from conformance.model import RuntimeInfo
-from conformance.options import Options
+from conformance.core.case import Case
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import RuntimeInfo
+from conformance.front.options import Options
 from conformance.runtimes.undertest import RuntimeUnderTest
 from conformance.targets.node.restart import RestartServer
 from conformance.targets.node.runner import NodeRunner
@@ -49,7 +49,7 @@ class NodeSession:
             self.restart_server = RestartServer(self.log_root / ".sgp-restart.sock", runtime.restart)
             self.target.restart_socket = str(self.restart_server.path)
 
-    # ------------------------------------------------------------------ the Session protocol (conformance/case.py)
+    # ----------------------------------------------------------- the Session protocol (conformance/targets/protocol.py)
     def header(self, startup: float) -> str:
         return self.runtime.header(startup)
 

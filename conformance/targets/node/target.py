@@ -11,13 +11,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance import interrupt
-from conformance.cri import api_pb2 as pb
-from conformance.cri.client import CRIClient, CRIError
-from conformance.cri.sandboxes import remove_sandbox
-from conformance.errors import RuntimeBroken, SuiteError
-from conformance.model import USERNS_LENGTH
-from conformance.observe import (
+from conformance.core.model import USERNS_LENGTH
+from conformance.core.observe import (
     END,
     EXITING_PROBE,
     MESSAGE_PATH,
@@ -28,10 +23,15 @@ from conformance.observe import (
     exited_block,
     parse_probe,
 )
-from conformance.oracle import kubelet_user, supplemental_groups
-from conformance.scenario import Scenario
+from conformance.core.oracle import kubelet_user, supplemental_groups
+from conformance.core.scenario import Scenario
+from conformance.core.verdict import Observation
+from conformance.cri import api_pb2 as pb
+from conformance.cri.client import CRIClient, CRIError
+from conformance.cri.sandboxes import remove_sandbox
+from conformance.errors import RuntimeBroken, SuiteError
+from conformance.front import interrupt
 from conformance.targets.node.restart import RESTART_WAIT, request_restart
-from conformance.verdict import Observation
 
 POLICY_ENUM = {"unset": None, "Merge": pb.Merge, "Strict": pb.Strict}
 RUN_LABEL = "sgpconf.run"

@@ -1,49 +1,13 @@
-"""What every target hands to the runner (the pytest plugin): its cases, a runner per pytest process, and
-the session that owns everything it started. Adding a target means one module with these three."""
+"""The interface every target implements (the pytest plugin drives it): its cases, a runner per pytest
+process, and the session that owns everything it started. Adding a target means one folder with these."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from conformance.model import RuntimeInfo
-from conformance.scenario import Scenario
-from conformance.verdict import Judgement
-
-
-@dataclass(frozen=True)
-class Case:
-    """One pytest item: a scenario under a policy (in a container kind, on a node), or a target's own check."""
-
-    scenario: Scenario | None
-    policy: str
-    variant: str = "container"  # container | init | sidecar | ephemeral (Kubernetes targets)
-    node: str = ""  # NODES=all: the node the case is pinned to
-    check: str = ""  # a check that is not a scenario: node-features, api-*
-
-    @property
-    def label(self) -> str:
-        """The case's name in results: 'blog-example', 'blog-example.init', 'blog-example@node-1'."""
-        base = self.check or (self.scenario.name if self.scenario else "?")
-        if self.variant != "container":
-            base += f".{self.variant}"
-        return base + (f"@{self.node}" if self.node else "")
-
-    @property
-    def item_name(self) -> str:
-        return f"{self.label}[{self.policy}]"
-
-
-@dataclass
-class Verdicted:
-    """A judged case: the verdict, the evidence for results.json, and (for a target's own checks, which have
-    no scenario) what was expected and where that comes from."""
-
-    judgement: Judgement
-    observed: dict
-    expected: dict | None = None
-    source: str = ""
+from conformance.core.case import Case, Verdicted
+from conformance.core.model import RuntimeInfo
 
 
 class Runner(Protocol):

@@ -14,11 +14,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.archive import ImageArchive
 from conformance.errors import InputError, ProvisionError, SuiteError
-from conformance.options import Options, default_cache, switch
+from conformance.front.options import Options, default_cache, switch
 from conformance.paths import IMAGES, SCENARIOS
-from conformance.skopeo import Skopeo
+from conformance.testimages.archive import ImageArchive
+from conformance.testimages.skopeo import Skopeo
 
 SKOPEO_TIMEOUT = 300
 NAMES_FILE = "images.txt"
@@ -153,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """`sgp-conformance images push|export`; exit 2 with one line when it cannot be done."""
-    from conformance.catalogue import Catalogue
+    from conformance.core.catalogue import Catalogue
 
     try:
         archives = Catalogue.load(SCENARIOS, IMAGES).archives(default_cache())

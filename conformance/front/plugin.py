@@ -21,17 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from conformance import interrupt
-from conformance.case import Case, Runner, Session, Verdicted
-from conformance.catalogue import Catalogue
+from conformance.core.case import Case, Verdicted
+from conformance.core.catalogue import Catalogue
+from conformance.core.model import CaseResult, Verdict, exit_code
+from conformance.core.verdict import Judgement
 from conformance.errors import SuiteError
-from conformance.model import CaseResult, Verdict, exit_code
-from conformance.options import FLAGS, Options, from_mapping
-from conformance.progress import Progress
-from conformance.results import write
+from conformance.front import interrupt
+from conformance.front.options import FLAGS, Options, from_mapping
+from conformance.front.progress import Progress
+from conformance.front.results import write
 from conformance.runtimes import reaper
 from conformance.targets import create_session, runner_from_context
-from conformance.verdict import Judgement
+from conformance.targets.protocol import Runner, Session
 
 CATALOGUE = pytest.StashKey[Catalogue]()
 OPTIONS = pytest.StashKey[Options]()

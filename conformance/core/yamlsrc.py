@@ -83,7 +83,7 @@ def expect_int_id(path: Path, data: LineDict, key: str, where: str) -> int | Non
 
 def int_id(path: Path, value: Any, field: str, line: int) -> int:
     """Validate one ID value."""
-    from conformance.model import MAX_ID
+    from conformance.core.model import MAX_ID
 
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(path, field, f"must be an integer, got {value!r}", line)

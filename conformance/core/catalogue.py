@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.archive import ImageArchive, build
-from conformance.image import ImageDef, load_images
-from conformance.model import Expectation, RuntimeInfo
-from conformance.oracle import expected
+from conformance.core.model import Expectation, RuntimeInfo
+from conformance.core.oracle import expected
+from conformance.core.scenario import KnownFailure, Scenario, load_catalogue
+from conformance.core.verdict import Judgement, Observation, judge_outcomes
 from conformance.paths import PROJECT  # noqa: F401  (tests read the checkout's root here)
 from conformance.runtimes import busybox
 from conformance.runtimes.versions import in_range
-from conformance.scenario import KnownFailure, Scenario, load_catalogue
-from conformance.verdict import Judgement, Observation, judge_outcomes
+from conformance.testimages.archive import ImageArchive, build
+from conformance.testimages.image import ImageDef, load_images
 
 RUNTIME_ALIASES = {"cri-o": "crio", "crio": "crio", "containerd": "containerd"}
 

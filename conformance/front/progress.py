@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from conformance.model import CaseResult, Verdict
+from conformance.core.model import CaseResult, Verdict
 
 LABELS = {
     Verdict.PASS: "PASS",

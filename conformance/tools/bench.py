@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.cri import api_pb2 as pb
-from conformance.options import Options
+from conformance.front.options import Options
 from conformance.paths import IMAGES, PROJECT, SCENARIOS
 from conformance.targets.node.session import NodeSession
 from conformance.targets.node.target import RUN_LABEL

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from conformance.catalogue import Catalogue
+from conformance.core.catalogue import Catalogue
 from conformance.errors import InputError
 from conformance.paths import BEHAVIOURS
 

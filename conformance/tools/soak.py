@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.options import from_environment
+from conformance.front.options import from_environment
 from conformance.paths import IMAGES, SCENARIOS
 
 Verdicts = dict[str, str]  # "scenario[policy]" -> verdict
@@ -144,7 +144,7 @@ def spread(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.soak", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m conformance.tools.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-N", "--runs", type=int, default=20, help="how many runs (default 20)")
     parser.add_argument("--results-dir", default="results", help="runs go to <results-dir>/soak/ (default results)")

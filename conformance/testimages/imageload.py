@@ -8,11 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from conformance.archive import ImageArchive, bundle
 from conformance.cri.client import CRIClient, CRIError
 from conformance.errors import CommandError, ProvisionError
-from conformance.registry import Registry
-from conformance.skopeo import Skopeo
+from conformance.testimages.archive import ImageArchive, bundle
+from conformance.testimages.registry import Registry
+from conformance.testimages.skopeo import Skopeo
 
 METHODS = ("auto", "ctr", "skopeo", "registry")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance import yamlsrc
+from conformance.core import yamlsrc
+from conformance.core.model import MAX_ID
 from conformance.errors import InputError
-from conformance.model import MAX_ID
 
 IMAGE_KEYS = {"description", "user", "cmd", "source"}
 

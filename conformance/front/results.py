@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance.model import CaseResult, RuntimeInfo, exit_code
+from conformance.core.model import CaseResult, RuntimeInfo, exit_code
 
 SCHEMA_VERSION = 1
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.options import FLAGS, from_environment
+from conformance.front.options import FLAGS, from_environment
 from conformance.paths import CHECKOUT, DATA, IMAGES, PYTEST_CONFIG, SCENARIOS
 
 
@@ -14,7 +14,8 @@ def run_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
     """The pytest command line for a run: one item per case, JUnit next to results.json."""
     results = Path(getattr(args, "results_dir", None) or "results")
     scenarios = Path(getattr(args, "scenarios", None) or SCENARIOS)
-    argv = [str(scenarios), "-p", "conformance.plugin", "-q", "--no-header", f"--junitxml={results / 'junit.xml'}",
+    argv = [str(scenarios), "-p", "conformance.front.plugin", "-q", "--no-header",
+            f"--junitxml={results / 'junit.xml'}",
             "-o", "junit_suite_name=sgp-conformance", "-o", "junit_family=xunit1", "-rN", "--tb=no",
             f"--rootdir={DATA}", "-c", str(PYTEST_CONFIG)]
     if not CHECKOUT:  # an installed package writes nothing beside itself: pytest's cache goes with the results
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="read-only: which workloads would lose groups under Strict, which nodes "
                                          "would reject Strict pods")
     audit_cli.add_arguments(audit)
-    from conformance import imagepush
+    from conformance.testimages import imagepush
 
     images = sub.add_parser("images", help="the test images for a cluster the suite did not start: push them to a "
                                            "registry, or export them as archives")
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown arguments: {extra}")
         return imagepush.main(args)
     if args.command == "lint":
-        from conformance.lint import main as lint_main
+        from conformance.tools.lint import main as lint_main
 
         if extra:
             parser.error(f"unknown arguments: {extra}")

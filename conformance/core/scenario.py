@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance import yamlsrc
+from conformance.core import yamlsrc
+from conformance.core.model import POLICIES, Expectation, Identity
+from conformance.core.yamlsrc import LineDict
 from conformance.errors import InputError
-from conformance.image import ImageDef
-from conformance.model import POLICIES, Expectation, Identity
-from conformance.yamlsrc import LineDict
+from conformance.testimages.image import ImageDef
 
 TOP_KEYS = {"name", "description", "source", "tags", "image", "pod", "container", "policies", "expect",
             "known_failures", "oracle", "raw_cri", "first_process", "runtime_choice", "user_namespace"}

@@ -11,7 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.image import ImageDef
+from conformance.testimages.image import ImageDef
 
 REPO = "localhost/sgpconf"
 APPLETS = ("sh", "id", "cat", "grep", "sleep", "echo", "ls", "true", "false", "env", "head")

@@ -36,7 +36,8 @@ def install(cni_dir: Path) -> None:
     conf_dir.mkdir(parents=True, exist_ok=True)
     for name in (PLUGIN, LOOPBACK):
         launcher = bin_dir / name
-        launcher.write_text(f"#!{sys.executable}\nfrom conformance.podnet import main\nraise SystemExit(main())\n")
+        launcher.write_text(f"#!{sys.executable}\nfrom conformance.runtimes.podnet import main\n"
+                            "raise SystemExit(main())\n")
         launcher.chmod(0o755)
     (conf_dir / CONF_NAME).write_text(json.dumps(CONFIG) + "\n")
 

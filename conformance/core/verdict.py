@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conformance.model import USERNS_LENGTH, Expectation, Identity, RuntimeInfo, Verdict
-from conformance.observe import ProcessIdentity
-from conformance.scenario import KnownFailure, RuntimeChoice
+from conformance.core.model import USERNS_LENGTH, Expectation, Identity, RuntimeInfo, Verdict
+from conformance.core.observe import ProcessIdentity
+from conformance.core.scenario import KnownFailure, RuntimeChoice
 
 
 @dataclass

@@ -274,7 +274,7 @@ def cell_flags(args: argparse.Namespace) -> Callable[[Cell], list[str]]:
 
 
 def child_argv(cell: Cell, folder: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "conformance.cli", "run", *cell.flags(), "--results-dir", str(folder), *extra]
+    return [sys.executable, "-m", "conformance.front.cli", "run", *cell.flags(), "--results-dir", str(folder), *extra]
 
 
 def write_cell_file(run: CellRun, index: int, argv: list[str]) -> None:
@@ -486,7 +486,7 @@ def publish(results_dir: Path, order: list[str], out: Display) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.matrix", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m conformance.tools.matrix", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", default=os.environ.get("CELLS", ""), help="cells to run [env CELLS]")
     parser.add_argument("--results-dir", default=os.environ.get("RESULTS_DIR") or "results",
