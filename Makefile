@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RESULTS_DIR ?= results
 
-# Run options: every variable of the one options table (conformance/front/options.py; docs/options.md lists them:
+# Run options: every variable of the one options table (conformance/core/options.py; docs/options.md lists them:
 # TARGET, RUNTIME, VERSION, K8S, K8S_BIN_DIR, CRIO_BIN_DIR, HANDLER, KEEP, ...), given to make or set in the
 # environment, reaches the run as its flag (--options-from-env); nothing here lists them.
 ARGS ?=

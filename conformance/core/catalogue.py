@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.core.image import ImageDef, load_images
 from conformance.core.model import Expectation, RuntimeInfo
 from conformance.core.oracle import expected
 from conformance.core.scenario import KnownFailure, Scenario, load_catalogue
 from conformance.core.verdict import Judgement, Observation, judge_outcomes
+from conformance.core.versions import in_range
 from conformance.paths import PROJECT  # noqa: F401  (tests read the checkout's root here)
-from conformance.runtimes import busybox
-from conformance.runtimes.versions import in_range
-from conformance.testimages.archive import ImageArchive, build
-from conformance.testimages.image import ImageDef, load_images
 
 RUNTIME_ALIASES = {"cri-o": "crio", "crio": "crio", "containerd": "containerd"}
 
@@ -48,11 +46,6 @@ class Catalogue:
     def image_names(self) -> list[str]:
         """Images the catalogue uses, plus the sandbox image."""
         return sorted({s.image for s in self.scenarios} | {"pause"})
-
-    def archives(self, cache: Path) -> list[ImageArchive]:
-        """Every image the catalogue uses, built (once: cached under `cache`/images)."""
-        static = busybox.find(cache)
-        return [build(self.images[name], cache / "images", static) for name in self.image_names()]
 
 
 def known_failure(scn: Scenario, policy: str, runtime: str, version: str) -> KnownFailure | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conformance.core.image import ImageDef
 from conformance.core.model import USERNS_LENGTH, Expectation, Identity
 from conformance.core.scenario import Scenario
-from conformance.testimages.image import ImageDef
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.core import yamlsrc
+from conformance.core.image import ImageDef
 from conformance.core.model import POLICIES, Expectation, Identity
 from conformance.core.yamlsrc import LineDict
 from conformance.errors import InputError
-from conformance.testimages.image import ImageDef
 
 TOP_KEYS = {"name", "description", "source", "tags", "image", "pod", "container", "policies", "expect",
             "known_failures", "oracle", "raw_cri", "first_process", "runtime_choice", "user_namespace"}
@@ -235,7 +235,7 @@ def _known_failures(path: Path, data: LineDict) -> tuple[KnownFailure, ...]:
         if not link.startswith("https://"):
             raise InputError(path, f"{where}.link", "must be an https:// link to the issue", item.line_of("link"))
         versions = item.get("versions", "*")
-        from conformance.runtimes.versions import parse_range
+        from conformance.core.versions import parse_range
 
         try:
             parse_range(str(versions))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import grpc
 
+from conformance import interrupt
 from conformance.cri import api_pb2 as pb
 from conformance.cri import api_pb2_grpc as rpc
 from conformance.errors import RuntimeBroken
-from conformance.front import interrupt
 
 DEFAULT_TIMEOUT = 30.0
 # Codes meaning the runtime itself is gone or wedged, not that it refused the request.

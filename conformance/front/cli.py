@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance.front.options import FLAGS, from_environment
+from conformance.core.options import FLAGS, from_environment
 from conformance.paths import CHECKOUT, DATA, IMAGES, PYTEST_CONFIG, SCENARIOS
 
 

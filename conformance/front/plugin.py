@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from conformance import interrupt
 from conformance.core.case import Case, Verdicted
 from conformance.core.catalogue import Catalogue
 from conformance.core.model import CaseResult, Verdict, exit_code
+from conformance.core.options import FLAGS, Options, from_mapping
 from conformance.core.verdict import Judgement
 from conformance.errors import SuiteError
-from conformance.front import interrupt
-from conformance.front.options import FLAGS, Options, from_mapping
 from conformance.front.progress import Progress
 from conformance.front.results import write
 from conformance.runtimes import reaper

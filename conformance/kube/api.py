@@ -9,8 +9,8 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from conformance import interrupt
 from conformance.errors import ProvisionError, SuiteError
-from conformance.front import interrupt
 
 REQUEST_TIMEOUT = 60  # seconds for one API call (a wedged API server must not hang the run)
 WATCH_SECONDS = 240  # the server ends a watch after this long; the watcher starts the next from where it was

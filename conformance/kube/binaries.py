@@ -17,10 +17,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.core.versions import binary_version, minor_or_exact, parse_marker, version_key
 from conformance.errors import ProvisionError
 from conformance.runtimes import debian, download
 from conformance.runtimes.download import ETCD, KUBERNETES
-from conformance.runtimes.versions import binary_version, minor_or_exact, parse_marker, version_key
 
 SERVER = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
 # a built kind node image needs these too (kubeadm also names the etcd release to download)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from conformance.core.case import Case, Verdicted
 from conformance.core.catalogue import Catalogue
 from conformance.core.model import RuntimeInfo
+from conformance.core.options import Options
 from conformance.errors import InputError, SuiteError
-from conformance.front.options import Options
 from conformance.kube.api import KubeApi, client
 from conformance.kube.checks import API_CHECKS, API_NEGATIVES, NODE_FEATURES, api_check, node_features_check
 from conformance.kube.imagecheck import check_images

@@ -4,8 +4,8 @@ runtime and kubelet versions, `status.features` (and `crictl info`'s), and wheth
 from __future__ import annotations
 
 from conformance.core.model import RuntimeInfo
+from conformance.core.versions import version_key
 from conformance.kube.manifests import probe_name
-from conformance.runtimes.versions import version_key
 
 STATUS_KEY = {"container": "containerStatuses", "init": "initContainerStatuses",
               "sidecar": "initContainerStatuses", "ephemeral": "ephemeralContainerStatuses"}

@@ -24,7 +24,7 @@ def find(cache: Path | None = None) -> Path:
     if not debian.available():
         raise ProvisionError("the test images need a statically linked busybox: set SGP_BUSYBOX=<path> (no Debian "
                              "archive here to fetch busybox-static from)")
-    from conformance.front.options import default_cache  # options -> catalogue -> archive: imported when needed
+    from conformance.core.options import default_cache  # options -> catalogue -> archive: imported when needed
 
     found = debian.fetch_first(cache or default_cache(), "busybox-static", "bin/busybox")
     if found is None:

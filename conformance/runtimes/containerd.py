@@ -6,12 +6,12 @@ import json
 import time
 from pathlib import Path
 
+from conformance.core.versions import binary_version, version_key
 from conformance.errors import ProvisionError
 from conformance.runtimes import crun, debian, download, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.download import CONTAINERD
 from conformance.runtimes.process import PrivateDaemon
-from conformance.runtimes.versions import binary_version, version_key
 
 DEFAULT_VERSION = "2"
 

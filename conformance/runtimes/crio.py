@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance.core.versions import binary_version
 from conformance.errors import ProvisionError
 from conformance.runtimes import crun, download, oci, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
-from conformance.runtimes.versions import binary_version
 
 NEEDED = ("crio", "pinns", "conmon")
 NO_SOURCE = ("RUNTIME=crio takes CRI-O's static bundle (VERSION=<x.y>, default its newest release), downloaded from "

@@ -35,11 +35,11 @@ from pathlib import Path
 from debian.deb822 import Sources
 from debian.debian_support import Version as DebianVersion
 
+from conformance.core.versions import version_key
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
 from conformance.runtimes.executables import inspect
 from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, probe_version
-from conformance.runtimes.versions import version_key
 
 MIN_VERSION = CRUN_MIN
 SOURCE_SUITES = ("trixie", "sid")
@@ -331,7 +331,7 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600, env: di
 
 def main() -> int:
     """`make crun`: build (or find the earlier build of) crun and print its folder for OCI_BIN_DIR."""
-    from conformance.front.options import default_cache
+    from conformance.core.options import default_cache
 
     try:
         binary = ensure_crun(default_cache())

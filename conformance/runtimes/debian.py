@@ -26,9 +26,9 @@ import pysequoia
 from debian.deb822 import Packages, Release, Sources
 from debian.debfile import DebFile
 
+from conformance.core.versions import matches, version_key
 from conformance.errors import ProvisionError
 from conformance.runtimes import download
-from conformance.runtimes.versions import matches, version_key
 
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 APT_CONF = (Path("/etc/apt/apt.conf"), Path("/etc/apt/apt.conf.d"))

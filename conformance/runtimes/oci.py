@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.core.versions import version_key
 from conformance.errors import ProvisionError
 from conformance.runtimes import debian
-from conformance.runtimes.versions import version_key
 
 NAMES = ("runc", "crun")
 DEFAULT = "runc"

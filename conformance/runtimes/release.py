@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from conformance.core.versions import matches, minor_or_exact, parse_marker, version_key
 from conformance.errors import ProvisionError
 from conformance.runtimes import download
 from conformance.runtimes.download import CONTAINERD, CRIO, arch
-from conformance.runtimes.versions import matches, minor_or_exact, parse_marker, version_key
 
 # CRI-O implements supplementalGroupsPolicy from 1.31: the newest release is looked for from there up
 CRIO_FIRST_MINOR = (1, 31)

@@ -14,7 +14,7 @@ from conformance.errors import InputError
 
 if TYPE_CHECKING:
     from conformance.core.catalogue import Catalogue
-    from conformance.front.options import Options
+    from conformance.core.options import Options
     from conformance.targets.protocol import Runner, Session
 
 TARGETS = ("node", "local", "cluster", "kind")
@@ -51,7 +51,7 @@ def without_cases(target: str, argv: list[str]) -> int | None:
     """What a `run` does when it asks for no cases: DRY_RUN=1 (or --dry-run) prints the plan of TARGET=kind or
     cluster; --cleanup removes from this host what runs that died left (every target), and for
     TARGET=cluster deletes the namespaces earlier KEEP=1 runs left in the cluster. None: run cases."""
-    from conformance.front.options import Options, switch
+    from conformance.core.options import Options, switch
 
     if "--cleanup" in argv and target != "cluster":
         from conformance.runtimes import reaper

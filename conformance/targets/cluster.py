@@ -15,6 +15,7 @@ from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
 from conformance.paths import IMAGES, SCENARIOS
 from conformance.testimages import imagepush
+from conformance.testimages.archive import catalogue_archives
 
 
 class ClusterSession(KubeSession):
@@ -29,7 +30,7 @@ class ClusterSession(KubeSession):
         self.host_network = self.opts.host_network
         self.kubeconfig, self.context = self.opts.kubeconfig, self.opts.context
         self.api = client(self.kubeconfig, self.context)
-        archives = self.catalogue.archives(self.opts.cache_dir)
+        archives = catalogue_archives(self.catalogue, self.opts.cache_dir)
         self.refs = {a.name: a.ref for a in archives}
         if self.opts.image_registry:
             registry = imagepush.check_registry(self.opts.image_registry)

@@ -11,7 +11,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.testimages.image import ImageDef
+from conformance.core.catalogue import Catalogue
+from conformance.core.image import ImageDef
+from conformance.runtimes import busybox
 
 REPO = "localhost/sgpconf"
 APPLETS = ("sh", "id", "cat", "grep", "sleep", "echo", "ls", "true", "false", "env", "head")
@@ -148,3 +150,9 @@ def bundle(archives: list[ImageArchive], out_dir: Path) -> Path:
         _add(out, "manifest.json", data=json.dumps(manifest, sort_keys=True).encode())
     shutil.move(tmp, path)
     return path
+
+
+def catalogue_archives(catalogue: Catalogue, cache: Path) -> list[ImageArchive]:
+    """Every image the catalogue uses, built from the static busybox (once: cached under `cache`/images)."""
+    static = busybox.find(cache)
+    return [build(catalogue.images[name], cache / "images", static) for name in catalogue.image_names()]

@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.core.options import Options, default_cache, switch
 from conformance.errors import InputError, ProvisionError, SuiteError
-from conformance.front.options import Options, default_cache, switch
 from conformance.paths import IMAGES, SCENARIOS
-from conformance.testimages.archive import ImageArchive
+from conformance.testimages.archive import ImageArchive, catalogue_archives
 from conformance.testimages.skopeo import Skopeo
 
 SKOPEO_TIMEOUT = 300
@@ -156,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
     from conformance.core.catalogue import Catalogue
 
     try:
-        archives = Catalogue.load(SCENARIOS, IMAGES).archives(default_cache())
+        archives = catalogue_archives(Catalogue.load(SCENARIOS, IMAGES), default_cache())
         if args.action == "push":
             insecure = args.insecure or switch(os.environ.get("IMAGE_REGISTRY_INSECURE"))
             _, done = push(archives, args.registry, insecure)

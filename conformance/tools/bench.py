@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from conformance.core.catalogue import Catalogue
+from conformance.core.options import Options
 from conformance.cri import api_pb2 as pb
-from conformance.front.options import Options
 from conformance.paths import IMAGES, PROJECT, SCENARIOS
 from conformance.targets.node.session import NodeSession
 from conformance.targets.node.target import RUN_LABEL

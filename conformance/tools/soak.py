@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.front.options import from_environment
+from conformance.core.options import from_environment
 from conformance.paths import IMAGES, SCENARIOS
 
 Verdicts = dict[str, str]  # "scenario[policy]" -> verdict

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 
 from conformance.core.catalogue import PROJECT, Catalogue
 from conformance.core.model import Verdict
+from conformance.core.options import Options, default_cache
 from conformance.cri.client import CRIError
 from conformance.errors import SuiteError
-from conformance.front.options import Options, default_cache
 from conformance.runtimes import oci
 from conformance.runtimes.process import cgroup_dirs, processes_mentioning, remove_cgroups
 from conformance.targets.node.session import NodeSession

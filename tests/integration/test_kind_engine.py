@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from conformance.core.catalogue import Catalogue
-from conformance.front.options import default_cache
+from conformance.core.options import default_cache
 from conformance.runtimes import debian
 from conformance.runtimes.process import processes_mentioning
 from conformance.targets.kind import engine, nodebase, nodeimage
+from conformance.testimages.archive import catalogue_archives
 from tests.conftest import PROJECT
 from tests.support.leftovers import leftovers
 
@@ -51,7 +52,7 @@ def docker(eng: engine.Engine, *argv: str, timeout: float = 120, stdin: bytes | 
 
 def test_private_engine_runs_privileged_containers_without_touching_the_host(private: engine.Engine) -> None:
     assert private.private and private.version.startswith("20.10"), private.to_json()
-    archive = Catalogue.load(PROJECT / "scenarios", PROJECT / "images").archives(default_cache())[0]
+    archive = catalogue_archives(Catalogue.load(PROJECT / "scenarios", PROJECT / "images"), default_cache())[0]
     docker(private, "load", "--input", str(archive.path))
     script = ("ls /dev; for f in fs/file-max vm/overcommit_memory kernel/panic_on_oops; do "
               "echo 1 > /proc/sys/$f && echo WROTE $f; done 2>&1; true")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.front.options import default_cache
+from conformance.core.options import default_cache
 from conformance.kube import binaries
 from conformance.runtimes import containerd
 from conformance.targets.kind import engine, nodebase

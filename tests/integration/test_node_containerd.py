@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance.core.catalogue import Catalogue
-from conformance.front.options import default_cache
+from conformance.core.options import default_cache
 from conformance.runtimes import containerd
 from tests.conftest import CLI, PROJECT
 from tests.support.leftovers import leftovers
@@ -127,7 +127,7 @@ def test_last_failed_reruns_only_those(real_runtime: None, tmp_path: Path, state
 def test_crun_handler(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
     """The same cases under crun: pass or known-failure on containerd 2.x (crun#1543 broke exactly this).
     The crun is the suite's build from Debian's source, given as OCI_BIN_DIR, and recorded."""
-    from conformance.front.options import default_cache
+    from conformance.core.options import default_cache
     from conformance.runtimes import crun
 
     built = crun.ensure_crun(default_cache())

@@ -69,7 +69,7 @@ def test_old_crun_is_refused_before_anything_starts(crio_bin_dir: Path, tmp_path
 
 
 def test_crun_from_oci_bin_dir(crio_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
-    from conformance.front.options import default_cache
+    from conformance.core.options import default_cache
     from conformance.runtimes import crun
 
     built = crun.ensure_crun(default_cache())
@@ -93,7 +93,7 @@ def test_crun_from_oci_bin_dir(crio_bin_dir: Path, tmp_path: Path, state_root: P
 def test_existing_crio_gives_the_same_verdicts(crio_bin_dir: Path, tmp_path: Path, state_root: Path) -> None:
     """A CRI-O started by hand with its own storage (CRI_ENDPOINT + CRIO_STORAGE, IMAGE_LOAD left at auto):
     images arrive with skopeo and every verdict equals the private CRI-O's."""
-    from conformance.front.options import default_cache
+    from conformance.core.options import default_cache
     from conformance.testimages import archive
 
     # the node's own pause image

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from conformance.core.catalogue import Catalogue
+from conformance.core.options import default_cache
 from conformance.errors import InputError, ProvisionError
-from conformance.front.options import default_cache
 from conformance.testimages import imagepush
-from conformance.testimages.archive import ImageArchive
+from conformance.testimages.archive import ImageArchive, catalogue_archives
 from conformance.testimages.skopeo import Skopeo
 from tests.conftest import CLI, PROJECT
 from tests.support.registry import free_port, loopback_registry
@@ -41,7 +41,7 @@ def tools() -> None:
 
 @pytest.fixture(scope="module")
 def archives(tools: None) -> list[ImageArchive]:
-    return Catalogue.load(PROJECT / "scenarios", PROJECT / "images").archives(default_cache())
+    return catalogue_archives(Catalogue.load(PROJECT / "scenarios", PROJECT / "images"), default_cache())
 
 
 @pytest.fixture

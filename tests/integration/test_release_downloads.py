@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.front.options import default_cache
+from conformance.core.options import default_cache
 from conformance.kube import binaries
 from conformance.runtimes.crio import crio_version
 from tests.support.leftovers import leftovers

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance.core.image import load_images
 from conformance.runtimes.busybox import find as find_busybox
 from conformance.testimages.archive import build
-from conformance.testimages.image import load_images
 
 PROJECT = Path(__file__).resolve().parents[2]
 

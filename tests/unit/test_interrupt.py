@@ -16,10 +16,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from conformance import interrupt
 from conformance.cri import api_pb2 as pb
 from conformance.cri import api_pb2_grpc as rpc
 from conformance.cri.client import CRIClient
-from conformance.front import interrupt
 
 SLOW = 0.4  # seconds the stand-in takes to answer
 

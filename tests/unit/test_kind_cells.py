@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from conformance.core.versions import version_key
 from conformance.errors import InputError
-from conformance.runtimes.versions import version_key
 from conformance.targets.kind import cells as versions
 from conformance.targets.kind import config as kindconfig
 

@@ -11,8 +11,8 @@ import pytest
 
 from conformance.core.catalogue import PROJECT, Catalogue
 from conformance.core.model import Verdict
+from conformance.core.options import Options
 from conformance.errors import InputError, ProvisionError
-from conformance.front.options import Options
 from conformance.kube import pods
 from conformance.kube import runner as kube_runner
 from conformance.kube.waits import Waits
@@ -20,6 +20,7 @@ from conformance.targets import cluster as cluster_target
 from conformance.targets.kind import cells
 from conformance.targets.kind import session as kind_session
 from conformance.targets.kind.engine import Engine
+from conformance.testimages.archive import catalogue_archives
 from tests.support.fakes import bin as fakebin
 from tests.support.fakes import kubeapi as fk
 
@@ -99,7 +100,7 @@ def test_images_the_nodes_cannot_get_fail_the_run_once(api: fk.FakeApi, tmp_path
     """One probe pod per node before any case: an image a node cannot pull stops the run with the remedy, in one
     line; the probe pod is deleted either way."""
     session = cluster_target.ClusterSession(Options(target="cluster", results_dir=tmp_path), CATALOGUE)
-    api.unpullable = {a.ref for a in CATALOGUE.archives(session.opts.cache_dir) if a.name == "agnhost-like"}
+    api.unpullable = {a.ref for a in catalogue_archives(CATALOGUE, session.opts.cache_dir) if a.name == "agnhost-like"}
     with pytest.raises(ProvisionError) as exc:
         session.start()
     message = str(exc.value)

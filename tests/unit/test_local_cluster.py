@@ -113,7 +113,7 @@ class DyingCluster:
 
 def test_keep_holds_the_local_cluster_until_a_component_exits(monkeypatch: pytest.MonkeyPatch) -> None:
     from conformance.core.catalogue import PROJECT, Catalogue
-    from conformance.front.options import Options
+    from conformance.core.options import Options
     from conformance.kube import pods
     from conformance.targets.local import session as local_session
 

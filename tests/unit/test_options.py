@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.front.options import from_mapping
+from conformance.core.options import from_mapping
 
 
 def test_binary_folders_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,19 +22,19 @@ def test_binary_folders_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_docs_options_table_is_the_options_table() -> None:
-    """docs/options.md's reference is made from the one table (python -m conformance.front.options)."""
+    """docs/options.md's reference is made from the one table (python -m conformance.core.options)."""
     import re
 
-    from conformance.front.options import reference
+    from conformance.core.options import reference
     from conformance.paths import PROJECT
 
     doc = (PROJECT / "docs" / "options.md").read_text()
     found = re.search(r"<!-- options:[^\n]*-->\n(.*?)<!-- /options -->", doc, re.S)
-    assert found and found.group(1) == reference(), "python -m conformance.front.options: paste it into docs/options.md"
+    assert found and found.group(1) == reference(), "python -m conformance.core.options: paste it into docs/options.md"
 
 
 def test_make_variables_become_flags(monkeypatch) -> None:
-    from conformance.front.options import from_environment
+    from conformance.core.options import from_environment
 
     monkeypatch.setenv("TARGET", "kind")
     monkeypatch.setenv("K8S", "1.36.2")

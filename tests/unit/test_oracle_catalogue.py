@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance.core.image import load_images
 from conformance.core.model import Identity
 from conformance.core.oracle import expected, image_user
 from conformance.core.scenario import ContainerContext, PodContext, Scenario
-from conformance.testimages.image import load_images
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGES = load_images(PROJECT / "images")

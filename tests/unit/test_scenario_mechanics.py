@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance.core.image import load_images
 from conformance.core.scenario import load_catalogue, load_scenario
 from conformance.errors import InputError
 from conformance.targets.node.target import CaseLock, CaseSpec
-from conformance.testimages.image import load_images
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGES = load_images(PROJECT / "images")

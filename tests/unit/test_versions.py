@@ -1,10 +1,10 @@
 import pytest
 
+from conformance.core.versions import in_range, matches, parse_range
 from conformance.errors import ProvisionError
 from conformance.runtimes.debian import DebPackage
 from conformance.runtimes.download import arch, parse_checksum
 from conformance.runtimes.release import pick, urls
-from conformance.runtimes.versions import in_range, matches, parse_range
 
 RELEASES = [{"tag_name": t, "prerelease": "rc" in t} for t in
             ("v2.2.0", "v2.1.5", "v2.1.4", "v2.0.7", "v1.7.29", "v1.7.28", "v1.6.39", "v2.3.0-rc.1")]

@@ -55,7 +55,7 @@ def test_workflow_runs_make_commands_only_with_matrix_values_through_env():
             assert "${{" not in step.get("run", ""), f"template expansion in a run script: {step['run']}"
     makefile = (PROJECT / "Makefile").read_text()
     targets = set(re.search(r"^\.PHONY: (.+)$", makefile, re.M).group(1).split())
-    from conformance.front.options import FLAGS
+    from conformance.core.options import FLAGS
 
     # the Makefile's own variables, and every run option's (they reach the run through --options-from-env)
     variables = set(re.findall(r"^([A-Z_0-9]+) \?=", makefile, re.M)) | {o.env for o in FLAGS}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from conformance.core.versions import matches, version_key
 from conformance.errors import InputError
 from conformance.paths import VERSIONS
-from conformance.runtimes.versions import matches, version_key
 
 VERSIONS_FILE = VERSIONS
 RUNTIMES = ("containerd", "crio")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from conformance.runtimes.versions import version_key
+from conformance.core.versions import version_key
 from conformance.targets.kind.cells import Cell
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance.core.options import Options
 from conformance.errors import ProvisionError
-from conformance.front.options import Options
 from conformance.kube import binaries
 from conformance.runtimes import containerd, oci
 from conformance.runtimes.crio import Crio

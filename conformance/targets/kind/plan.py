@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from conformance.core.catalogue import Catalogue
+from conformance.core.options import from_mapping
 from conformance.errors import ProvisionError, SuiteError
-from conformance.front.options import from_mapping
 from conformance.kube.admission import expected_outcome
 from conformance.kube.manifests import VARIANTS, kube_cases
 from conformance.paths import IMAGES, SCENARIOS

@@ -11,17 +11,17 @@ import shutil
 import sys
 from collections.abc import Callable
 
+from conformance.core.options import Options
+from conformance.core.versions import version_key
 from conformance.errors import InputError, ProvisionError, SuiteError
-from conformance.front.options import Options
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.runtimes.base import unique_dir
 from conformance.runtimes.process import join_network
-from conformance.runtimes.versions import version_key
 from conformance.targets.kind import cells, engine, nodeimage, parts
 from conformance.targets.kind.cli import Kind, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
-from conformance.testimages.archive import ImageArchive
+from conformance.testimages.archive import ImageArchive, catalogue_archives
 
 
 class KindSession(KubeSession):
@@ -36,7 +36,7 @@ class KindSession(KubeSession):
         self._leave: Callable[[], None] | None = None
         self.engine: engine.Engine | None = None
         cache = self.opts.cache_dir
-        archives = self.catalogue.archives(cache)
+        archives = catalogue_archives(self.catalogue, cache)
         cell, images = cell_and_images(self.opts, archives)
         self.state = unique_dir(self.opts.state_dir, "kind")
         self.engine = engine.provide(cache, self.state / "docker")

@@ -8,15 +8,16 @@ import time
 from collections.abc import Callable
 
 from conformance.core.catalogue import Catalogue
+from conformance.core.options import Options
 from conformance.errors import InputError, ProvisionError
-from conformance.front.options import Options
 from conformance.kube import binaries
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
 from conformance.kube.waits import NotYet, Waits
-from conformance.runtimes.undertest import RuntimeUnderTest
 from conformance.targets.local.controlplane import LocalCluster
+from conformance.targets.undertest import RuntimeUnderTest
+from conformance.testimages.archive import catalogue_archives
 
 NODE_READY_TIMEOUT = 60.0
 
@@ -41,7 +42,7 @@ class LocalSession(KubeSession):
     def start(self) -> None:
         self.runtime.validate()
         bins = binaries.resolve(self.opts.k8s_bin_dir, self.opts.k8s, self.opts.etcd_bin, self.opts.cache_dir)
-        self.runtime.start(self.catalogue.archives(self.opts.cache_dir))
+        self.runtime.start(catalogue_archives(self.catalogue, self.opts.cache_dir))
         prov = self.runtime.provisioned
         assert prov is not None and prov.daemon is not None and self.runtime.info is not None
         state = prov.daemon.state_dir

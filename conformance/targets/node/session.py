@@ -14,11 +14,12 @@ from pathlib import Path
 from conformance.core.case import Case
 from conformance.core.catalogue import Catalogue
 from conformance.core.model import RuntimeInfo
-from conformance.front.options import Options
-from conformance.runtimes.undertest import RuntimeUnderTest
+from conformance.core.options import Options
 from conformance.targets.node.restart import RestartServer
 from conformance.targets.node.runner import NodeRunner
 from conformance.targets.node.target import RUN_LABEL, NodeTarget
+from conformance.targets.undertest import RuntimeUnderTest
+from conformance.testimages.archive import catalogue_archives
 
 
 class NodeSession:
@@ -40,7 +41,7 @@ class NodeSession:
 
     def start(self) -> None:
         runtime = self.runtime
-        runtime.start(self.catalogue.archives(self.opts.cache_dir))
+        runtime.start(catalogue_archives(self.catalogue, self.opts.cache_dir))
         assert runtime.client is not None
         self.target = NodeTarget(runtime.client, runtime.image_refs, self._log_root(), self.run_id,
                                  handler=self.opts.handler,

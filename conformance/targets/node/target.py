@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance import interrupt
 from conformance.core.model import USERNS_LENGTH
 from conformance.core.observe import (
     END,
@@ -30,7 +31,6 @@ from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandbox
 from conformance.errors import RuntimeBroken, SuiteError
-from conformance.front import interrupt
 from conformance.targets.node.restart import RESTART_WAIT, request_restart
 
 POLICY_ENUM = {"unset": None, "Merge": pb.Merge, "Strict": pb.Strict}

@@ -12,10 +12,10 @@ import stat
 from pathlib import Path
 
 from conformance.core.model import RuntimeInfo
+from conformance.core.options import Options
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandboxes, runtime_info
 from conformance.errors import InputError, ProvisionError, RuntimeBroken, SuiteError
-from conformance.front.options import Options
 from conformance.runtimes import podnet, provider
 from conformance.runtimes.base import Provisioned
 from conformance.testimages import archive

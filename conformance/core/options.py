@@ -70,7 +70,7 @@ def _option(name: str, env: str, targets: str, text: str) -> Option:
 
 
 # The one table of run options: the CLI's flags, the plugin's --sgp-<name> options, the variables `make` and
-# --options-from-env pass, and docs/options.md's reference (`python -m conformance.front.options`, checked by a test).
+# --options-from-env pass, and docs/options.md's reference (`python -m conformance.core.options`, checked by a test).
 FLAGS: list[Option] = [
     _option("target", "TARGET", "all",
             "where cases run: node (CRI), local (a private kubelet and API server on the private runtime), cluster "
