@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from conformance.core.options import FLAGS, from_environment
+from conformance.core.options import FLAGS, from_environment, from_mapping, switch
+from conformance.errors import SuiteError
 from conformance.paths import CHECKOUT, DATA, IMAGES, PYTEST_CONFIG, SCENARIOS
 
 
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the scenarios (extra arguments go to pytest, e.g. -k, -m, --lf, -n)")
     for option in FLAGS:
         run.add_argument(f"--{option.name}", help=f"{option.help} [{option.env}; {', '.join(option.targets)}]")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (TARGET=kind, cluster); run nothing "
+                     "[DRY_RUN]")
+    run.add_argument("--cleanup", action="store_true", help="remove what runs that died left (TARGET=cluster: "
+                     "the namespaces earlier KEEP=1 runs left)")
     run.add_argument("--options-from-env", action="store_true",
                      help="take every option not given as a flag from its variable in the environment (make)")
     lint = sub.add_parser("lint", help="validate scenarios and images; expectations must equal the oracle's")
@@ -54,11 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["run"] and "--options-from-env" in argv:  # `make conformance`: variables become flags
         argv = from_environment([a for a in argv if a != "--options-from-env"])
     args, extra = parser.parse_known_args(argv)
-    raw = argv[1:]
-    if args.command == "run" and (args.target or "--cleanup" in raw):
+    if args.command == "run" and (args.cleanup or args.dry_run or switch(os.environ.get("DRY_RUN"))):
         from conformance.targets import without_cases
 
-        code = without_cases(args.target or "node", raw)  # DRY_RUN plans and --cleanup run nothing
+        try:
+            opts = from_mapping({o.name: getattr(args, o.name.replace("-", "_")) for o in FLAGS})
+        except SuiteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        code = without_cases(opts, dry_run=True, cleanup=args.cleanup)  # a plan or a cleanup runs no case
         if code is not None:
             return code
     if args.command == "audit":

@@ -75,17 +75,6 @@ def kubelet_minor(node: dict) -> int:
     return key[1] if len(key) > 1 else 0
 
 
-def crictl_feature(info: dict) -> bool | None:
-    """`crictl info` JSON -> features.supplemental_groups_policy (either JSON name); None when absent."""
-    features = info.get("features")
-    if not isinstance(features, dict):
-        return None
-    for key in ("supplemental_groups_policy", "supplementalGroupsPolicy"):
-        if key in features:
-            return bool(features[key])
-    return None
-
-
 def feature_problems(node: dict, advertised: bool | None) -> list[str]:
     """node.status.features must mirror the runtime: the same bool, or absent (not false) when the
     runtime's Status carries no features (behaviours.md 15, E16)."""

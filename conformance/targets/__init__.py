@@ -1,16 +1,16 @@
 """Targets by name (the backend registry), the only place that knows them all: node (the CRI of a
 runtime), local (a private cluster on the private runtime), cluster (an existing cluster) and kind (a
-kind cluster per cell). Each lives in one place here and hands the runner a Session and a Runner
-(conformance/targets/protocol.py); the pytest plugin runs every one of them the same way. Kept light: the CI
+kind cluster per cell). Each is a folder here with a session.py whose Session hands the runner a Runner
+(conformance/targets/protocol.py); the pytest plugin runs every one of them the same way. DRY_RUN and
+--cleanup are the session class's `plan` and `cleanup`, reached through the one CLI. Kept light: the CI
 matrix job imports targets.kind.cells with only PyYAML installed."""
 
 from __future__ import annotations
 
-import importlib
-import os
+import sys
 from typing import TYPE_CHECKING
 
-from conformance.errors import InputError
+from conformance.errors import InputError, SuiteError
 
 if TYPE_CHECKING:
     from conformance.core.catalogue import Catalogue
@@ -18,47 +18,64 @@ if TYPE_CHECKING:
     from conformance.targets.protocol import Runner, Session
 
 TARGETS = ("node", "local", "cluster", "kind")
-SESSIONS = {"node": "conformance.targets.node.session:NodeSession",
-            "local": "conformance.targets.local.session:LocalSession",
-            "cluster": "conformance.targets.cluster:ClusterSession",
-            "kind": "conformance.targets.kind.session:KindSession"}
-WITHOUT_CASES = {"kind": "conformance.targets.kind.plan", "cluster": "conformance.targets.cluster"}
 
 
-def _load(spec: str) -> type:
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+def session_class(target: str) -> type[Session]:
+    """The session class of a target: node (the CRI of a runtime), local (a private cluster on the private
+    runtime), cluster (an existing cluster), kind (a kind cluster per cell). Imported when asked for."""
+    if target == "node":
+        from conformance.targets.node.session import NodeSession
+        return NodeSession
+    if target == "local":
+        from conformance.targets.local.session import LocalSession
+        return LocalSession
+    if target == "cluster":
+        from conformance.targets.cluster.session import ClusterSession
+        return ClusterSession
+    if target == "kind":
+        from conformance.targets.kind.session import KindSession
+        return KindSession
+    raise InputError("TARGET", "TARGET", f"{target!r}: must be one of {', '.join(TARGETS)}")
 
 
 def create_session(opts: Options, catalogue: Catalogue) -> Session:
     """The session for TARGET=`opts.target` (nothing started yet)."""
-    if opts.target not in SESSIONS:
-        raise InputError("TARGET", "TARGET", f"{opts.target!r}: must be one of {', '.join(TARGETS)}")
+    cls = session_class(opts.target)
     if opts.target == "node" and opts.keep:
         raise InputError("KEEP", "KEEP", "applies to TARGET=local, cluster and kind (the node target's sandboxes "
                          "are not kept)")
-    return _load(SESSIONS[opts.target])(opts, catalogue)
+    return cls(opts, catalogue)  # type: ignore[call-arg]
 
 
 def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runner:
     """An xdist worker's runner, from the context the controller's session left."""
     if ctx["target"] == "node":
-        return _load("conformance.targets.node.runner:NodeRunner").from_context(ctx, catalogue)
-    return _load("conformance.kube.runner:KubeRunner").from_context(ctx, catalogue)
+        from conformance.targets.node.runner import NodeRunner
+        return NodeRunner.from_context(ctx, catalogue)
+    from conformance.kube.runner import KubeRunner
+    return KubeRunner.from_context(ctx, catalogue)
 
 
-def without_cases(target: str, argv: list[str]) -> int | None:
-    """What a `run` does when it asks for no cases: DRY_RUN=1 (or --dry-run) prints the plan of TARGET=kind or
-    cluster; --cleanup removes from this host what runs that died left (every target), and for
-    TARGET=cluster deletes the namespaces earlier KEEP=1 runs left in the cluster. None: run cases."""
-    from conformance.core.options import Options, switch
+def without_cases(opts: Options, dry_run: bool, cleanup: bool) -> int | None:
+    """A `run` that asks for no cases, through the session's class: --cleanup removes what runs that died left
+    (the target's own `cleanup`, else this host's leftovers); DRY_RUN=1 prints the target's `plan`, building and
+    starting nothing (a target without one runs its cases). None: run cases."""
+    cls = session_class(opts.target)
+    try:
+        if cleanup:
+            own = getattr(cls, "cleanup", None)
+            if own is not None:
+                return int(own(opts))
+            from conformance.runtimes import reaper
 
-    if "--cleanup" in argv and target != "cluster":
-        from conformance.runtimes import reaper
+            return reaper.cleanup(opts.state_dir)
+        planner = getattr(cls, "plan", None)
+        if not dry_run or planner is None:
+            return None
+        from conformance.core.catalogue import Catalogue
 
-        return reaper.cleanup(Options().state_dir)
-    asked = "--dry-run" in argv or "--cleanup" in argv or switch(os.environ.get("DRY_RUN"))
-    if target not in WITHOUT_CASES or not asked:
-        return None
-    module = WITHOUT_CASES["cluster" if "--cleanup" in argv else target]
-    return int(importlib.import_module(module).without_cases(argv))
+        print(planner(opts, Catalogue.load(opts.scenarios_dir, opts.images_dir)))
+        return 0
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

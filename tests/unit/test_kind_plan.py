@@ -6,12 +6,13 @@ from pathlib import Path
 
 import yaml
 
-from conformance.targets import without_cases
+from conformance.front.cli import main
 from tests.support.fakes import bin as fakebin
 
 
-def plan(argv: list[str]) -> int | None:
-    return without_cases("kind", argv)
+def plan(argv: list[str]) -> int:
+    """A DRY_RUN through the one CLI, as `make conformance TARGET=kind DRY_RUN=1` runs it."""
+    return main(["run", *([] if "--target" in argv else ["--target", "kind"]), *argv])
 
 
 def fake_binaries(folder: Path) -> Path:
@@ -57,9 +58,15 @@ def test_crio_plan_shows_the_build(tmp_path, monkeypatch, capsys):
     assert not list((tmp_path / "cache").glob("kind/base-*"))  # and nothing was built
 
 
-def test_built_cell_without_k8s_bin_dir_is_one_line(tmp_path, capsys):
-    assert plan(["--runtime", "crio", "--version", "1.34", "--dry-run", "--results-dir", str(tmp_path)]) == 2
-    assert "needs K8S_BIN_DIR" in capsys.readouterr().err
+def test_built_cell_without_k8s_bin_dir_is_one_line(tmp_path, monkeypatch, capsys):
+    """Without K8S_BIN_DIR a built cell takes Kubernetes' release binaries: where they cannot be had, one line
+    naming the file and both ways."""
+    monkeypatch.setenv("K8S_RELEASE_URL", "http://127.0.0.1:9/release")  # nothing listens there
+    monkeypatch.setenv("SGP_CACHE_DIR", str(tmp_path / "cache"))
+    assert plan(["--runtime", "crio", "--version", "1.34.2", "--crio-bin-dir", str(fake_binaries(tmp_path / "b")),
+                 "--dry-run", "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "http://127.0.0.1:9/release/" in err and "K8S_BIN_DIR" in err and "K8S=" in err
 
 
 def test_containerd_stock_plan_loads_with_kind(tmp_path, monkeypatch, capsys):
@@ -86,4 +93,6 @@ def test_alpha_cell_expects_unsupported_not_rejected(tmp_path, capsys):
 def test_bad_selection_exits_2(tmp_path, capsys):
     assert plan(["--runtime", "crio", "--version", "9.9", "--dry-run", "--results-dir", str(tmp_path)]) == 2
     assert "no cell" in capsys.readouterr().err
-    assert plan(["--target", "kind", "--dry-run"]) == 2
+    # no RUNTIME: containerd, as a run without it does (newest stock cell)
+    assert plan(["--target", "kind", "--dry-run", "--results-dir", str(tmp_path / "default")]) == 0
+    assert [p.name for p in (tmp_path / "default" / "plan").iterdir()] == ["containerd-2.2-k8s-1.35"]

@@ -18,6 +18,7 @@ from conformance.kube.api import ApiError, ClientApi
 from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeRunner
 from conformance.kube.waits import Waits
+from conformance.targets.kind.lifecycle import crictl_feature
 from tests.support.fakes import kubeapi as fk
 
 
@@ -153,10 +154,10 @@ def test_feature_problems_against_crictl():
     assert status.feature_problems(fk.node("n", features={"supplementalGroupsPolicy": False}), None)
     assert status.feature_problems(SUPPORTED, False)
     assert status.feature_problems(UNSUPPORTED_134, True)
-    assert status.crictl_feature({"status": {}, "features": {"supplemental_groups_policy": True}}) is True
-    assert status.crictl_feature({"status": {}, "features": {"supplementalGroupsPolicy": False}}) is False
-    assert status.crictl_feature({"status": {}}) is None
-    assert status.crictl_feature({"features": None}) is None
+    assert crictl_feature({"status": {}, "features": {"supplemental_groups_policy": True}}) is True
+    assert crictl_feature({"status": {}, "features": {"supplementalGroupsPolicy": False}}) is False
+    assert crictl_feature({"status": {}}) is None
+    assert crictl_feature({"features": None}) is None
 
 
 def test_client_api_reads_raw_json_and_types_errors():

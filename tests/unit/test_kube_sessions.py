@@ -16,7 +16,7 @@ from conformance.errors import InputError, ProvisionError
 from conformance.kube import pods
 from conformance.kube import runner as kube_runner
 from conformance.kube.waits import Waits
-from conformance.targets import cluster as cluster_target
+from conformance.targets.cluster import session as cluster_target
 from conformance.targets.kind import cells
 from conformance.targets.kind import session as kind_session
 from conformance.targets.kind.engine import Engine

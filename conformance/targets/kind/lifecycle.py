@@ -18,7 +18,7 @@ from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import runtime_info
 from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import KubeApi
-from conformance.kube.status import crictl_feature, node_info, node_ready
+from conformance.kube.status import node_info, node_ready
 from conformance.kube.waits import NotYet, Waits
 from conformance.targets.kind import config as kindconfig
 from conformance.targets.kind import nodeimage
@@ -26,6 +26,17 @@ from conformance.targets.kind.cells import Cell, reported_runtime
 from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner, ToolError
 from conformance.targets.kind.nodeimage import NodeImage
 from conformance.testimages.archive import ImageArchive
+
+
+def crictl_feature(info: dict) -> bool | None:
+    """`crictl info` JSON -> features.supplemental_groups_policy (either JSON name); None when absent."""
+    features = info.get("features")
+    if not isinstance(features, dict):
+        return None
+    for key in ("supplemental_groups_policy", "supplementalGroupsPolicy"):
+        if key in features:
+            return bool(features[key])
+    return None
 
 
 @dataclass

@@ -6,18 +6,28 @@ plugins too). Nothing is built here."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from conformance.core.options import Options
-from conformance.errors import ProvisionError
+from conformance.errors import InputError, ProvisionError
 from conformance.kube import binaries
 from conformance.runtimes import containerd, oci
 from conformance.runtimes.crio import Crio
-from conformance.targets.kind import nodebase, nodeimage
+from conformance.targets.kind import cells, nodebase, nodeimage
 from conformance.targets.kind.nodeimage import CONTROL_PLANE, KUBE_BINARIES, Parts
 from conformance.testimages.archive import ImageArchive
 
 K8S_NEEDED = (*KUBE_BINARIES, *CONTROL_PLANE)
+
+
+def runtime_of(spec: str, where: str) -> tuple[str, str | None]:
+    """`containerd:1.7` -> ("containerd", "1.7"); `crio` -> ("crio", None)."""
+    name, _, version = spec.partition(":")
+    runtime = cells.runtime_name(name)
+    if runtime not in ("containerd", "crio"):
+        raise InputError(where, where, f"{spec!r}: runtime must be containerd or crio (optionally :version)")
+    return runtime, version or None
 
 
 def kubernetes(opts: Options, version: str) -> tuple[Path, str, Path | None]:
@@ -62,3 +72,35 @@ def resolve(opts: Options, runtime: str, version: str | None, k8s: str | None, t
     if make_base:
         nodeimage.check(parts)
     return parts
+
+
+def cell_and_images(opts: Options, archives: list[ImageArchive], make_base: bool = True,
+                    ) -> tuple[cells.Cell, list[nodeimage.NodeImage]]:
+    """The cell and one node image per node (control plane first): the stock image of the versions.yaml cell
+    for RUNTIME/VERSION/K8S where that cell is stock; else built here from K8S_BIN_DIR, or from the release
+    downloads of Kubernetes (K8S, else the cell's) and the runtime (VERSION, else the cell's)."""
+    two_nodes = opts.nodes == "all" or bool(opts.worker)
+    row = None if opts.k8s_bin_dir is not None else cells.find(cells.load(), opts.runtime, opts.version, opts.k8s)
+    if row is not None and row.node_image == "stock" and not opts.worker:
+        return row, [nodeimage.stock(row)] * (2 if two_nodes else 1)
+    k8s = opts.k8s or (row.k8s if row is not None else None)
+    if opts.k8s_bin_dir is None and not k8s:
+        raise ProvisionError(f"no cell in versions.yaml for RUNTIME={opts.runtime} VERSION={opts.version or '*'}: "
+                             "give K8S=<x.y[.z]> (Kubernetes release binaries, downloaded) or K8S_BIN_DIR")
+    version = opts.version or (row.runtime_version if row is not None else None)
+    log = opts.results_dir / "kind-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    main = resolve(opts, opts.runtime, version, k8s, archives, log, make_base=make_base)
+    images = [nodeimage.built(main, opts.cache_dir)]
+    cell = cells.built(main.runtime, main.runtime_version, main.k8s_version)
+    if opts.worker:
+        runtime, version = runtime_of(opts.worker, "WORKER")
+        other = resolve(opts, runtime, version, k8s, archives, log, own_bins=runtime != main.runtime,
+                              make_base=make_base)
+        images.append(nodeimage.built(other, opts.cache_dir))
+        # short: kind's node names are host names (63 characters at most)
+        cell = dataclasses.replace(cell, id=f"{main.runtime}-{main.runtime_version}-{other.runtime}-"
+                                            f"{other.runtime_version}".replace("+", "-").replace("~", "-"))
+    elif two_nodes:
+        images.append(images[0])
+    return cell, images

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
 from pathlib import Path
 
 from conformance.core.catalogue import Catalogue
-from conformance.core.options import from_mapping
-from conformance.errors import ProvisionError, SuiteError
+from conformance.core.options import Options
+from conformance.errors import ProvisionError
 from conformance.kube.admission import expected_outcome
 from conformance.kube.manifests import VARIANTS, kube_cases
-from conformance.paths import IMAGES, SCENARIOS
 from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
-from conformance.targets.kind.session import cell_and_images
+from conformance.targets.kind.parts import cell_and_images
 from conformance.testimages import archive
 
 
@@ -151,25 +148,9 @@ def write(kc: KindCell, catalogue: Catalogue, cache: Path, results_dir: Path) ->
     return folder, text
 
 
-def without_cases(argv: list[str]) -> int:
-    """`sgp-conformance run --target kind` with DRY_RUN=1 (or --dry-run): write and print the cell's plan."""
-    p = argparse.ArgumentParser(prog="sgp-conformance run --target kind --dry-run", description=__doc__)
-    for flag in ("runtime", "version", "k8s", "k8s-bin-dir", "etcd-bin", "containerd-bin-dir", "crio-bin-dir",
-                 "oci-bin-dir", "handler", "worker", "nodes", "keep", "reuse"):
-        p.add_argument(f"--{flag}")
-    p.add_argument("--results-dir", default="results", help="where the plan goes (default results/)")
-    args, _ = p.parse_known_args(argv)
-    try:
-        if not args.runtime:
-            raise SuiteError("TARGET=kind needs RUNTIME=containerd|crio (and VERSION)")
-        opts = from_mapping({k.replace("_", "-"): v for k, v in vars(args).items()})
-        catalogue = Catalogue.load(SCENARIOS, IMAGES)
-        cell, images = cell_and_images(opts, planned_archives(catalogue, opts.cache_dir / "images"), make_base=False)
-        kc = KindCell(cell, ClusterOptions(results_dir=opts.results_dir, keep=opts.keep, reuse=opts.reuse),
-                      images=images)
-        _, text = write(kc, catalogue, opts.cache_dir, opts.results_dir)
-        print(text)
-        return 0
-    except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def plan(opts: Options, catalogue: Catalogue) -> str:
+    """DRY_RUN=1 on TARGET=kind: write the cell's plan under RESULTS_DIR/plan/<cell>/ and return it; nothing
+    is built or started."""
+    cell, images = cell_and_images(opts, planned_archives(catalogue, opts.cache_dir / "images"), make_base=False)
+    kc = KindCell(cell, ClusterOptions(results_dir=opts.results_dir, keep=opts.keep, reuse=opts.reuse), images=images)
+    return write(kc, catalogue, opts.cache_dir, opts.results_dir)[1]

@@ -6,22 +6,22 @@ running anything."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import sys
 from collections.abc import Callable
 
+from conformance.core.catalogue import Catalogue
 from conformance.core.options import Options
 from conformance.core.versions import version_key
-from conformance.errors import InputError, ProvisionError, SuiteError
+from conformance.errors import ProvisionError, SuiteError
 from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.runtimes.base import unique_dir
 from conformance.runtimes.process import join_network
-from conformance.targets.kind import cells, engine, nodeimage, parts
+from conformance.targets.kind import engine, parts, plan
 from conformance.targets.kind.cli import Kind, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
-from conformance.testimages.archive import ImageArchive, catalogue_archives
+from conformance.testimages.archive import catalogue_archives
 
 
 class KindSession(KubeSession):
@@ -30,14 +30,17 @@ class KindSession(KubeSession):
 
     name = "kind"
 
+    @classmethod
+    def plan(cls, opts: Options, catalogue: Catalogue) -> str:
+        """DRY_RUN=1: the cell's plan, written and returned (conformance/targets/kind/plan.py)."""
+        return plan.plan(opts, catalogue)
+
     def start(self) -> None:
-        if not self.opts.runtime:
-            raise InputError("RUNTIME", "RUNTIME", "TARGET=kind needs RUNTIME=containerd|crio (and VERSION)")
         self._leave: Callable[[], None] | None = None
         self.engine: engine.Engine | None = None
         cache = self.opts.cache_dir
         archives = catalogue_archives(self.catalogue, cache)
-        cell, images = cell_and_images(self.opts, archives)
+        cell, images = parts.cell_and_images(self.opts, archives)
         self.state = unique_dir(self.opts.state_dir, "kind")
         self.engine = engine.provide(cache, self.state / "docker")
         if self.opts.reuse and self.engine.private:
@@ -123,35 +126,3 @@ class KindSession(KubeSession):
                 self.engine.stop()  # type: ignore[union-attr]
             if getattr(self, "state", None) is not None:
                 shutil.rmtree(self.state, ignore_errors=True)
-
-
-def cell_and_images(opts: Options, archives: list[ImageArchive], make_base: bool = True,
-                    ) -> tuple[cells.Cell, list[nodeimage.NodeImage]]:
-    """The cell and one node image per node (control plane first): the stock image of the versions.yaml cell
-    for RUNTIME/VERSION/K8S where that cell is stock; else built here from K8S_BIN_DIR, or from the release
-    downloads of Kubernetes (K8S, else the cell's) and the runtime (VERSION, else the cell's)."""
-    two_nodes = opts.nodes == "all" or bool(opts.worker)
-    row = None if opts.k8s_bin_dir is not None else cells.find(cells.load(), opts.runtime, opts.version, opts.k8s)
-    if row is not None and row.node_image == "stock" and not opts.worker:
-        return row, [nodeimage.stock(row)] * (2 if two_nodes else 1)
-    k8s = opts.k8s or (row.k8s if row is not None else None)
-    if opts.k8s_bin_dir is None and not k8s:
-        raise ProvisionError(f"no cell in versions.yaml for RUNTIME={opts.runtime} VERSION={opts.version or '*'}: "
-                             "give K8S=<x.y[.z]> (Kubernetes release binaries, downloaded) or K8S_BIN_DIR")
-    version = opts.version or (row.runtime_version if row is not None else None)
-    log = opts.results_dir / "kind-build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    main = parts.resolve(opts, opts.runtime, version, k8s, archives, log, make_base=make_base)
-    images = [nodeimage.built(main, opts.cache_dir)]
-    cell = cells.built(main.runtime, main.runtime_version, main.k8s_version)
-    if opts.worker:
-        runtime, version = parts.runtime_of(opts.worker, "WORKER")
-        other = parts.resolve(opts, runtime, version, k8s, archives, log, own_bins=runtime != main.runtime,
-                              make_base=make_base)
-        images.append(nodeimage.built(other, opts.cache_dir))
-        # short: kind's node names are host names (63 characters at most)
-        cell = dataclasses.replace(cell, id=f"{main.runtime}-{main.runtime_version}-{other.runtime}-"
-                                            f"{other.runtime_version}".replace("+", "-").replace("~", "-"))
-    elif two_nodes:
-        images.append(images[0])
-    return cell, images

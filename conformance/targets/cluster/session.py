@@ -1,19 +1,16 @@
-"""TARGET=cluster: an existing cluster from a kubeconfig. Only the run's namespace is created, and it is
-deleted afterwards; `--cleanup` deletes the namespaces earlier runs left (KEEP=1)."""
+"""TARGET=cluster's session: an existing cluster from a kubeconfig. Only the run's namespace is created, and it
+is deleted afterwards; `--cleanup` deletes the namespaces earlier runs left (KEEP=1)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from conformance.core.catalogue import Catalogue
-from conformance.errors import ProvisionError, SuiteError
+from conformance.core.options import Options
+from conformance.errors import ProvisionError
 from conformance.kube.api import ClientApi, client
-from conformance.kube.manifests import VARIANTS, kube_cases
+from conformance.kube.manifests import kube_cases
 from conformance.kube.pods import KubeTarget
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
-from conformance.paths import IMAGES, SCENARIOS
 from conformance.testimages import imagepush
 from conformance.testimages.archive import catalogue_archives
 
@@ -54,30 +51,16 @@ class ClusterSession(KubeSession):
         pushed = f", {self.pushed.summary()}" if self.pushed else ""
         return f"existing ({self.context or 'current context'}); test images {where}{pushed}"
 
+    @classmethod
+    def plan(cls, opts: Options, catalogue: Catalogue) -> str:
+        """DRY_RUN=1: the cases a run would create, nothing started."""
+        head = "TARGET=cluster plan (nothing run): a namespace per run, node-features, API negatives, cases:"
+        return "\n".join([head, *(f"  {s.name}{'' if v == 'container' else '.' + v} [{p}]"
+                                   for s, p, v in kube_cases(catalogue, opts.variants))])
 
-
-
-
-def without_cases(argv: list[str]) -> int:
-    """`--cleanup` (any Kubernetes target: namespaces earlier KEEP=1 runs left), or DRY_RUN=1: the cases a
-    run would create, printed."""
-    p = argparse.ArgumentParser(prog="sgp-conformance run --target cluster", description=__doc__)
-    p.add_argument("--cleanup", action="store_true", help="delete namespaces left by earlier runs, then exit")
-    p.add_argument("--kubeconfig", help="kubeconfig file")
-    p.add_argument("--context", help="kubeconfig context")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="container kinds")
-    args, _ = p.parse_known_args(argv)
-    try:
-        if args.cleanup:
-            names = KubeTarget(ClientApi(args.kubeconfig, args.context), {}).cleanup_all()
-            print(f"deleted {len(names)} namespace(s): {' '.join(names)}")
-            return 0
-        catalogue = Catalogue.load(SCENARIOS, IMAGES)
-        variants = tuple(v for v in args.variants.split(",") if v)
-        print("TARGET=cluster plan (nothing run): a namespace per run, node-features, API negatives, cases:")
-        print("\n".join(f"  {s.name}{'' if v == 'container' else '.' + v} [{p}]"
-                        for s, p, v in kube_cases(catalogue, variants)))
+    @classmethod
+    def cleanup(cls, opts: Options) -> int:
+        """--cleanup: delete the namespaces earlier KEEP=1 runs left in the cluster."""
+        names = KubeTarget(ClientApi(opts.kubeconfig, opts.context), {}).cleanup_all()
+        print(f"deleted {len(names)} namespace(s): {' '.join(names)}")
         return 0
-    except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

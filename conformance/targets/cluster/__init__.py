@@ -1,0 +1,1 @@
+"""TARGET=cluster: an existing cluster from a kubeconfig."""
