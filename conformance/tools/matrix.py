@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from conformance.core.options import FLAGS
+
 DEFAULT_CELLS = ("containerd-1.6+runc", "containerd-1.7+runc", "containerd-2+runc")
 CELL_FILE = "cell.json"  # the same name conformance.report reads
 GRACE_SECONDS = 60.0  # after SIGTERM, how long a cell may take to clean up before SIGKILL
@@ -256,19 +258,21 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-LOCAL_FLAGS = (("k8s-bin-dir", "K8S_BIN_DIR"), ("etcd-bin", "ETCD_BIN"), ("k8s", "K8S"))
-KIND_FLAGS = (*LOCAL_FLAGS, ("kind-bin", "KIND_BIN"))
+# what a cell sets itself; every other run option goes to each cell whose target takes it (the options table)
+CELL_OWN = {"target", "runtime", "version", "containerd-bin-dir", "crio-bin-dir", "cri-endpoint", "handler",
+            "results-dir", "scenarios", "images"}
+SHARED = [o for o in FLAGS if o.name not in CELL_OWN]
 
 
 def cell_flags(args: argparse.Namespace) -> Callable[[Cell], list[str]]:
-    """The options some cells need beside their own: Kubernetes binaries (and kind) for local and kind cells,
-    OCI_BIN_DIR for all."""
+    """The options a cell takes beside its own, from the options table: Kubernetes binaries and kind for local
+    and kind cells, OCI_BIN_DIR for all, and any other option its target takes."""
     def flags(cell: Cell) -> list[str]:
-        out = ["--oci-bin-dir", args.oci_bin_dir] if args.oci_bin_dir else []
-        if cell.target != "node":
-            for name, _ in (KIND_FLAGS if cell.target == "kind" else LOCAL_FLAGS):
-                value = getattr(args, name.replace("-", "_"))
-                out += [f"--{name}", value] if value else []
+        out = []
+        for option in SHARED:
+            value = getattr(args, option.name.replace("-", "_"), None)
+            if value and cell.target in option.targets:
+                out += [f"--{option.name}", value]
         return out
     return flags
 
@@ -493,10 +497,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="one folder per cell goes here, plus matrix.{json,md,html} [env RESULTS_DIR]")
     parser.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("MATRIX_JOBS") or 0),
                         help="cells at once (default CPUs+1, at least 2) [env MATRIX_JOBS]")
-    for name, env in KIND_FLAGS:
-        parser.add_argument(f"--{name}", default=os.environ.get(env) or None, help=f"local/kind cells [env {env}]")
-    parser.add_argument("--oci-bin-dir", default=os.environ.get("OCI_BIN_DIR") or None,
-                        help="every cell [env OCI_BIN_DIR]")
+    for option in SHARED:
+        parser.add_argument(f"--{option.name}", default=os.environ.get(option.env) or None,
+                            help=f"{option.help} ({', '.join(option.targets)} cells) [env {option.env}]")
     args, extra = parser.parse_known_args(argv)
     try:
         cells = parse_cells(args.cells)
