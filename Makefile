@@ -85,6 +85,7 @@ ruff: setup
 	$(BIN)/ruff check conformance tests
 
 test: setup
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || ./scripts/setup.sh "$(PY)" "$(VENV)" test
 	$(BIN)/sgp-conformance lint
 	$(BIN)/ruff check conformance tests
 	$(BIN)/pytest tests -rs $(ARGS)
