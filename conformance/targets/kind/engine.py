@@ -11,6 +11,13 @@ cluster enters the namespace's network: the docker and kind command lines throug
 API client by joining it (runtimes.process.join_network). Stopping removes the containers, the daemons, the
 namespace, the cgroup folders and the mounts; the host's links, routes, firewall rules, /etc, /run and
 sysctls never changed.
+
+On a kernel with AppArmor enabled, the engine sees AppArmor disabled (a file reading "N" bound over the
+kernel's `enabled` parameter in its namespace only): Docker would otherwise load its docker-default profile
+into the host's kernel before any unprivileged container (a change that outlives the run, and one that fails
+outright without `apparmor_parser` on the host). Its containers then run unconfined, as on a host without
+AppArmor: the kind nodes are privileged (unconfined whatever the host), and the rest are the suite's own
+short-lived helpers.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +46,10 @@ from conformance.runtimes.process import (
 from conformance.targets.kind.cli import Docker, Runner
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
+APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
+# what the private engine runs on the host: (command, what provides it on Debian/Ubuntu)
+HOST_TOOLS = (("unshare", "util-linux"), ("nsenter", "util-linux"), ("mount", "mount"), ("umount", "mount"),
+              ("ip", "iproute2"))
 CAPFILTER = "sgp-capfilter"
 # package -> a file it must hold (bookworm first: the host's own glibc)
 PACKAGES = {"docker.io": "usr/sbin/dockerd", "containerd": "usr/bin/containerd", "runc": "usr/sbin/runc",
@@ -141,6 +152,32 @@ def existing() -> Engine | None:
     return None
 
 
+def host_gaps(which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """One line naming what this host lacks to run the private engine, or None."""
+    missing = [(tool, package) for tool, package in HOST_TOOLS if not which(tool)]
+    if not missing:
+        return None
+    return (f"the suite's private Docker engine needs {', '.join(t for t, _ in missing)} on this host: install "
+            f"{', '.join(dict.fromkeys(p for _, p in missing))} (or start a Docker engine and set DOCKER_HOST)")
+
+
+def apparmor_enabled(path: Path = APPARMOR_ENABLED) -> bool:
+    """The kernel enforces AppArmor (its module parameter reads Y)."""
+    try:
+        return path.read_text().startswith("Y")
+    except OSError:
+        return False
+
+
+def hide_apparmor(namespace: MountNamespace, state: Path) -> None:
+    """In the engine's namespace only, AppArmor reads as disabled (see the module's docstring)."""
+    if not apparmor_enabled():
+        return
+    off = state / "apparmor-enabled"
+    off.write_text("N\n")
+    namespace.bind(off, str(APPARMOR_ENABLED))
+
+
 def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
     """Debian's docker.io, containerd, runc and tini unpacked in the cache: (bin folder of links, versions)."""
     if not debian.available():
@@ -167,6 +204,9 @@ def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
 
 def start_private(cache: Path, state: Path) -> Engine:
     """A private engine in a network and mount namespace of its own (see the module's docstring)."""
+    gaps = host_gaps()
+    if gaps:
+        raise ProvisionError(gaps)
     bin_dir, versions = fetch(cache)
     for sub in ("data", "exec", "etc-upper", "etc-work", "lib-upper", "lib-work", "client", "bin"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -182,6 +222,7 @@ def start_private(cache: Path, state: Path) -> Engine:
                        f"lowerdir=/etc,upperdir={state / 'etc-upper'},workdir={state / 'etc-work'}", "/etc"])
         namespace.run(["mount", "-t", "overlay", "overlay", "-o",
                        f"lowerdir=/usr/lib,upperdir={state / 'lib-upper'},workdir={state / 'lib-work'}", "/usr/lib"])
+        hide_apparmor(namespace, state)
         launcher = state / "bin" / CAPFILTER
         project = str(Path(__file__).resolve().parents[3])
         launcher.write_text(LAUNCHER.format(project=shlex.quote(project), runc=shlex.quote(str(bin_dir / "runc")),
