@@ -1,24 +1,48 @@
 """The Debian base of a built kind node image: `debootstrap --variant=minbase` from the Debian archive this
 machine is configured with (debootstrap itself fetched privately, never installed), with systemd and what
-a kubelet and a runtime need around them, packed as a tarball in the cache once per package list."""
+a kubelet and a runtime need around them, packed as a tarball in the cache once per package list.
+
+debootstrap downloads through the suite's own stand-in for wget (runtimes/wget.py), which also checks the
+InRelease signature against the project's pinned Debian keys: neither wget nor gpgv is needed on the host.
+What debootstrap needs besides (host_gaps) is named in one line before anything starts."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conformance.errors import CommandError, ProvisionError
-from conformance.runtimes import debian
+from conformance.runtimes import debian, wget
 
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "kmod", "procps", "util-linux", "mount",
             "conntrack", "ethtool", "socat", "ca-certificates", "libseccomp2", "runc", "skopeo",
             "containernetworking-plugins",  # also the container-network-stack skopeo's containers-common needs
             "libglib2.0-0", "libgpgme11", "libsqlite3-0")  # what a CRI-O build (crio, conmon) links against
+
+
+# what debootstrap runs on the host: (any of these commands, what provides them on Debian/Ubuntu)
+HOST_TOOLS = ((("perl",), "perl-base"), (("dpkg-deb", "ar"), "dpkg or binutils"), (("gunzip", "unxz"), "gzip"),
+              (("sha256sum",), "coreutils"), (("chroot",), "coreutils"), (("unshare",), "util-linux"),
+              (("tar",), "tar"))
+PASSED_ON = ("DEBIAN_ALLOW_EXPIRED", "DEBIAN_MIRROR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+             "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def host_gaps(which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """One line naming what this host lacks to make the node base with debootstrap, or None."""
+    missing = [(" or ".join(names), package) for names, package in HOST_TOOLS if not any(which(n) for n in names)]
+    if not missing:
+        return None
+    return (f"building a kind node image's Debian base (debootstrap) needs {', '.join(m for m, _ in missing)} on "
+            f"this host: install {', '.join(dict.fromkeys(p for _, p in missing))}")
 
 
 def key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
@@ -60,15 +84,21 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
     if uri is None or script is None:
         raise ProvisionError("building a kind node image offline needs Debian's archive (for debootstrap and the "
                              "base packages); none is configured here")
+    gaps = host_gaps()
+    if gaps:
+        raise ProvisionError(gaps)
     root = out.with_suffix(".rootfs")
+    tools = out.with_suffix(".bin")  # the wget stand-in, first on debootstrap's PATH
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    # a private mount namespace: the proc/sys/dev mounts debootstrap makes in the target never reach the host
-    keyring = debian.keyring_file(root.parent / "debian-archive.gpg")  # the project's pinned archive keys
+    wget.install(tools, str(Path(__file__).resolve().parents[3]), sys.executable)
+    # a private mount namespace: the proc/sys/dev mounts debootstrap makes in the target never reach the host.
+    # --no-check-gpg: the stand-in refuses an InRelease without a valid signature by a pinned Debian key
     argv = ["unshare", "--mount", "--propagation", "private", "--", str(script), "--variant=minbase",
-            f"--keyring={keyring}", f"--include={','.join(packages)}", suite, str(root), uri]
+            "--no-check-gpg", f"--include={','.join(packages)}", suite, str(root), uri]
     env = {"DEBOOTSTRAP_DIR": str(script.parents[1] / "share" / "debootstrap"), "PATH":
-           "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(root.parent), "TMPDIR": str(root.parent), "LC_ALL": "C"}
+           f"{tools}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(root.parent), "TMPDIR": str(root.parent),
+           "LC_ALL": "C", **{k: v for k, v in os.environ.items() if k in PASSED_ON}}
     started = time.monotonic()
     try:
         with log.open("ab") as sink:
@@ -82,6 +112,7 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
         tmp.rename(out)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(tools, ignore_errors=True)
     with log.open("a") as sink:
         sink.write(f"sgp: base {out.name} made in {time.monotonic() - started:.0f}s\n")
     return out
