@@ -169,13 +169,13 @@ def apparmor_enabled(path: Path = APPARMOR_ENABLED) -> bool:
         return False
 
 
-def hide_apparmor(namespace: MountNamespace, state: Path) -> None:
+def hide_apparmor(namespace: MountNamespace, state: Path, kernel: Path = APPARMOR_ENABLED) -> None:
     """In the engine's namespace only, AppArmor reads as disabled (see the module's docstring)."""
-    if not apparmor_enabled():
+    if not apparmor_enabled(kernel):
         return
     off = state / "apparmor-enabled"
     off.write_text("N\n")
-    namespace.bind(off, str(APPARMOR_ENABLED))
+    namespace.bind(off, str(kernel))
 
 
 def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
