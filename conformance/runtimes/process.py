@@ -234,10 +234,22 @@ def kill_processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def cgroup_hierarchies() -> list[Path]:
-    """The cgroup root and every hierarchy mounted below it (v1 controllers, a hybrid host's cgroup2)."""
-    candidates = [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]
-    return [p for p in candidates if (p / "cgroup.procs").exists()]
+def cgroup_hierarchies(mountinfo: str | None = None) -> list[Path]:
+    """The cgroup file systems mounted at or below the cgroup root, as /proc/self/mountinfo lists them: the root
+    alone on a cgroup v2 host (its sub-folders are cgroups, not hierarchies), each v1 controller's hierarchy and
+    a hybrid host's cgroup2 otherwise."""
+    text = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
+    found: list[Path] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" not in fields[6:]:
+            continue
+        fstype = fields[fields.index("-", 6) + 1]
+        point = Path(fields[4].replace("\\040", " "))
+        if fstype in ("cgroup", "cgroup2") and (point == CGROUP_ROOT or CGROUP_ROOT in point.parents) \
+                and point not in found:
+            found.append(point)
+    return sorted(found, key=lambda p: (p != CGROUP_ROOT, str(p)))
 
 
 def own_cgroups() -> dict[str, str]:
@@ -271,13 +283,15 @@ def cgroup_dirs(parent: str) -> list[Path]:
 
 
 def _thaw(cgroup: Path) -> None:
-    """A freezer cgroup left FROZEN (a runtime killed inside its freeze window) keeps its members unkillable."""
-    state = cgroup / "freezer.state"
-    try:
-        if state.read_text().strip() != "THAWED":
-            state.write_text("THAWED")
-    except OSError:
-        pass
+    """A cgroup left frozen (a runtime killed inside its freeze window) keeps its members unkillable: v1's
+    freezer.state FROZEN, v2's cgroup.freeze 1."""
+    for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+        state = cgroup / name
+        try:
+            if state.read_text().strip() != thawed:
+                state.write_text(thawed)
+        except OSError:
+            pass
 
 
 def _kill_members(cgroup: Path) -> None:
