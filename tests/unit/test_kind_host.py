@@ -104,3 +104,9 @@ def test_wget_writes_a_signed_inrelease_and_not_a_tampered_one(tmp_path: Path,
         assert wget.main(["-O", str(tmp_path / "bad"), f"{bad}/dists/bookworm/InRelease"]) == wget.SERVER_ERROR
     assert b"Codename: bookworm" in (tmp_path / "good").read_bytes()
     assert not (tmp_path / "bad").exists() and not list(tmp_path.glob("*partial"))
+
+
+def test_the_engine_cgroup_parent_is_absolute_on_cgroup_v2(tmp_path: Path) -> None:
+    assert engine.cgroup_parent_flag("sgpconf-docker-1-ab", tmp_path) == "sgpconf-docker-1-ab"  # v1, hybrid
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    assert engine.cgroup_parent_flag("sgpconf-docker-1-ab", tmp_path) == "/sgpconf-docker-1-ab"

@@ -5,7 +5,8 @@ never installed) inside a network and mount namespace of its own.
 In that namespace only: a private /run, an overlay over /etc (Docker writes /etc/docker whatever its flags),
 an overlay over /usr/lib (kind bind-mounts /lib/modules into its nodes and Docker creates a missing bind
 source). The engine keeps its data, exec root, pid file and socket in the run's state folder, puts every
-container under a cgroup parent of its own, and never touches netfilter (`--iptables=false`: kind's API
+container under a cgroup parent of its own (cgroupfs driver: the systemd driver, Docker's default on a
+cgroup v2 host, would ask the host's systemd over D-Bus), and never touches netfilter (`--iptables=false`: kind's API
 server port is published by docker-proxy on the namespace's loopback). Every client that talks to the
 cluster enters the namespace's network: the docker and kind command lines through nsenter, this process's
 API client by joining it (runtimes.process.join_network). Stopping removes the containers, the daemons, the
@@ -37,6 +38,7 @@ from pathlib import Path
 from conformance.errors import ProvisionError, SuiteError
 from conformance.runtimes import debian
 from conformance.runtimes.process import (
+    CGROUP_ROOT,
     MountNamespace,
     PrivateDaemon,
     kill_processes_mentioning,
@@ -178,6 +180,13 @@ def hide_apparmor(namespace: MountNamespace, state: Path, kernel: Path = APPARMO
     namespace.bind(off, str(kernel))
 
 
+def cgroup_parent_flag(name: str, root: Path = CGROUP_ROOT) -> str:
+    """dockerd's --cgroup-parent: on cgroup v2 an absolute one (runc puts a relative parent beside its own
+    cgroup, inside the unit or session the suite runs in, where systemd owns the tree and the clean-up does not
+    look); on v1 the relative name, as it ran there (below dockerd's own cgroup in each hierarchy)."""
+    return f"/{name}" if (root / "cgroup.controllers").exists() else name
+
+
 def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
     """Debian's docker.io, containerd, runc and tini unpacked in the cache: (bin folder of links, versions)."""
     if not debian.available():
@@ -231,7 +240,8 @@ def start_private(cache: Path, state: Path) -> Engine:
         (state / "daemon.json").write_text(json.dumps({"deprecated-key-path": str(state / "key.json")}))
         argv = [str(bin_dir / "dockerd"), "--config-file", str(state / "daemon.json"), "--data-root",
                 str(state / "data"), "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid"),
-                "--host", engine.host, "--cgroup-parent", engine.cgroup_parent, "--oom-score-adjust", "0",
+                "--host", engine.host, "--cgroup-parent", cgroup_parent_flag(engine.cgroup_parent),
+                "--exec-opt", "native.cgroupdriver=cgroupfs", "--oom-score-adjust", "0",
                 "--iptables=false", "--ip-masq=false", "--userland-proxy-path",
                 str(bin_dir / "docker-proxy"), "--init-path", str(bin_dir / "docker-init"),
                 "--add-runtime", f"{CAPFILTER}={launcher}", "--default-runtime", CAPFILTER]
