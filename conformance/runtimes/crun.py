@@ -28,6 +28,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from conformance import tarsafe
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian
 from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, probe_version
@@ -133,7 +134,7 @@ class SourceBuild:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         with tarfile.open(tarball) as tar:
-            tar.extractall(work, filter="data")
+            tarsafe.extract(tar, work, "data")
         srcdir = next((p for p in work.iterdir() if p.is_dir() and (p / "configure").exists()), None)
         if srcdir is None:
             raise ProvisionError(f"{tarball.name}: no configure script (not a crun release tarball)")

@@ -24,6 +24,7 @@ import pysequoia
 from debian.deb822 import Packages, Release
 from debian.debfile import DebFile
 
+from conformance import tarsafe
 from conformance.errors import ProvisionError
 from conformance.runtimes import release
 from conformance.runtimes.versions import matches, version_key
@@ -142,7 +143,7 @@ def checked(data: bytes, sha256: str, size: int, where: str) -> bytes:
 def unpack(deb: Path, dest: Path) -> None:
     """A .deb's files into `dest` (its data archive, whatever its compression; links and modes kept)."""
     with DebFile(str(deb)) as package:
-        package.data.tgz().extractall(dest, filter="tar")
+        tarsafe.extract(package.data.tgz(), dest, "tar")
 
 
 def _get(url: str) -> bytes:

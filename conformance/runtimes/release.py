@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from conformance import tarsafe
 from conformance.errors import ProvisionError
 from conformance.runtimes.versions import matches, minor_or_exact, parse_marker, version_key
 
@@ -101,7 +102,7 @@ def download(url: str, sum_url: str, target: Path) -> Path:  # pragma: no cover 
     archive = target / url.rsplit("/", 1)[1]
     archive.write_bytes(data)
     with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+        tarsafe.extract(tar, target, "data")
     (target / ".complete").write_text(f"{url} sha256 {expected}\n")
     return target
 
