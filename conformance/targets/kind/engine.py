@@ -207,7 +207,8 @@ def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
         package, inner = rel.split("/", 1)
         link = bin_dir / name
         if not link.is_symlink():
-            link.symlink_to(roots[package] / inner)
+            with contextlib.suppress(FileExistsError):  # another run made it meanwhile
+                link.symlink_to(roots[package] / inner)
     return bin_dir, versions
 
 

@@ -87,8 +87,9 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
     gaps = host_gaps()
     if gaps:
         raise ProvisionError(gaps)
-    root = out.with_suffix(".rootfs")
-    tools = out.with_suffix(".bin")  # the wget stand-in, first on debootstrap's PATH
+    # folders of this run's own: another run may be making the same base beside it
+    root = out.with_name(f"{out.stem}.rootfs-{os.getpid()}")
+    tools = out.with_name(f"{out.stem}.bin-{os.getpid()}")  # the wget stand-in, first on debootstrap's PATH
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     wget.install(tools, str(Path(__file__).resolve().parents[3]), sys.executable)
@@ -106,10 +107,10 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
         if proc.returncode != 0:
             raise CommandError(argv, proc.returncode, "", f"see {log}")
         _clean(root)
-        tmp = out.with_suffix(".partial")
+        tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", str(tmp), "."], check=True,
                        capture_output=True, timeout=600)
-        tmp.rename(out)
+        os.replace(tmp, out)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(tools, ignore_errors=True)
