@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance import wget
 from conformance.errors import ProvisionError
-from conformance.runtimes import debian, wget
+from conformance.runtimes import debian
 from conformance.targets.kind import engine, nodebase
 from tests.support.mirror import tampering_mirror
 

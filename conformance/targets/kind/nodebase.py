@@ -2,7 +2,7 @@
 machine is configured with (debootstrap itself fetched privately, never installed), with systemd and what
 a kubelet and a runtime need around them, packed as a tarball in the cache once per package list.
 
-debootstrap downloads through the suite's own stand-in for wget (runtimes/wget.py), which also checks the
+debootstrap downloads through the suite's own stand-in for wget (conformance/wget.py), which also checks the
 InRelease signature against the project's pinned Debian keys: neither wget nor gpgv is needed on the host.
 What debootstrap needs besides (host_gaps) is named in one line before anything starts."""
 
@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from conformance import wget
 from conformance.errors import CommandError, ProvisionError
-from conformance.runtimes import debian, wget
+from conformance.runtimes import debian
 
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "kmod", "procps", "util-linux", "mount",

@@ -1,5 +1,6 @@
 """A stand-in for `wget` as debootstrap calls it (`wget [options] -O <dest> <url>`), so that a node base is made
-on a host without wget: the download goes through the suite's own HTTP client.
+on a host without wget: the download goes through Python's HTTP client
+(this module imports nothing heavy: debootstrap starts it once per file).
 
 debootstrap runs with `--no-check-gpg` (so neither is gpgv needed on the host) and the chain of trust moves
 here: a suite's `InRelease` is written only if it carries a valid signature by one of Debian's archive keys
@@ -13,17 +14,18 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import debian, release
 
 UNSIGNED = ("Release", "Release.gpg")
 # the exit code wget gives when the server answers with an error
 SERVER_ERROR = 8
 USAGE_ERROR = 2
-LAUNCHER = "#!/bin/sh\nPYTHONPATH={project} exec {python} -m conformance.runtimes.wget \"$@\"\n"
+LAUNCHER = "#!/bin/sh\nPYTHONPATH={project} exec {python} -m conformance.wget \"$@\"\n"
 
 
 def parse(argv: Sequence[str]) -> tuple[Path, str]:
@@ -47,10 +49,21 @@ def checked(url: str, data: bytes) -> bytes:
     """`data` as it may reach debootstrap: a signed InRelease, never an unsigned Release (ProvisionError)."""
     name = url.rsplit("/", 1)[-1]
     if name == "InRelease":
+        from conformance.runtimes import debian  # only here: debootstrap starts this once per file it fetches
+
         debian.verify_release(data, url)
     elif name in UNSIGNED:
         raise ProvisionError(f"{url}: refused: only an InRelease signed by a Debian archive key is accepted")
     return data
+
+
+def get(url: str, timeout: float = 600) -> bytes:
+    """The body at `url` (this module stays light: it is started once per file debootstrap fetches)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ProvisionError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from exc
 
 
 def write(dest: Path, data: bytes) -> None:
@@ -66,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wget (sgp-conformance): {exc}", file=sys.stderr)
         return USAGE_ERROR
     try:
-        write(dest, checked(url, release._get(url, 600)))
+        write(dest, checked(url, get(url)))
     except (ProvisionError, OSError) as exc:
         print(f"wget (sgp-conformance): {exc}", file=sys.stderr)
         return SERVER_ERROR
