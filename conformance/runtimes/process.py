@@ -138,6 +138,7 @@ class PrivateDaemon:
         self.log_path = state_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self.root_controllers: set[str] | None = None  # the cgroup v2 root's, as the first start found them
 
     @property
     def run_dir(self) -> Path:
@@ -148,6 +149,8 @@ class PrivateDaemon:
         fail early if it exits."""
         if not self.namespace.alive():
             self.namespace.start()
+        if self.cgroup_parent and self.root_controllers is None:
+            self.root_controllers = subtree_controllers()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in terminate()
         self._log = log
         self.proc = subprocess.Popen(self.namespace.enter(self.argv), stdout=log, stderr=subprocess.STDOUT,
@@ -199,6 +202,7 @@ class PrivateDaemon:
         if self.owns_namespace:
             self.namespace.stop()
         remove_cgroups(self.cgroup_parent)
+        restore_subtree(self.root_controllers)
         unmount_under(self.state_dir)
 
     def remove_state(self, keep_log_to: Path | None = None) -> None:
@@ -280,6 +284,31 @@ def cgroup_dirs(parent: str) -> list[Path]:
     if not name:
         return []
     return [top / name for top in cgroup_parents() if (top / name).is_dir()]
+
+
+def subtree_controllers(root: Path = CGROUP_ROOT) -> set[str] | None:
+    """The controllers a cgroup v2 root hands to its children (cgroup.subtree_control); None on v1/hybrid."""
+    try:
+        return set((root / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        return None
+
+
+def restore_subtree(before: set[str] | None, root: Path = CGROUP_ROOT) -> list[str]:
+    """Hand back the cgroup v2 root as a run found it: runc enables every controller on the way to a cgroup it
+    makes, so the controllers enabled since (`before`) are disabled again; one still in use below (another run,
+    a systemd unit) is refused by the kernel (EBUSY) and stays. The ones disabled."""
+    now = subtree_controllers(root)
+    if before is None or now is None:
+        return []
+    done = []
+    for controller in sorted(now - before):
+        try:
+            (root / "cgroup.subtree_control").write_text(f"-{controller}")
+            done.append(controller)
+        except OSError:
+            pass
+    return done
 
 
 def _thaw(cgroup: Path) -> None:

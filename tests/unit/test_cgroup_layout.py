@@ -35,3 +35,36 @@ def test_a_frozen_v2_cgroup_is_thawed(tmp_path: Path) -> None:
     (tmp_path / "cgroup.freeze").write_text("1\n")
     process._thaw(tmp_path)
     assert (tmp_path / "cgroup.freeze").read_text() == "0"
+
+
+class Root:
+    """A cgroup v2 root's subtree_control as the kernel keeps it: `-x` refused while x is in use below."""
+
+    def __init__(self, path: Path, enabled: str, busy: set[str]) -> None:
+        self.file = path / "cgroup.subtree_control"
+        self.file.write_text(enabled)
+        self.busy = busy
+
+
+def test_controllers_a_run_enabled_are_handed_back(tmp_path: Path, monkeypatch) -> None:
+    root = Root(tmp_path, "memory pids\n", set())
+    before = process.subtree_controllers(tmp_path)
+    root.file.write_text("cpuset cpu io memory pids\n")  # runc enabled them for the run's cgroups
+    written: list[str] = []
+    real_write = Path.write_text
+
+    def kernel(self: Path, text: str) -> int:
+        if self != root.file:
+            return real_write(self, text)
+        if text.lstrip("-") in root.busy:
+            raise OSError(16, "Device or resource busy")
+        written.append(text)
+        current = set(root.file.read_text().split()) - {text.lstrip("-")}
+        return real_write(self, " ".join(sorted(current)) + "\n")
+
+    root.busy = {"io"}  # still used below: stays
+    monkeypatch.setattr(Path, "write_text", kernel)
+    assert process.restore_subtree(before, tmp_path) == ["cpu", "cpuset"]
+    assert written == ["-cpu", "-cpuset"]
+    assert process.subtree_controllers(tmp_path) == {"io", "memory", "pids"}
+    assert process.restore_subtree(None, tmp_path) == []  # v1: nothing to hand back

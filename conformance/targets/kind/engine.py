@@ -43,6 +43,7 @@ from conformance.runtimes.process import (
     PrivateDaemon,
     kill_processes_mentioning,
     remove_cgroups,
+    restore_subtree,
     unmount_under,
 )
 from conformance.targets.kind.cli import Docker, Runner
@@ -115,6 +116,7 @@ class Engine:
         kill_processes_mentioning(str(self.state))
         self.namespace.stop()
         remove_cgroups(self.cgroup_parent)
+        restore_subtree(self.daemon.root_controllers if self.daemon is not None else None)
         unmount_under(self.state)
         shutil.rmtree(self.state, ignore_errors=True)
 
