@@ -18,7 +18,7 @@ from conformance.runtimes.undertest import RuntimeUnderTest
 from conformance.targets.local import binaries
 from conformance.targets.local.controlplane import LocalCluster
 
-NODE_READY_TIMEOUT = 60.0
+NODE_READY_TIMEOUT = 180.0
 
 
 class LocalSession(KubeSession):
