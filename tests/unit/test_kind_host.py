@@ -11,6 +11,7 @@ import pytest
 from conformance import wget
 from conformance.errors import ProvisionError
 from conformance.runtimes import debian
+from conformance.runtimes.process import processes_mentioning
 from conformance.targets.kind import engine, nodebase
 from tests.support.mirror import tampering_mirror
 
@@ -111,3 +112,13 @@ def test_the_engine_cgroup_parent_is_absolute_on_cgroup_v2(tmp_path: Path) -> No
     assert engine.cgroup_parent_flag("sgpconf-docker-1-ab", tmp_path) == "sgpconf-docker-1-ab"  # v1, hybrid
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
     assert engine.cgroup_parent_flag("sgpconf-docker-1-ab", tmp_path) == "/sgpconf-docker-1-ab"
+
+
+def test_a_debootstrap_past_its_time_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "child-alive"
+    script = f"sh -c 'sleep 30; touch {marker}' & sleep 30"
+    with pytest.raises(ProvisionError) as err:
+        nodebase._debootstrap(["sh", "-c", script], {"PATH": "/usr/bin:/bin"}, tmp_path / "log", timeout=0.5)
+    assert "within 0 s" in str(err.value) and "\n" not in str(err.value)
+    assert processes_mentioning(str(marker)) == []
+    assert nodebase._debootstrap(["true"], {"PATH": "/usr/bin:/bin"}, tmp_path / "log") == 0

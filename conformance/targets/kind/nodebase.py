@@ -8,9 +8,11 @@ What debootstrap needs besides (host_gaps) is named in one line before anything 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -33,6 +35,7 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "kmod", "
 HOST_TOOLS = ((("perl",), "perl-base"), (("dpkg-deb", "ar"), "dpkg or binutils"), (("gunzip", "unxz"), "gzip"),
               (("sha256sum",), "coreutils"), (("chroot",), "coreutils"), (("unshare",), "util-linux"),
               (("tar",), "tar"))
+DEBOOTSTRAP_TIMEOUT = 3600.0  # about 3 min here; an hour under software emulation beside a loaded host
 PASSED_ON = ("DEBIAN_ALLOW_EXPIRED", "DEBIAN_MIRROR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
              "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
@@ -103,10 +106,9 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
            "LC_ALL": "C", **{k: v for k, v in os.environ.items() if k in PASSED_ON}}
     started = time.monotonic()
     try:
-        with log.open("ab") as sink:
-            proc = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, timeout=1800, check=False)
-        if proc.returncode != 0:
-            raise CommandError(argv, proc.returncode, "", f"see {log}")
+        returncode = _debootstrap(argv, env, log)
+        if returncode != 0:
+            raise CommandError(argv, returncode, "", f"see {log}")
         _clean(root)
         tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", str(tmp), "."], check=True,
@@ -118,6 +120,29 @@ def tarball(cache: Path, log: Path, suite: str = SUITE, packages: tuple[str, ...
     with log.open("a") as sink:
         sink.write(f"sgp: base {out.name} made in {time.monotonic() - started:.0f}s\n")
     return out
+
+
+def _debootstrap(argv: list[str], env: dict[str, str], log: Path, timeout: float = DEBOOTSTRAP_TIMEOUT) -> int:
+    """Run debootstrap in a session of its own, output to `log`; its exit code. Past `timeout`, or when the run
+    is interrupted, the whole session is killed (its perl, dpkg and wget stand-ins too)."""
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill_session(proc)
+            raise ProvisionError(f"debootstrap did not make the kind node base within {timeout:.0f} s (a slow host "
+                                 f"or mirror; see {log})") from None
+        except BaseException:
+            _kill_session(proc)
+            raise
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _clean(root: Path) -> None:
