@@ -4,6 +4,7 @@ a signed InRelease only)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -120,5 +121,8 @@ def test_a_debootstrap_past_its_time_is_one_line_and_leaves_nothing(tmp_path: Pa
     with pytest.raises(ProvisionError) as err:
         nodebase._debootstrap(["sh", "-c", script], {"PATH": "/usr/bin:/bin"}, tmp_path / "log", timeout=0.5)
     assert "within 0 s" in str(err.value) and "\n" not in str(err.value)
+    deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously; the killed leave /proc soon after
+    while processes_mentioning(str(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert processes_mentioning(str(marker)) == []
     assert nodebase._debootstrap(["true"], {"PATH": "/usr/bin:/bin"}, tmp_path / "log") == 0
