@@ -37,7 +37,7 @@ from debian.debian_support import Version as DebianVersion
 
 from conformance.core.versions import version_key
 from conformance.errors import CommandError, ProvisionError
-from conformance.runtimes import debian
+from conformance.runtimes import debian, tarsafe
 from conformance.runtimes.executables import inspect
 from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, probe_version
 
@@ -150,7 +150,7 @@ class SourceBuild:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         with tarfile.open(tarball) as tar:
-            tar.extractall(work, filter="data")
+            tarsafe.extract(tar, work, "data")
         srcdir = next((p for p in work.iterdir() if p.is_dir() and (p / "configure").exists()), None)
         if srcdir is None:
             raise ProvisionError(f"{tarball.name}: no configure script (not a crun release tarball)")

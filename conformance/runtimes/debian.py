@@ -28,7 +28,7 @@ from debian.debfile import DebFile
 
 from conformance.core.versions import matches, version_key
 from conformance.errors import ProvisionError
-from conformance.runtimes import download
+from conformance.runtimes import download, tarsafe
 
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 APT_CONF = (Path("/etc/apt/apt.conf"), Path("/etc/apt/apt.conf.d"))
@@ -153,7 +153,7 @@ def _sha256(path: Path) -> str:
 def unpack(deb: Path, dest: Path) -> None:
     """A .deb's files into `dest` (its data archive, whatever its compression; links and modes kept)."""
     with DebFile(str(deb)) as package:
-        package.data.tgz().extractall(dest, filter="tar")
+        tarsafe.extract(package.data.tgz(), dest, "tar")
 
 
 def _get(url: str) -> bytes:
@@ -204,9 +204,7 @@ class Archive:
             raise ProvisionError(f"{url}: lists no {name}")
         url = f"{self.uri}/dists/{suite}/{name}"
         data = checked(_get(url), entry["sha256"], int(entry["size"]), url)
-        tmp = path.with_suffix(".partial")
-        tmp.write_bytes(lzma.decompress(data))
-        tmp.rename(path)
+        _replace(path, lzma.decompress(data))
         return path
 
     def versions(self, suite: str, package: str) -> list[DebPackage]:
@@ -240,27 +238,52 @@ class Archive:
         return dest
 
     def fetch(self, pkg: DebPackage, dest: Path) -> Path:
-        """Download, check and unpack `pkg` into `dest` (cached: done once per version)."""
-        marker = dest / ".complete"
-        if marker.exists():
+        """Download, check and unpack `pkg` into `dest` (cached: done once per version). Safe beside other runs
+        fetching the same package: each unpacks into a folder of its own and `dest` appears complete at once,
+        by a rename; a folder another run already uses is never replaced."""
+        if (dest / ".complete").exists():
             return dest
         debs = self.cache / "debs"
         debs.mkdir(parents=True, exist_ok=True)
         deb = debs / Path(pkg.filename).name
         url = f"{self.uri}/{pkg.filename}"
         if not (deb.exists() and _sha256(deb) == pkg.sha256):
-            deb.write_bytes(checked(_get(url), pkg.sha256, pkg.size, url))
-        tmp = dest.with_name(dest.name + ".partial")
+            _replace(deb, checked(_get(url), pkg.sha256, pkg.size, url))
+        tmp = dest.with_name(f"{dest.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             unpack(deb, tmp)
         except (tarfile.TarError, OSError, ValueError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise ProvisionError(f"{deb}: cannot unpack: {exc}") from exc
-        shutil.rmtree(dest, ignore_errors=True)
+        (tmp / ".complete").touch()
+        return publish(tmp, dest)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` atomically (a reader beside never sees it half written)."""
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def publish(tmp: Path, dest: Path) -> Path:
+    """Rename the complete folder `tmp` to `dest`; when another run got there first, keep its `dest` (it may be
+    in use) and drop `tmp`. A `dest` without its marker (an older run stopped half way) is replaced."""
+    try:
         tmp.rename(dest)
-        marker.touch()
         return dest
+    except OSError:
+        if (dest / ".complete").exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    try:
+        tmp.rename(dest)
+    except OSError:  # a third run published meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def fetch_newest(cache: Path, package: str, wanted: str | None = None) -> tuple[DebPackage, Path] | None:

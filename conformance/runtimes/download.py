@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import ProvisionError
+from conformance.runtimes import tarsafe
 
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "amd64": "amd64"}
 CHUNK = 1 << 20
@@ -139,7 +140,7 @@ def unpack(archive: Path, target: Path) -> None:
     """A release tarball into `target` (no links or paths that leave it)."""
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+            tarsafe.extract(tar, target, "data")
     except (tarfile.TarError, OSError) as exc:
         raise ProvisionError(f"{archive.name}: cannot unpack: {exc}") from exc
 

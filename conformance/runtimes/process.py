@@ -138,6 +138,7 @@ class PrivateDaemon:
         self.log_path = state_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self.root_controllers: set[str] | None = None  # the cgroup v2 root's, as the first start found them
 
     @property
     def run_dir(self) -> Path:
@@ -148,6 +149,8 @@ class PrivateDaemon:
         fail early if it exits."""
         if not self.namespace.alive():
             self.namespace.start()
+        if self.cgroup_parent and self.root_controllers is None:
+            self.root_controllers = subtree_controllers()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in terminate()
         self._log = log
         self.proc = subprocess.Popen(self.namespace.enter(self.argv), stdout=log, stderr=subprocess.STDOUT,
@@ -199,6 +202,7 @@ class PrivateDaemon:
         if self.owns_namespace:
             self.namespace.stop()
         remove_cgroups(self.cgroup_parent)
+        restore_subtree(self.root_controllers)
         unmount_under(self.state_dir)
 
     def remove_state(self, keep_log_to: Path | None = None) -> None:
@@ -234,10 +238,22 @@ def kill_processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def cgroup_hierarchies() -> list[Path]:
-    """The cgroup root and every hierarchy mounted below it (v1 controllers, a hybrid host's cgroup2)."""
-    candidates = [CGROUP_ROOT, *(p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink())]
-    return [p for p in candidates if (p / "cgroup.procs").exists()]
+def cgroup_hierarchies(mountinfo: str | None = None) -> list[Path]:
+    """The cgroup file systems mounted at or below the cgroup root, as /proc/self/mountinfo lists them: the root
+    alone on a cgroup v2 host (its sub-folders are cgroups, not hierarchies), each v1 controller's hierarchy and
+    a hybrid host's cgroup2 otherwise."""
+    text = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
+    found: list[Path] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" not in fields[6:]:
+            continue
+        fstype = fields[fields.index("-", 6) + 1]
+        point = Path(fields[4].replace("\\040", " "))
+        if fstype in ("cgroup", "cgroup2") and (point == CGROUP_ROOT or CGROUP_ROOT in point.parents) \
+                and point not in found:
+            found.append(point)
+    return sorted(found, key=lambda p: (p != CGROUP_ROOT, str(p)))
 
 
 def own_cgroups() -> dict[str, str]:
@@ -270,14 +286,41 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return [top / name for top in cgroup_parents() if (top / name).is_dir()]
 
 
-def _thaw(cgroup: Path) -> None:
-    """A freezer cgroup left FROZEN (a runtime killed inside its freeze window) keeps its members unkillable."""
-    state = cgroup / "freezer.state"
+def subtree_controllers(root: Path = CGROUP_ROOT) -> set[str] | None:
+    """The controllers a cgroup v2 root hands to its children (cgroup.subtree_control); None on v1/hybrid."""
     try:
-        if state.read_text().strip() != "THAWED":
-            state.write_text("THAWED")
+        return set((root / "cgroup.subtree_control").read_text().split())
     except OSError:
-        pass
+        return None
+
+
+def restore_subtree(before: set[str] | None, root: Path = CGROUP_ROOT) -> list[str]:
+    """Hand back the cgroup v2 root as a run found it: runc enables every controller on the way to a cgroup it
+    makes, so the controllers enabled since (`before`) are disabled again; one still in use below (another run,
+    a systemd unit) is refused by the kernel (EBUSY) and stays. The ones disabled."""
+    now = subtree_controllers(root)
+    if before is None or now is None:
+        return []
+    done = []
+    for controller in sorted(now - before):
+        try:
+            (root / "cgroup.subtree_control").write_text(f"-{controller}")
+            done.append(controller)
+        except OSError:
+            pass
+    return done
+
+
+def _thaw(cgroup: Path) -> None:
+    """A cgroup left frozen (a runtime killed inside its freeze window) keeps its members unkillable: v1's
+    freezer.state FROZEN, v2's cgroup.freeze 1."""
+    for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+        state = cgroup / name
+        try:
+            if state.read_text().strip() != thawed:
+                state.write_text(thawed)
+        except OSError:
+            pass
 
 
 def _kill_members(cgroup: Path) -> None:

@@ -5,12 +5,20 @@ never installed) inside a network and mount namespace of its own.
 In that namespace only: a private /run, an overlay over /etc (Docker writes /etc/docker whatever its flags),
 an overlay over /usr/lib (kind bind-mounts /lib/modules into its nodes and Docker creates a missing bind
 source). The engine keeps its data, exec root, pid file and socket in the run's state folder, puts every
-container under a cgroup parent of its own, and never touches netfilter (`--iptables=false`: kind's API
+container under a cgroup parent of its own (cgroupfs driver: the systemd driver, Docker's default on a
+cgroup v2 host, would ask the host's systemd over D-Bus), and never touches netfilter (`--iptables=false`: kind's API
 server port is published by docker-proxy on the namespace's loopback). Every client that talks to the
 cluster enters the namespace's network: the docker and kind command lines through nsenter, this process's
 API client by joining it (runtimes.process.join_network). Stopping removes the containers, the daemons, the
 namespace, the cgroup folders and the mounts; the host's links, routes, firewall rules, /etc, /run and
 sysctls never changed.
+
+On a kernel with AppArmor enabled, the engine sees AppArmor disabled (a file reading "N" bound over the
+kernel's `enabled` parameter in its namespace only): Docker would otherwise load its docker-default profile
+into the host's kernel before any unprivileged container (a change that outlives the run, and one that fails
+outright without `apparmor_parser` on the host). Its containers then run unconfined, as on a host without
+AppArmor: the kind nodes are privileged (unconfined whatever the host), and the rest are the suite's own
+short-lived helpers.
 """
 
 from __future__ import annotations
@@ -23,22 +31,28 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import ProvisionError, SuiteError
 from conformance.runtimes import debian
 from conformance.runtimes.process import (
+    CGROUP_ROOT,
     MountNamespace,
     PrivateDaemon,
     kill_processes_mentioning,
     remove_cgroups,
+    restore_subtree,
     unmount_under,
 )
 from conformance.targets.kind.cli import Docker, Runner
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
+APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
+# what the private engine runs on the host: (command, what provides it on Debian/Ubuntu)
+HOST_TOOLS = (("unshare", "util-linux"), ("nsenter", "util-linux"), ("mount", "mount"), ("umount", "mount"),
+              ("ip", "iproute2"))
 CAPFILTER = "sgp-capfilter"
 # package -> a file it must hold (bookworm first: the host's own glibc)
 PACKAGES = {"docker.io": "usr/sbin/dockerd", "containerd": "usr/bin/containerd", "runc": "usr/sbin/runc",
@@ -102,6 +116,7 @@ class Engine:
         kill_processes_mentioning(str(self.state))
         self.namespace.stop()
         remove_cgroups(self.cgroup_parent)
+        restore_subtree(self.daemon.root_controllers if self.daemon is not None else None)
         unmount_under(self.state)
         shutil.rmtree(self.state, ignore_errors=True)
 
@@ -141,6 +156,39 @@ def existing() -> Engine | None:
     return None
 
 
+def host_gaps(which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """One line naming what this host lacks to run the private engine, or None."""
+    missing = [(tool, package) for tool, package in HOST_TOOLS if not which(tool)]
+    if not missing:
+        return None
+    return (f"the suite's private Docker engine needs {', '.join(t for t, _ in missing)} on this host: install "
+            f"{', '.join(dict.fromkeys(p for _, p in missing))} (or start a Docker engine and set DOCKER_HOST)")
+
+
+def apparmor_enabled(path: Path = APPARMOR_ENABLED) -> bool:
+    """The kernel enforces AppArmor (its module parameter reads Y)."""
+    try:
+        return path.read_text().startswith("Y")
+    except OSError:
+        return False
+
+
+def hide_apparmor(namespace: MountNamespace, state: Path, kernel: Path = APPARMOR_ENABLED) -> None:
+    """In the engine's namespace only, AppArmor reads as disabled (see the module's docstring)."""
+    if not apparmor_enabled(kernel):
+        return
+    off = state / "apparmor-enabled"
+    off.write_text("N\n")
+    namespace.bind(off, str(kernel))
+
+
+def cgroup_parent_flag(name: str, root: Path = CGROUP_ROOT) -> str:
+    """dockerd's --cgroup-parent: on cgroup v2 an absolute one (runc puts a relative parent beside its own
+    cgroup, inside the unit or session the suite runs in, where systemd owns the tree and the clean-up does not
+    look); on v1 the relative name, as it ran there (below dockerd's own cgroup in each hierarchy)."""
+    return f"/{name}" if (root / "cgroup.controllers").exists() else name
+
+
 def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
     """Debian's docker.io, containerd, runc and tini unpacked in the cache: (bin folder of links, versions)."""
     if not debian.available():
@@ -161,12 +209,16 @@ def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
         package, inner = rel.split("/", 1)
         link = bin_dir / name
         if not link.is_symlink():
-            link.symlink_to(roots[package] / inner)
+            with contextlib.suppress(FileExistsError):  # another run made it meanwhile
+                link.symlink_to(roots[package] / inner)
     return bin_dir, versions
 
 
 def start_private(cache: Path, state: Path) -> Engine:
     """A private engine in a network and mount namespace of its own (see the module's docstring)."""
+    gaps = host_gaps()
+    if gaps:
+        raise ProvisionError(gaps)
     bin_dir, versions = fetch(cache)
     for sub in ("data", "exec", "etc-upper", "etc-work", "lib-upper", "lib-work", "client", "bin"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -182,6 +234,7 @@ def start_private(cache: Path, state: Path) -> Engine:
                        f"lowerdir=/etc,upperdir={state / 'etc-upper'},workdir={state / 'etc-work'}", "/etc"])
         namespace.run(["mount", "-t", "overlay", "overlay", "-o",
                        f"lowerdir=/usr/lib,upperdir={state / 'lib-upper'},workdir={state / 'lib-work'}", "/usr/lib"])
+        hide_apparmor(namespace, state)
         launcher = state / "bin" / CAPFILTER
         project = str(Path(__file__).resolve().parents[3])
         launcher.write_text(LAUNCHER.format(project=shlex.quote(project), runc=shlex.quote(str(bin_dir / "runc")),
@@ -190,7 +243,8 @@ def start_private(cache: Path, state: Path) -> Engine:
         (state / "daemon.json").write_text(json.dumps({"deprecated-key-path": str(state / "key.json")}))
         argv = [str(bin_dir / "dockerd"), "--config-file", str(state / "daemon.json"), "--data-root",
                 str(state / "data"), "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid"),
-                "--host", engine.host, "--cgroup-parent", engine.cgroup_parent, "--oom-score-adjust", "0",
+                "--host", engine.host, "--cgroup-parent", cgroup_parent_flag(engine.cgroup_parent),
+                "--exec-opt", "native.cgroupdriver=cgroupfs", "--oom-score-adjust", "0",
                 "--iptables=false", "--ip-masq=false", "--userland-proxy-path",
                 str(bin_dir / "docker-proxy"), "--init-path", str(bin_dir / "docker-init"),
                 "--add-runtime", f"{CAPFILTER}={launcher}", "--default-runtime", CAPFILTER]

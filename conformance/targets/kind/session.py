@@ -18,7 +18,7 @@ from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.runtimes.base import unique_dir
 from conformance.runtimes.process import join_network
-from conformance.targets.kind import engine, parts, plan
+from conformance.targets.kind import engine, nodebase, parts, plan
 from conformance.targets.kind.cli import Kind, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 from conformance.testimages.archive import catalogue_archives
@@ -39,6 +39,9 @@ class KindSession(KubeSession):
         self._leave: Callable[[], None] | None = None
         self.engine: engine.Engine | None = None
         cache = self.opts.cache_dir
+        gaps = host_gaps(self.opts.k8s_bin_dir is not None and not nodebase.path(cache).exists())
+        if gaps:
+            raise ProvisionError(gaps)
         archives = catalogue_archives(self.catalogue, cache)
         cell, images = parts.cell_and_images(self.opts, archives)
         self.state = unique_dir(self.opts.state_dir, "kind")
@@ -126,3 +129,13 @@ class KindSession(KubeSession):
                 self.engine.stop()  # type: ignore[union-attr]
             if getattr(self, "state", None) is not None:
                 shutil.rmtree(self.state, ignore_errors=True)
+
+
+def host_gaps(base_needed: bool) -> str | None:
+    """What this host lacks for the run (before anything is fetched or started): the tools debootstrap runs
+    when the node base must be made, those of the private engine when no engine answers; one line, or None."""
+    gaps = [nodebase.host_gaps()] if base_needed else []
+    if engine.existing() is None:
+        gaps.append(engine.host_gaps())
+    found = [g for g in gaps if g]
+    return "; ".join(found) if found else None

@@ -36,7 +36,7 @@ SERVICE_IP = "10.96.0.1"
 # kernel tunables the kubelet checks (pkg/kubelet/cm setupKernelTunables) and the values it wants
 TUNABLES = {"vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
             "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000}
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 300.0  # a component that exits fails at once; a slow host (emulation, a loaded runner) may need minutes
 # The kubelet's own mount namespace: $0 is a label, then pairs of (file, target) to bind, `--`, the kubelet's
 # argv. Only paths of the run's state folder and fixed kernel paths reach this script.
 KUBELET_NS = ('while [ "$1" != "--" ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"')

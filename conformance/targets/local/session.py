@@ -19,7 +19,7 @@ from conformance.targets.local.controlplane import LocalCluster
 from conformance.targets.undertest import RuntimeUnderTest
 from conformance.testimages.archive import catalogue_archives
 
-NODE_READY_TIMEOUT = 60.0
+NODE_READY_TIMEOUT = 180.0
 
 
 class LocalSession(KubeSession):
