@@ -311,6 +311,23 @@ def restore_subtree(before: set[str] | None, root: Path = CGROUP_ROOT) -> list[s
     return done
 
 
+def enable_controllers(cgroup: Path, wanted: Sequence[str], root: Path = CGROUP_ROOT) -> list[str]:
+    """On cgroup v2, hand `wanted` controllers (those the root has) down from the root to `cgroup`, as a
+    kubelet's cgroup root needs them (runc does the same on the way to a container's cgroup); the ones handed.
+    restore_subtree takes them back at the root afterwards. Nothing on v1."""
+    try:
+        available = set((root / "cgroup.controllers").read_text().split())
+    except OSError:
+        return []
+    handed = [c for c in wanted if c in available]
+    parent = cgroup.parent
+    chain = [*reversed([parent, *parent.parents][: len(parent.relative_to(root).parts) + 1])]
+    for folder in chain:
+        if handed:
+            (folder / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in handed))
+    return handed
+
+
 def _thaw(cgroup: Path) -> None:
     """A cgroup left frozen (a runtime killed inside its freeze window) keeps its members unkillable: v1's
     freezer.state FROZEN, v2's cgroup.freeze 1."""

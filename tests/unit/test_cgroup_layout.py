@@ -68,3 +68,16 @@ def test_controllers_a_run_enabled_are_handed_back(tmp_path: Path, monkeypatch) 
     assert written == ["-cpu", "-cpuset"]
     assert process.subtree_controllers(tmp_path) == {"io", "memory", "pids"}
     assert process.restore_subtree(None, tmp_path) == []  # v1: nothing to hand back
+
+
+def test_controllers_handed_down_to_a_kubelet_root_on_v2(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma misc\n")
+    (tmp_path / "cgroup.subtree_control").write_text("memory pids\n")
+    kubelet_root = tmp_path / "sgpconf-x"
+    kubelet_root.mkdir()
+    handed = process.enable_controllers(kubelet_root, ("cpuset", "cpu", "hugetlb", "memory", "pids", "nope"),
+                                        tmp_path)
+    assert handed == ["cpuset", "cpu", "hugetlb", "memory", "pids"]
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpuset +cpu +hugetlb +memory +pids"
+    assert not (kubelet_root / "cgroup.subtree_control").exists()  # the kubelet enables its own children's
+    assert process.enable_controllers(kubelet_root, ("cpu",), tmp_path / "v1") == []

@@ -28,7 +28,13 @@ from pathlib import Path
 import yaml
 
 from conformance.kube.binaries import Binaries
-from conformance.runtimes.process import MountNamespace, PrivateDaemon, cgroup_hierarchies
+from conformance.runtimes.process import (
+    CGROUP_ROOT,
+    MountNamespace,
+    PrivateDaemon,
+    cgroup_hierarchies,
+    enable_controllers,
+)
 from conformance.targets.local.pki import Pki
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -36,6 +42,7 @@ SERVICE_IP = "10.96.0.1"
 # kernel tunables the kubelet checks (pkg/kubelet/cm setupKernelTunables) and the values it wants
 TUNABLES = {"vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
             "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000}
+KUBELET_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids")
 READY_TIMEOUT = 300.0  # a component that exits fails at once; a slow host (emulation, a loaded runner) may need minutes
 # The kubelet's own mount namespace: $0 is a label, then pairs of (file, target) to bind, `--`, the kubelet's
 # argv. Only paths of the run's state folder and fixed kernel paths reach this script.
@@ -217,6 +224,8 @@ class LocalCluster:
                                                         self.endpoint, p.kubelet, "/" + self.cgroup_root)))
         for hierarchy in cgroup_hierarchies():
             (hierarchy / self.cgroup_root).mkdir(exist_ok=True)
+        # cgroup v2: the kubelet refuses a cgroup root without these ("has some missing controllers")
+        enable_controllers(CGROUP_ROOT / self.cgroup_root, KUBELET_CONTROLLERS)
         kubelet = self._daemon("kubelet", self.kubelet_argv([
             str(self.bins["kubelet"]), f"--config={config}", f"--kubeconfig={f['kubelet_kubeconfig']}",
             "--root-dir=/var/lib/kubelet", f"--hostname-override={self.node_name}", "--v=2"]))
