@@ -128,9 +128,16 @@ FLAGS: list[Option] = [
 ]
 
 
+ENV_FLAG = "--options-from-env"
+
+
 def from_environment(argv: list[str]) -> list[str]:
-    """`argv` plus `--<name> <value>` for every option whose variable is set in the environment and whose flag
-    `argv` does not give: how `make conformance VAR=value` reaches the run without the Makefile listing flags."""
+    """With ENV_FLAG in `argv` (as `make` passes it): `argv` without it, plus `--<name> <value>` for every option
+    whose variable is set in the environment and whose flag `argv` does not give; else `argv` as it is. How
+    `make conformance VAR=value` reaches the run without the Makefile listing flags."""
+    if ENV_FLAG not in argv:
+        return argv
+    argv = [a for a in argv if a != ENV_FLAG]
     given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
     extra = []
     for option in FLAGS:

@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "registry, or export them as archives")
     imagepush.add_arguments(images)
     argv = list(argv if argv is not None else sys.argv[1:])
-    if argv[:1] == ["run"] and "--options-from-env" in argv:  # `make conformance`: variables become flags
-        argv = from_environment([a for a in argv if a != "--options-from-env"])
+    if argv[:1] == ["run"]:  # `make conformance`: variables become flags
+        argv = from_environment(argv)
     args, extra = parser.parse_known_args(argv)
     if args.command == "run" and (args.cleanup or args.dry_run or switch(os.environ.get("DRY_RUN"))):
         from conformance.targets import without_cases
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         except SuiteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        code = without_cases(opts, dry_run=True, cleanup=args.cleanup)  # a plan or a cleanup runs no case
+        code = without_cases(opts, cleanup=args.cleanup)  # a plan or a cleanup runs no case
         if code is not None:
             return code
     if args.command == "audit":

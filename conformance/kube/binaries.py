@@ -65,14 +65,6 @@ def parse_stable(text: str, minor: str) -> str:
     return parse_marker(text, minor, stable_url(minor))
 
 
-def parse_sha256(text: str) -> str:
-    """A .sha256 file of Kubernetes' releases: the hex digest alone (or sha256sum style)."""
-    parts = text.split()
-    if not parts or not re.fullmatch(r"[0-9a-f]{64}", parts[0].lower()):
-        raise ProvisionError(f"not a sha256 file: {text[:80]!r}")
-    return parts[0].lower()
-
-
 def tool_version(path: Path) -> str:
     """`<binary> --version` → 'v1.36.2' / '3.5.16'."""
     return binary_version(path, r"(?:Kubernetes|etcd Version:)\s+(v?\d+\.\d+\.\d+\S*)")
@@ -96,7 +88,7 @@ def download_release(version: str, dest: Path, names: tuple[str, ...] = ALL) -> 
     wanted = [n for n in dict.fromkeys(names) if n not in have]
     for name in wanted:
         url, sum_url = binary_url(version, name, download.arch())
-        download.fetch_file(url, folder / name, parse_sha256(download.get(sum_url).decode(errors="replace")))
+        download.verified(url, sum_url, folder / name)
         (folder / name).chmod(0o755)
     if wanted:
         download.mark_done(folder, " ".join(sorted({*have, *wanted})))

@@ -157,19 +157,20 @@ def source_of(bin_dir: Path, given: Path | None) -> str:
 def _resolve(wanted: str, cache: Path) -> tuple[str, Path]:
     """containerd's release tarballs when CONTAINERD_RELEASE_URL is set; else the newest match in Debian's
     suites, and the release tarballs where Debian's archive cannot be reached or has no match."""
-    if not CONTAINERD.overridden() and debian.available():
+    from_debian = not CONTAINERD.overridden() and debian.available()
+    if from_debian:
         found = debian.fetch_newest(cache, "containerd", wanted)
         if found is not None:
             best, root = found
             return best.upstream, root / "usr" / "bin"
-        try:
-            version, root = release.fetch(wanted, cache / "runtimes")
-        except ProvisionError as exc:
-            raise ProvisionError(f"Debian's archive has no containerd matching VERSION={wanted} (suites: "
-                                 f"{', '.join(debian.SUITES)}) and its release tarballs failed: {exc}; set "
-                                 "CONTAINERD_BIN_DIR to your binaries") from exc
-        return version, root / "bin"
-    version, root = release.fetch(wanted, cache / "runtimes")
+    try:
+        version, root = release.fetch(wanted, cache / "runtimes")
+    except ProvisionError as exc:
+        if not from_debian:
+            raise
+        raise ProvisionError(f"Debian's archive has no containerd matching VERSION={wanted} (suites: "
+                             f"{', '.join(debian.SUITES)}) and its release tarballs failed: {exc}; set "
+                             "CONTAINERD_BIN_DIR to your binaries") from exc
     return version, root / "bin"
 
 

@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import os
 import platform
+import re
 import tarfile
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from conformance.runtimes import tarsafe
 
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "amd64": "amd64"}
 CHUNK = 1 << 20
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 COMPLETE = ".complete"
 
 
@@ -72,11 +74,11 @@ def parse_checksum(text: str, filename: str) -> str:
     """The sha256 for `filename` in a checksum file: the digest alone (Kubernetes' .sha256), or
     sha256sum lines ('<hex>  <name>' / '<hex> *<name>', containerd's, CRI-O's and etcd's)."""
     words = text.split()
-    if len(words) == 1 and len(words[0]) == 64:
+    if len(words) == 1 and SHA256.fullmatch(words[0]):
         return words[0].lower()
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2 and Path(parts[1].lstrip("*")).name == filename and len(parts[0]) == 64:
+        if len(parts) == 2 and Path(parts[1].lstrip("*")).name == filename and SHA256.fullmatch(parts[0]):
             return parts[0].lower()
     raise ProvisionError(f"no sha256 for {filename} in its checksum file")
 

@@ -56,10 +56,10 @@ def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runne
     return KubeRunner.from_context(ctx, catalogue)
 
 
-def without_cases(opts: Options, dry_run: bool, cleanup: bool) -> int | None:
-    """A `run` that asks for no cases, through the session's class: --cleanup removes what runs that died left
-    (the target's own `cleanup`, else this host's leftovers); DRY_RUN=1 prints the target's `plan`, building and
-    starting nothing (a target without one runs its cases). None: run cases."""
+def without_cases(opts: Options, cleanup: bool) -> int | None:
+    """A `run` that asked for --cleanup or DRY_RUN=1, through the session's class: --cleanup removes what runs
+    that died left (the target's own `cleanup`, else this host's leftovers); else the target's `plan` is printed,
+    building and starting nothing (a target without one runs its cases). None: run cases."""
     cls = session_class(opts.target)
     try:
         if cleanup:
@@ -70,7 +70,7 @@ def without_cases(opts: Options, dry_run: bool, cleanup: bool) -> int | None:
 
             return reaper.cleanup(opts.state_dir)
         planner = getattr(cls, "plan", None)
-        if not dry_run or planner is None:
+        if planner is None:
             return None
         from conformance.core.catalogue import Catalogue
 

@@ -150,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default="results", help="runs go to <results-dir>/soak/ (default results)")
     parser.add_argument("--load", type=int, default=0, help="busy processes beside the runs (default 0)")
     args, extra = parser.parse_known_args(argv)
-    if "--options-from-env" in extra:  # `make soak`: the run's variables become its flags, once for every run
-        extra = from_environment([a for a in extra if a != "--options-from-env"])
+    extra = from_environment(extra)  # `make soak`: the run's variables become its flags, once for every run
     if args.runs < 1 or args.load < 0:
         parser.error("--runs must be at least 1, --load at least 0")
     if option(extra, "--target") in (None, "node") and \

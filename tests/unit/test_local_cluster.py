@@ -14,6 +14,7 @@ from cryptography import x509
 from conformance.errors import ProvisionError
 from conformance.kube import binaries
 from conformance.runtimes import download
+from conformance.runtimes.download import parse_checksum
 from conformance.targets.local.controlplane import TUNABLES, kubelet_config
 from conformance.targets.local.pki import Pki
 from tests.support.fakes import bin as fakebin
@@ -31,9 +32,9 @@ def test_release_resolution_urls_and_checksums() -> None:
     url, sums = binaries.binary_url("1.35.1", "kubelet", "amd64")
     assert url == "https://dl.k8s.io/release/v1.35.1/bin/linux/amd64/kubelet" and sums == url + ".sha256"
     digest = hashlib.sha256(b"kubelet").hexdigest()
-    assert binaries.parse_sha256(digest) == digest and binaries.parse_sha256(f"{digest}  kubelet\n") == digest
+    assert parse_checksum(digest, "kubelet") == digest and parse_checksum(f"{digest}  kubelet\n", "kubelet") == digest
     with pytest.raises(ProvisionError):
-        binaries.parse_sha256("<html>not found</html>")
+        parse_checksum("<html>not found</html>", "kubelet")
 
 
 def test_folder_of_binaries(tmp_path: Path) -> None:
