@@ -83,7 +83,6 @@ def test_crio_config_has_cri_socket_patches_per_node(cells):
     cluster = [yaml.safe_load(p) for p in doc["kubeadmConfigPatches"]]
     assert cluster[0]["skipPhases"] == ["preflight", "addon/kube-proxy", "addon/coredns"]
     assert cluster[1] == {"kind": "KubeletConfiguration", "failCgroupV1": False}
-    assert cluster[2]["timeouts"] == {"kubeletHealthCheck": "10m0s", "controlPlaneComponentHealthCheck": "10m0s"}
 
 
 def test_mixed_nodes_patch_only_the_crio_node(cells):

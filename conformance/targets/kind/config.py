@@ -45,11 +45,6 @@ def crio_patch(role: str) -> str:
 # skips both addons (the suite's pods use neither DNS nor Services). Its kubelet must accept a cgroup v1 host.
 SKIP_ADDONS = "kind: InitConfiguration\nskipPhases:\n- preflight\n- addon/kube-proxy\n- addon/coredns\n"
 CGROUP_V1 = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
-# kubeadm waits 4 min (v1beta4's default) for a healthy kubelet and control plane; a built node's kubelet starts
-# only once its image preload is done, which under software emulation alone took 4 min 39 s (seconds natively)
-SLOW_NODE = ("kind: InitConfiguration\ntimeouts:\n  kubeletHealthCheck: 10m0s\n"
-             "  controlPlaneComponentHealthCheck: 10m0s\n")
-TIMEOUTS_MINOR = 31  # InitConfiguration.timeouts is v1beta4's (kubeadm 1.31 on)
 FAIL_CGROUP_V1_MINOR = 31  # the field exists from 1.31; kubeadm refuses unknown fields
 
 
@@ -73,8 +68,6 @@ def config(cell: Cell, nodes: list[tuple[str, str]], built: bool) -> dict:
         patches.append(SKIP_ADDONS)
     if version_key(cell.k8s)[:2] >= (1, FAIL_CGROUP_V1_MINOR):
         patches.append(CGROUP_V1)
-    if built and version_key(cell.k8s)[:2] >= (1, TIMEOUTS_MINOR):
-        patches.append(SLOW_NODE)
     if patches:
         doc["kubeadmConfigPatches"] = patches
     return doc
