@@ -37,6 +37,7 @@ class OCIRuntime:
     version: str
     binary: str = ""  # what the CRI runtime is configured to run: `path`, or the suite's wrapper in front of it
     wrapper: str = ""  # why a wrapper sits in front ('' = none)
+    chosen: str = ""  # why this one: 'HANDLER=crun', or the default and its reason (ocidefault.py)
 
     @property
     def exec_path(self) -> str:
@@ -46,6 +47,8 @@ class OCIRuntime:
         out = {"name": self.name, "path": self.path, "version": self.version}
         if self.wrapper:
             out["wrapper"] = {"path": self.exec_path, "why": self.wrapper}
+        if self.chosen:
+            out["chosen"] = self.chosen
         return out
 
     @classmethod
@@ -54,7 +57,7 @@ class OCIRuntime:
             return None
         wrapper = data.get("wrapper") or {}
         return cls(data["name"], data["path"], data.get("version", ""), wrapper.get("path", ""),
-                   wrapper.get("why", ""))
+                   wrapper.get("why", ""), data.get("chosen", ""))
 
 
 def probe_version(path: Path | str) -> str | None:

@@ -122,7 +122,8 @@ class RuntimeUnderTest:
         how = f"started by the suite; {info.source}" if self.owned else f"existing socket {info.endpoint}"
         handler = f", handler {info.handler}" if info.handler else ""
         oci = info.oci or {}
-        oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
+        why = f"; {oci['chosen']}" if oci.get("chosen") else ""
+        oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']}{why})" if oci else ""
         userns = ("" if info.handler_features is None
                   else f"; handler user_namespaces={info.handler_features.get('user_namespaces')}")
         return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}"

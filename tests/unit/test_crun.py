@@ -129,6 +129,14 @@ def test_missing_tools_one_line_with_apt_and_dnf_names() -> None:
     assert "apt-get install gcc pkgconf" in message and "dnf install gcc pkgconf-pkg-config" in message
 
 
+def test_missing_libc_headers_named(tmp_path: Path) -> None:
+    """Debian's gcc without recommends has no libc6-dev: the build would fail on stdio.h."""
+    missing = crun.missing_tools(lambda tool: f"/usr/bin/{tool}", header=tmp_path / "stdio.h")
+    assert missing == ["libc headers"]
+    assert "apt-get install libc6-dev" in crun.tools_message(missing)
+    assert "dnf install glibc-devel" in crun.tools_message(missing)
+
+
 def test_missing_gcc_stops_before_anything_is_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crun.debian, "available", lambda: True)
     monkeypatch.setattr(crun.shutil, "which", lambda tool: None if tool == "gcc" else f"/usr/bin/{tool}")
