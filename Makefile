@@ -75,10 +75,9 @@ faults: setup
 soak: setup
 	$(BIN)/python -m conformance.tools.soak -N $(N) --results-dir "$(RESULTS_DIR)" $(if $(LOAD),--load "$(LOAD)") --options-from-env $(ARGS)
 
+# the floor and the suite on the target the run's variables name (TARGET, RUNTIME, VERSION, ...); TARGET=audit: audit
 bench: setup
-	$(BIN)/python -m conformance.tools.bench $(if $(VERSION),--version "$(VERSION)") $(if $(TARGET),--target "$(TARGET)") \
-	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") \
-	  $(if $(filter crio,$(RUNTIME)),--crio-bin-dir "$(CRIO_BIN_DIR)") --results-dir "$(RESULTS_DIR)/bench"
+	$(BIN)/python -m conformance.tools.bench --results-dir "$(RESULTS_DIR)/bench" $(if $(filter audit,$(TARGET)),--audit) $(ARGS)
 
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. conformance/cri/api.proto

@@ -78,6 +78,20 @@ def ephemeral_target(scn: Scenario, variants: tuple[str, ...]) -> str:
     return HOST_NAME if needs_host(scn, variants) else PROBE_NAME
 
 
+def bare_pod_manifest(run_id: str, name: str, image: str, pull_policy: str = "Never",
+                      host_network: bool = False) -> dict:
+    """The floor's pod (`make bench`): one container that sleeps, no security context, no probe; the run's label
+    so the run's watch sees it."""
+    spec: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                            "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False,
+                            "containers": [{"name": "c", "image": image, "imagePullPolicy": pull_policy,
+                                            "command": pod_command("exec sleep 3600")}]}
+    if host_network:
+        spec["hostNetwork"] = True
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {RUN_LABEL: run_id}},
+            "spec": spec}
+
+
 def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
                  variants: tuple[str, ...] = ("container",), node: str | None = None, pull_policy: str = "Never",
                  host_network: bool = False) -> dict:

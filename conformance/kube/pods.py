@@ -8,12 +8,14 @@ import contextlib
 import functools
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.core.catalogue import Catalogue
+from conformance.core.floor import BarePod
 from conformance.core.model import Verdict
 from conformance.core.observe import END, PROBE, ProbeError, block_source, exited_block, parse_probe
 from conformance.core.scenario import Scenario
@@ -22,6 +24,7 @@ from conformance.errors import SuiteError
 from conformance.kube.admission import REJECT_REASON, is_rejected, rejection_judgement
 from conformance.kube.api import ApiError, KubeApi
 from conformance.kube.manifests import (
+    bare_pod_manifest,
     blocks_others,
     ephemeral_manifest,
     ephemeral_target,
@@ -176,6 +179,25 @@ class KubeTarget:
         for variant in blocked:
             outcomes[variant] = own(functools.partial(self.run_pod, scn, policy, variant, node))
         return outcomes
+
+    def bare_pod(self, poll: float | None = None) -> BarePod:
+        """The floor's pod: created as a case's pod is, waited for until it runs through the run's watch (with
+        `poll`: a GET every `poll` seconds instead, as the bench's first floor did), deleted in the background."""
+        name = f"bare-{secrets.token_hex(4)}"
+        body = bare_pod_manifest(self.run_id, name, self.image_refs["agnhost-like"], self.pull_policy,
+                                 self.host_network)
+        self.watch()
+        started = time.perf_counter()
+        self.waits.until(lambda: self._create(body), self.waits.event, f"create pod {name}")
+        try:
+            if poll is None:
+                self.until(lambda: _running(self.pod(name)), self.waits.pod, f"bare pod {name} running")
+            else:
+                self.waits.until(lambda: _running(self.api.get_pod(self.namespace, name)), self.waits.pod,
+                                 f"bare pod {name} running", pause=lambda _: time.sleep(poll))
+            return BarePod(time.perf_counter() - started)
+        finally:
+            self._delete_later(name)
 
     def _delete_later(self, name: str) -> None:
         """Delete a pod in the background, as the node target removes its sandboxes: the case does not wait."""
@@ -443,6 +465,13 @@ class CaseError(SuiteError):
     def __init__(self, error: BaseException):
         super().__init__(f"{type(error).__name__}: {error}" if isinstance(error, ProbeError) else str(error))
         self.error = error
+
+
+def _running(pod: dict) -> dict:
+    """The pod once its phase is Running."""
+    if (pod.get("status") or {}).get("phase") != "Running":
+        raise NotYet(f"pod {pod['metadata']['name']} is {(pod.get('status') or {}).get('phase', 'new')}")
+    return pod
 
 
 def own(fn: Callable[[], Any]) -> Any:

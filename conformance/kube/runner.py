@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from conformance.core.case import Case, Verdicted
 from conformance.core.catalogue import Catalogue
+from conformance.core.floor import BarePod, measure
 from conformance.core.model import RuntimeInfo
 from conformance.core.options import Options
 from conformance.errors import InputError, SuiteError
@@ -74,6 +75,9 @@ class KubeRunner:
         assert case.scenario is not None
         judgement = judge_case(self.catalogue, case.scenario, case.policy, outcome, case.variant)  # type: ignore[arg-type]
         return Verdicted(judgement, case_observed(outcome))  # type: ignore[arg-type]
+
+    def bare_pods(self, count: int, side_by_side: int, poll: float | None = None) -> list[BarePod]:
+        return measure(lambda: self.target.bare_pod(poll), count, side_by_side)
 
     def close(self) -> None:
         """Cases still running in other threads give up at their next poll; the watch stops."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from conformance.core.case import Case, Verdicted
+from conformance.core.floor import BarePod
 from conformance.core.model import RuntimeInfo
 
 
@@ -28,6 +29,10 @@ class Runner(Protocol):
         ...
 
     def judge(self, case: Case, outcome: Any) -> Verdicted: ...
+
+    def bare_pods(self, count: int, side_by_side: int) -> list[BarePod]:
+        """The floor (`make bench`): `count` bare pods, created and observed as this runner runs a case."""
+        ...
 
     def close(self) -> None: ...
 

@@ -15,6 +15,7 @@ from conformance.targets.kind import cli as kindcli
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell, StepFailed
+from conformance.targets.kind.noderuntime import NODE_RUNTIMES
 from conformance.testimages.archive import ImageArchive
 from tests.support.fakes import bin as fakebin
 from tests.support.fakes import kubeapi as fk
@@ -80,7 +81,7 @@ def fake_parts(tmp_path: Path, runtime: str = "crio", version: str = "1.37.0") -
     """Parts of a built node image made of placeholder files (kubeadm prints the image list)."""
     folder = tmp_path / "bins"
     folder.mkdir(exist_ok=True)
-    for name in (*nodeimage.RUNTIME_BINARIES[runtime], *nodeimage.KUBE_BINARIES, *nodeimage.CONTROL_PLANE, "etcd"):
+    for name in (*NODE_RUNTIMES[runtime].binaries, *nodeimage.KUBE_BINARIES, *nodeimage.CONTROL_PLANE, "etcd"):
         (folder / name).write_text("#!/bin/sh\n")
         (folder / name).chmod(0o755)
     (folder / "kubeadm").write_text("#!/bin/sh\nfor n in kube-apiserver kube-controller-manager kube-scheduler "

@@ -14,13 +14,12 @@ import yaml
 from conformance.core.versions import matches, version_key
 from conformance.errors import InputError
 from conformance.paths import VERSIONS
+from conformance.targets.kind.noderuntime import NAMES, NODE_RUNTIMES, canonical
 
 VERSIONS_FILE = VERSIONS
-RUNTIMES = ("containerd", "crio")
 CELL_KEYS = {"id", "runtime", "runtime_version", "k8s", "kind", "base_node_image", "digest_source", "node_image",
              "expect", "default", "notes"}
 REQUIRED = ("id", "runtime", "runtime_version", "k8s", "kind", "node_image", "expect")
-FIRST_SUPPORTED = {"containerd": (2, 0), "crio": (1, 31)}  # behaviours.md "Version facts"
 DIGEST = re.compile(r"^[a-z0-9./-]+:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$")
 ID_CHARS = re.compile(r"^[a-z0-9.-]+$")  # kind cluster names: ^[a-z0-9.-]+$
 
@@ -47,7 +46,7 @@ class Cell:
 
     @property
     def expected_runtime_version(self) -> str:
-        return reported_runtime(self.runtime, self.runtime_version)
+        return NODE_RUNTIMES[self.runtime].reported_version(self.runtime_version)
 
     @property
     def cluster_name(self) -> str:
@@ -57,16 +56,6 @@ class Cell:
         return {"id": self.id, "runtime": self.runtime, "runtime_version": self.runtime_version, "k8s": self.k8s,
                 "kind": self.kind, "base_node_image": self.base_node_image, "node_image": self.node_image,
                 "supported": self.supported, "digest_source": self.digest_source, "notes": self.notes}
-
-
-def runtime_name(name: str) -> str:
-    """RUNTIME as the suite names it: `cri-o` is crio."""
-    return "crio" if name == "cri-o" else name
-
-
-def reported_runtime(runtime: str, version: str) -> str:
-    """What the kubelet reports in status.nodeInfo.containerRuntimeVersion: containerd://2.1.9, cri-o://1.37.0."""
-    return f"{'cri-o' if runtime == 'crio' else runtime}://{version}"
 
 
 def _cell(path: Path, raw: object, index: int) -> Cell:
@@ -83,19 +72,20 @@ def _cell(path: Path, raw: object, index: int) -> Cell:
     if not ID_CHARS.match(cid):
         raise InputError(path, f"{where}.id", f"{cid!r}: use [a-z0-9.-] (it names the kind cluster)")
     runtime = raw["runtime"]
-    if runtime not in RUNTIMES:
-        raise InputError(path, f"{where}.runtime", f"{runtime!r}: must be one of {RUNTIMES}")
+    if runtime not in NAMES:
+        raise InputError(path, f"{where}.runtime", f"{runtime!r}: must be one of {NAMES}")
     image = str(raw.get("base_node_image", ""))
     if raw["node_image"] not in ("stock", "built"):
         raise InputError(path, f"{where}.node_image", "must be stock or built")
     if raw["node_image"] == "stock" and not DIGEST.match(image):
         raise InputError(path, f"{where}.base_node_image", f"{image!r}: pin it as repo:vX.Y.Z@sha256:<64 hex>")
-    if runtime == "crio" and raw["node_image"] == "stock":
-        raise InputError(path, f"{where}.node_image", "kindest/node carries containerd: CRI-O cells are built")
+    if raw["node_image"] == "stock" and not NODE_RUNTIMES[runtime].in_stock_images:
+        raise InputError(path, f"{where}.node_image",
+                         f"kindest/node carries containerd: {NODE_RUNTIMES[runtime].title} cells are built")
     expect = raw["expect"]
     if not isinstance(expect, dict) or not isinstance(expect.get("supported"), bool):
         raise InputError(path, f"{where}.expect.supported", "must be true or false")
-    supported = version_key(str(raw["runtime_version"]))[:2] >= FIRST_SUPPORTED[runtime]
+    supported = version_key(str(raw["runtime_version"]))[:2] >= NODE_RUNTIMES[runtime].first_supported
     if expect["supported"] != supported:
         raise InputError(path, f"{where}.expect.supported", f"{runtime} {raw['runtime_version']} "
                          f"{'supports' if supported else 'does not support'} the policy (behaviours.md)")
@@ -127,7 +117,7 @@ def load(path: Path = VERSIONS_FILE) -> list[Cell]:
 def built(runtime: str, runtime_version: str, k8s: str) -> Cell:
     """The cell of a node image built here from the given binaries (not a row of versions.yaml)."""
     cid = re.sub(r"[^a-z0-9.-]", "-", f"{runtime}-{runtime_version}-k8s-{k8s.removeprefix('v')}".lower())
-    supported = version_key(runtime_version)[:2] >= FIRST_SUPPORTED[runtime]
+    supported = version_key(runtime_version)[:2] >= NODE_RUNTIMES[runtime].first_supported
     return Cell(id=cid, runtime=runtime, runtime_version=runtime_version, k8s=k8s.removeprefix("v"), kind="",
                 base_node_image="", node_image="built", supported=supported, digest_source="built here")
 
@@ -135,7 +125,7 @@ def built(runtime: str, runtime_version: str, k8s: str) -> Cell:
 def find(cells: list[Cell], runtime: str, version: str | None, k8s: str | None = None) -> Cell | None:
     """The cell for RUNTIME/VERSION[/K8S], None when none matches: among several, the one marked default
     (the newest runtime of those when VERSION is not given)."""
-    runtime = runtime_name(runtime)
+    runtime = canonical(runtime)
     found = [c for c in cells if c.runtime == runtime and (not version or matches(c.runtime_version, version))
              and (not k8s or matches(c.k8s, k8s))]
     defaults = [c for c in found if c.default] or found
@@ -150,7 +140,7 @@ def select(cells: list[Cell], runtime: str, version: str | None, k8s: str | None
     cell = find(cells, runtime, version, k8s)
     if cell is None:
         have = ", ".join(f"{c.runtime} {c.runtime_version} (k8s {c.k8s})" for c in cells)
-        raise InputError("versions.yaml", "cells", f"no cell for RUNTIME={runtime_name(runtime)} "
+        raise InputError("versions.yaml", "cells", f"no cell for RUNTIME={canonical(runtime)} "
                          f"VERSION={version or '*'} K8S={k8s or '*'}; known: {have}")
     return cell
 

@@ -6,9 +6,9 @@ import yaml
 
 from conformance.core.versions import version_key
 from conformance.targets.kind.cells import Cell
+from conformance.targets.kind.noderuntime import NODE_RUNTIMES
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"
-CRIO_SOCKET = "unix:///var/run/crio/crio.sock"
 GATE = "SupplementalGroupsPolicy"
 GATE_REMOVED_MINOR = 38  # pkg/features: GA in 1.35, "remove in 1.38"; setting a removed gate is an error
 NODE_LABEL = "sgp.conformance/node"
@@ -34,11 +34,11 @@ def check_gates(k8s: str, gates: dict[str, bool]) -> list[str]:
     return []
 
 
-def crio_patch(role: str) -> str:
-    """The kubeadm patch pointing a CRI-O node's kubelet at CRI-O (the field is the same in v1beta3 and v1beta4,
-    so the patch carries no apiVersion)."""
+def socket_patch(role: str, socket: str) -> str:
+    """The kubeadm patch pointing a node's kubelet at the runtime's socket (the field is the same in v1beta3 and
+    v1beta4, so the patch carries no apiVersion)."""
     kind = "InitConfiguration" if role == "control-plane" else "JoinConfiguration"
-    return f"kind: {kind}\nnodeRegistration:\n  criSocket: {CRIO_SOCKET}\n"
+    return f"kind: {kind}\nnodeRegistration:\n  criSocket: {socket}\n"
 
 
 # A built node image has no CoreDNS (not in Debian, not buildable offline) and no kube-proxy image: kubeadm
@@ -54,8 +54,9 @@ def config(cell: Cell, nodes: list[tuple[str, str]], built: bool) -> dict:
     for i, (image, runtime) in enumerate(nodes):
         role = "control-plane" if i == 0 else "worker"
         node: dict = {"role": role, "image": image, "labels": {NODE_LABEL: role if i == 0 else f"worker{i}"}}
-        if runtime == "crio":
-            node["kubeadmConfigPatches"] = [crio_patch(role)]
+        socket = NODE_RUNTIMES[runtime].kubeadm_socket
+        if socket:
+            node["kubeadmConfigPatches"] = [socket_patch(role, socket)]
         doc["nodes"].append(node)
     gates = feature_gates(cell.k8s)
     problems = check_gates(cell.k8s, gates)

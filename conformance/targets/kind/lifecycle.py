@@ -22,9 +22,10 @@ from conformance.kube.status import node_info, node_ready
 from conformance.kube.waits import NotYet, Waits
 from conformance.targets.kind import config as kindconfig
 from conformance.targets.kind import nodeimage
-from conformance.targets.kind.cells import Cell, reported_runtime
+from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, CreateFailed, Docker, Kind, KindError, Runner, ToolError
 from conformance.targets.kind.nodeimage import NodeImage
+from conformance.targets.kind.noderuntime import NODE_RUNTIMES
 from conformance.testimages.archive import ImageArchive
 
 
@@ -131,7 +132,8 @@ class KindCell:
 
     def expected_runtime(self, node: str) -> str:
         """The containerRuntimeVersion `node` must report."""
-        return reported_runtime(*self.node_runtime(self.image_of(node)))
+        runtime, version = self.node_runtime(self.image_of(node))
+        return NODE_RUNTIMES[runtime].reported_version(version)
 
     def config_yaml(self) -> str:
         nodes = [(i.ref, self.node_runtime(i)[0]) for i in self.images]
@@ -167,7 +169,7 @@ class KindCell:
         (kind load only reaches containerd), then crictl inspecti to prove CRI-O sees the image."""
         if self.built:
             return []  # built node images carry the test images and load them at first boot
-        if self.cell.runtime == "containerd":
+        if NODE_RUNTIMES[self.cell.runtime].loaded_by_kind:
             return [self.kind.load_image_archive(self.name, a.path) for a in archives]
         cmds = []
         for node in self.node_names():
@@ -182,13 +184,12 @@ class KindCell:
 
     def failure_commands(self) -> list[Command]:
         """On failure: kind's own bundle plus the runtime's journal and config per node."""
-        unit = "crio" if self.cell.runtime == "crio" else "containerd"
-        dump = ["crio", "status", "config"] if self.cell.runtime == "crio" else ["containerd", "config", "dump"]
         cmds = [self.kind.export_logs(self.name, self.logs_dir)]
         for node in self.node_names():
-            cmds.append(self.docker.exec(node, ["journalctl", "-u", unit, "-u", "kubelet", "-u", "sgp-preload",
-                                                "--no-pager"], phase="DumpLogs"))
-            cmds.append(self.docker.exec(node, dump, phase="DumpLogs"))
+            runtime = NODE_RUNTIMES[self.node_runtime(self.image_of(node))[0]]
+            cmds.append(self.docker.exec(node, ["journalctl", "-u", runtime.unit, "-u", "kubelet", "-u",
+                                                "sgp-preload", "--no-pager"], phase="DumpLogs"))
+            cmds.append(self.docker.exec(node, list(runtime.config_dump), phase="DumpLogs"))
             if not self.built:  # a built node has no crictl; its runtime's journal says what ran
                 cmds.append(self.docker.exec(node, ["crictl", "ps", "-a"], phase="DumpLogs"))
         return cmds
@@ -348,9 +349,8 @@ class KindCell:
             except ValueError as exc:
                 raise ProvisionError(f"crictl info on {node} is not JSON: {out[:300]!r}") from exc
         pid = self.runner.run(self.docker.pid(node)).stdout.strip()
-        runtime = self.node_runtime(self.image_of(node))[0]
-        socket = "run/crio/crio.sock" if runtime == "crio" else "run/containerd/containerd.sock"
-        client = CRIClient(f"unix:///proc/{pid}/root/{socket}")
+        runtime = NODE_RUNTIMES[self.node_runtime(self.image_of(node))[0]]
+        client = CRIClient(f"unix:///proc/{pid}/root/{runtime.socket}")
         try:
             info = runtime_info(client)
         except CRIError as exc:

@@ -26,6 +26,7 @@ from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
 from conformance.targets.kind.cli import Command, Docker
+from conformance.targets.kind.noderuntime import NODE_RUNTIMES
 from conformance.testimages import archive
 from conformance.testimages.archive import ImageArchive
 
@@ -34,10 +35,8 @@ REPO = "localhost/sgp-node"
 BASE_REPO = "localhost/sgp-node-base"
 KEY_LABEL = "sgp.conformance/recipe"
 KUBE_BINARIES = ("kubelet", "kubeadm", "kubectl")
-RESTRICT = "/usr/local/lib/sgp-oom-restrict"  # a CRI-O node's OCI runtimes, each behind images/kind/node/oom-restrict
+RESTRICT = "/usr/local/lib/sgp-oom-restrict"  # wrapped OCI runtimes (NodeRuntime.handler_wrapped), oom-restrict
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-RUNTIME_BINARIES = {"containerd": ("containerd", "containerd-shim-runc-v2", "ctr"),
-                    "crio": ("crio", "pinns", "conmon")}
 LIB = re.compile(r"(/\S+\.so[.\d]*)")
 
 
@@ -82,16 +81,15 @@ class NodeImage:
 
 
 def stock(cell: Cell) -> NodeImage:
-    check = ("containerd", "--version") if cell.runtime == "containerd" else ("crio", "version")
-    return NodeImage(ref=cell.base_node_image, stock=True, base=cell.base_node_image, version_check=check)
+    return NodeImage(ref=cell.base_node_image, stock=True, base=cell.base_node_image,
+                     version_check=NODE_RUNTIMES[cell.runtime].stock_version)
 
 
 def built(parts: Parts, cache: Path) -> NodeImage:
     key = _digest(parts)
     tag = f"{parts.runtime}-{parts.runtime_version}-k8s-{parts.k8s_version}-{key[:12]}".replace("+", "_")
-    check = ("/usr/local/bin/containerd", "--version") if parts.runtime == "containerd" else \
-        ("/usr/local/bin/crio", "--version")
-    return NodeImage(ref=f"{REPO}:{tag}", stock=False, parts=parts, cache_key=key, version_check=check,
+    return NodeImage(ref=f"{REPO}:{tag}", stock=False, parts=parts, cache_key=key,
+                     version_check=NODE_RUNTIMES[parts.runtime].built_version,
                      saved=cache / "kind" / f"node-{key[:24]}.tar")
 
 
@@ -116,7 +114,7 @@ def _digest(parts: Parts) -> str:
 def _named_binaries(parts: Parts) -> dict[str, tuple[Path, str]]:
     """Path in the node -> (the path given, the option it came from)."""
     out = {f"usr/local/bin/{n}": (parts.runtime_dir / n, f"{parts.runtime} folder") for n in
-           RUNTIME_BINARIES[parts.runtime]}
+           NODE_RUNTIMES[parts.runtime].binaries}
     out.update({f"usr/bin/{n}": (parts.k8s_dir / n, "K8S_BIN_DIR") for n in KUBE_BINARIES})
     out.update({f"usr/local/sbin/{n}": (Path(p), f"HANDLER={n}") for n, p in parts.handlers.items() if p})
     return out
@@ -140,7 +138,13 @@ def check(parts: Parts) -> None:
 
 
 def _handler_path(parts: Parts, name: str) -> str:
+    """Where OCI runtime `name` is in the node."""
     return f"/usr/local/sbin/{name}" if parts.handlers.get(name) else "/usr/sbin/runc"
+
+
+def _configured_path(parts: Parts, name: str) -> str:
+    """The path the runtime's config names for OCI runtime `name`: itself, or its oom-restrict wrapper."""
+    return f"{RESTRICT}/{name}" if NODE_RUNTIMES[parts.runtime].handler_wrapped else _handler_path(parts, name)
 
 
 def _fill(name: str, values: dict[str, str]) -> str:
@@ -152,14 +156,11 @@ def _fill(name: str, values: dict[str, str]) -> str:
 
 def runtime_config(parts: Parts, pause: str) -> tuple[str, str]:
     """(path in the node, text) of the runtime's config."""
-    if parts.runtime == "containerd":
-        tables = "".join(_fill("containerd-runtime.toml", {"NAME": n, "PATH": _handler_path(parts, n)})
-                         for n in sorted(parts.handlers))
-        return "etc/containerd/config.toml", _fill("containerd.toml", {"PAUSE": pause, "HANDLER": parts.handler,
-                                                                       "RUNTIMES": tables.rstrip("\n")})
-    tables = "".join(_fill("crio-runtime.conf", {"NAME": n, "PATH": f"{RESTRICT}/{n}"}) for n in sorted(parts.handlers))
-    return "etc/crio/crio.conf.d/10-sgp.conf", _fill("crio.conf", {"PAUSE": pause, "HANDLER": parts.handler,
-                                                                   "RUNTIMES": tables})
+    runtime = NODE_RUNTIMES[parts.runtime]
+    tables = "".join(_fill(runtime.handler_file, {"NAME": n, "PATH": _configured_path(parts, n)})
+                     for n in sorted(parts.handlers))
+    return runtime.config_path, _fill(runtime.config_file, {"PAUSE": pause, "HANDLER": parts.handler,
+                                                            "RUNTIMES": tables.rstrip("\n")})
 
 
 def kubeadm_images(parts: Parts) -> dict[str, str]:
@@ -226,11 +227,12 @@ def context(image: NodeImage, cache: Path, folder: Path) -> Path:
            "etc/systemd/system/kubelet.service": "kubelet.service", "etc/systemd/system/kubelet.slice": "kubelet.slice",
            "etc/systemd/system/sgp-preload.service": "sgp-preload.service",
            "kind/manifests/default-storage.yaml": "default-storage.yaml"}
-    unit = "containerd.service" if parts.runtime == "containerd" else "crio.service"
+    runtime = NODE_RUNTIMES[parts.runtime]
+    unit = f"{runtime.unit}.service"
     put[f"etc/systemd/system/{unit}"] = unit
-    if parts.runtime == "crio":
-        put["etc/crio/policy.json"] = "policy.json"
-        for name in parts.handlers:  # CRI-O has no restrict_oom_score_adj: each OCI runtime behind the wrapper
+    put.update(runtime.extra_files)
+    if runtime.handler_wrapped:
+        for name in parts.handlers:
             wrapper = root / RESTRICT.lstrip("/") / name
             wrapper.parent.mkdir(parents=True, exist_ok=True)
             wrapper.write_text(_fill("oom-restrict", {"REAL": _handler_path(parts, name)}))

@@ -14,7 +14,7 @@ from conformance.errors import InputError, ProvisionError
 from conformance.kube import binaries
 from conformance.runtimes import containerd, oci
 from conformance.runtimes.crio import Crio
-from conformance.targets.kind import cells, nodebase, nodeimage
+from conformance.targets.kind import cells, nodebase, nodeimage, noderuntime
 from conformance.targets.kind.nodeimage import CONTROL_PLANE, KUBE_BINARIES, Parts
 from conformance.testimages.archive import ImageArchive
 
@@ -24,9 +24,10 @@ K8S_NEEDED = (*KUBE_BINARIES, *CONTROL_PLANE)
 def runtime_of(spec: str, where: str) -> tuple[str, str | None]:
     """`containerd:1.7` -> ("containerd", "1.7"); `crio` -> ("crio", None)."""
     name, _, version = spec.partition(":")
-    runtime = cells.runtime_name(name)
-    if runtime not in ("containerd", "crio"):
-        raise InputError(where, where, f"{spec!r}: runtime must be containerd or crio (optionally :version)")
+    runtime = noderuntime.canonical(name)
+    if runtime not in noderuntime.NAMES:
+        raise InputError(where, where, f"{spec!r}: runtime must be one of {', '.join(noderuntime.NAMES)} "
+                         "(optionally :version)")
     return runtime, version or None
 
 
@@ -40,11 +41,11 @@ def kubernetes(opts: Options, version: str) -> tuple[Path, str, Path | None]:
 def _runtime(opts: Options, runtime: str, version: str | None, own_bins: bool) -> tuple[str, Path]:
     """(version, folder) of the runtime's binaries; the *_BIN_DIR options apply to the control plane's node."""
     cache = opts.cache_dir
-    if runtime == "containerd":
-        return containerd.resolve_binaries(version, opts.containerd_bin_dir if own_bins else None, cache)
-    found_version, folder, _ = Crio(opts.crio_bin_dir if own_bins else None, opts.state_dir, version,
-                                    cache).binaries()
-    return found_version, folder
+    if runtime == noderuntime.CRIO.name:
+        found_version, folder, _ = Crio(opts.crio_bin_dir if own_bins else None, opts.state_dir, version,
+                                        cache).binaries()
+        return found_version, folder
+    return containerd.resolve_binaries(version, opts.containerd_bin_dir if own_bins else None, cache)
 
 
 def _handlers(opts: Options, runtime: str, folder: Path) -> tuple[dict[str, str], str]:
@@ -53,7 +54,8 @@ def _handlers(opts: Options, runtime: str, folder: Path) -> tuple[dict[str, str]
     found = oci.locate(name, oci.search_dirs(opts.oci_bin_dir, "the runtime's folder", folder))
     if found is None and name != "runc":
         raise ProvisionError(f"HANDLER={name}: no {name} in OCI_BIN_DIR or the runtime's folder")
-    path = str(found[0]) if found is not None and (runtime == "crio" or opts.oci_bin_dir) else ""
+    own = noderuntime.of(runtime).handler_from_folder
+    path = str(found[0]) if found is not None and (own or opts.oci_bin_dir) else ""
     return {name: path}, name
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conformance.core.case import Case, Verdicted
 from conformance.core.catalogue import Catalogue
+from conformance.core.floor import BarePod, measure
 from conformance.core.model import RuntimeInfo
 from conformance.core.verdict import Observation
 from conformance.cri.client import CRIClient
@@ -47,6 +48,9 @@ class NodeRunner:
     def judge(self, case: Case, outcome: Observation) -> Verdicted:
         assert case.scenario is not None
         return Verdicted(self.catalogue.judge(case.scenario, case.policy, outcome, self.info), outcome.to_json())
+
+    def bare_pods(self, count: int, side_by_side: int) -> list[BarePod]:
+        return measure(self.target.bare_pod, count, side_by_side)
 
     def close(self) -> None:
         for problem in self.target.drain():

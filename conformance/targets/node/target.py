@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance import interrupt
+from conformance.core.floor import BarePod
 from conformance.core.model import USERNS_LENGTH
 from conformance.core.observe import (
     END,
@@ -222,6 +223,35 @@ class NodeTarget:
                     self._remove_later(sandbox_id)
             obs.sent_policy = self.policy_value(scn, policy)
             return obs
+
+    def bare_pod(self) -> BarePod:
+        """The floor's pod: a sandbox and a container running /bin/true as user 1000, waited for as a case's
+        first process is (its exit), then removed as a restart case's sandbox is (at once, timed)."""
+        name = f"bare-{secrets.token_hex(3)}"
+        ns = pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER, ipc=pb.POD)
+        linux = pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns))
+        if self.cgroup_parent:
+            linux.cgroup_parent = f"/{self.cgroup_parent}/{name}"
+        sandbox = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=name, uid=secrets.token_hex(8), namespace="bare"),
+            log_directory=str(self.log_root / name), labels={RUN_LABEL: self.run_id}, linux=linux)
+        ref = self.image_refs["agnhost-like"]
+        container = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=ref, user_specified_image=ref),
+            command=["/bin/true"], log_path="c.log",
+            linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+                namespace_options=ns, run_as_user=pb.Int64Value(value=1000))))
+        with self.lock.hold(exclusive=False):
+            started = time.perf_counter()
+            sandbox_id = self.client.run_pod_sandbox(sandbox, self.handler)
+            try:
+                container_id = self.client.create_container(sandbox_id, container, sandbox)
+                self.client.start_container(container_id)
+                self._wait_exit(container_id)
+                exited = time.perf_counter()
+            finally:
+                self.remove_sandbox(sandbox_id)
+        return BarePod(exited - started, time.perf_counter() - exited)
 
     def _observe(self, scn: Scenario, policy: str, spec: CaseSpec, sandbox_id: str,
                  sandbox_config: pb.PodSandboxConfig) -> Observation:
