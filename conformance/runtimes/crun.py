@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -62,6 +63,17 @@ BUILD_TIMEOUT = 1800
 def crun_version(binary: Path | str) -> str | None:
     """`crun --version` → '1.21', or None when it does not run."""
     return probe_version(binary)
+
+
+def has_systemd(binary: Path | str) -> bool:
+    """crun built with the systemd cgroup manager (`+SYSTEMD` in `crun --version`; the suite's build has not)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
+            res = subprocess.run([str(binary), "--root", root, "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "+SYSTEMD" in res.stdout.split()
 
 
 def new_enough(version: str | None) -> bool:

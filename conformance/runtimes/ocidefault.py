@@ -69,10 +69,10 @@ def chosen(runtime: OCIRuntime, why: str) -> OCIRuntime:
 
 
 def _try(name: str, runtime: str, version: str, dirs: list[tuple[str, Path]],
-         cache: Path | None) -> tuple[OCIRuntime | None, str]:
+         cache: Path | None, use_path: bool) -> tuple[OCIRuntime | None, str]:
     """(HANDLER=`name`'s runtime, '') when it has idmapped mounts, else (it or None, why not)."""
     try:
-        found = oci.resolve(name, runtime, version, dirs, cache)
+        found = oci.resolve(name, runtime, version, dirs, cache, use_path)
     except ProvisionError as exc:
         return None, str(exc)
     return found, idmap_problem(found)
@@ -92,18 +92,19 @@ def _built(cache: Path | None) -> tuple[OCIRuntime | None, str]:
 
 
 def resolve(handler: str, runtime: str, version: str, dirs: list[tuple[str, Path]],
-            cache: Path | None = None) -> OCIRuntime:
-    """HANDLER=`handler`'s OCI runtime exactly; without HANDLER, the default (module docstring)."""
+            cache: Path | None = None, use_path: bool = True) -> OCIRuntime:
+    """HANDLER=`handler`'s OCI runtime exactly; without HANDLER, the default (module docstring). Without
+    `use_path` this host's PATH is not searched (a kind node's: the stock runc is its base's, Debian's)."""
     if handler:
-        return chosen(oci.resolve(handler, runtime, version, dirs, cache), f"HANDLER={handler}")
+        return chosen(oci.resolve(handler, runtime, version, dirs, cache, use_path), f"HANDLER={handler}")
     kernel = kernel_problem()
     if kernel:
-        return chosen(oci.resolve("runc", runtime, version, dirs, cache),
+        return chosen(oci.resolve("runc", runtime, version, dirs, cache, use_path),
                       f"default: the stock runc; no OCI runtime gives pods user namespaces on {kernel}")
-    stock, stock_problem = _try("runc", runtime, version, dirs, cache)
+    stock, stock_problem = _try("runc", runtime, version, dirs, cache, use_path)
     if stock is not None and not stock_problem:
         return chosen(stock, "default: the stock runc (its `features` lists idmapped mounts)")
-    found, crun_problem = _try("crun", runtime, version, dirs, cache)
+    found, crun_problem = _try("crun", runtime, version, dirs, cache, use_path)
     if found is not None and not crun_problem:
         return chosen(found, f"default: crun, for user namespaces ({stock_problem})")
     built, build_problem = _built(cache)

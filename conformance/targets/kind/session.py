@@ -83,7 +83,9 @@ class KindSession(KubeSession):
             return "kind"
         docker = self.engine.to_json() if self.engine else {}
         cell = self.cell.cell
-        return (f"kind cell {cell.id}; runtime: {cell.runtime} {cell.runtime_version}; "
+        parts = self.cell.images[0].parts
+        oci = f"; OCI runtime: {parts.handler} ({parts.handler_chosen})" if parts and parts.handler_chosen else ""
+        return (f"kind cell {cell.id}; runtime: {cell.runtime} {cell.runtime_version}{oci}; "
                 f"{self.cell.facts.get('kind_version', '?')} ({self.cell.facts.get('kind_from', '')}); "
                 f"Docker {docker.get('docker')} {docker.get('from')}")
 

@@ -92,8 +92,9 @@ class LocalSession(KubeSession):
     def describe(self) -> str:
         runtime = self.runtime.header(0.0).split(";")[0].removeprefix("runtime: ")
         versions = self.cluster.versions() if self.cluster else {}
+        oci = self.runtime.oci_text()
         return (f"local (API server {versions.get('apiserver')}, etcd {versions.get('etcd')}, "
-                f"{versions.get('kubernetes_from')}); runtime: {runtime}")
+                f"{versions.get('kubernetes_from')}); runtime: {runtime}{'; ' + oci if oci else ''}")
 
     def stop(self) -> None:
         """The kubelet first (so it recreates nothing), then the control plane with its logs kept in
