@@ -98,9 +98,19 @@ def _cached(cache: Path) -> Path | None:
     """The newest complete, working crun built earlier into `cache/crun-<version>/`."""
     built = [p for p in cache.glob("crun-*/crun") if (p.parent / ".complete").exists()]
     for binary in sorted(built, key=lambda p: version_key(p.parent.name.removeprefix("crun-")), reverse=True):
-        if new_enough(crun_version(binary)):
+        if _usable(binary):
             return binary
     return None
+
+
+def _usable(binary: Path) -> bool:
+    """New enough, runs, and needs only libc (a build from before the static recipe is made again: a kind node's
+    base lacks the libraries it would need)."""
+    try:
+        check_static(binary)
+    except (ProvisionError, CommandError):
+        return False
+    return new_enough(crun_version(binary))
 
 
 def missing_tools(which: Callable[[str], str | None] | None = None, header: Path = LIBC_HEADER) -> list[str]:
@@ -157,7 +167,7 @@ class SourceBuild:
     def _build_one(self, record: Sources) -> Path:
         version = upstream(record["Version"])
         dest = self.cache / f"crun-{version}"
-        if (dest / ".complete").exists():
+        if (dest / ".complete").exists() and _usable(dest / "crun"):
             return dest / "crun"
         name, _ = orig_file(record)
         tarball = self.archive.fetch_source(record, name)
