@@ -140,6 +140,8 @@ def test_crun_behind_the_hybrid_wrapper_and_cgroupfs_without_systemd(tmp_path):
     assert 'cgroup_manager = "cgroupfs"' in config and f'runtime_path = "{nodeimage.RESTRICT}/crun"' in config
     wrapper = nodeimage._fill("crun-hybrid", {"REAL": "/usr/local/sbin/crun"})
     assert wrapper.rstrip().endswith('exec /usr/local/sbin/crun "$@"') and "@" not in wrapper.replace('"$@"', "")
+    recorded = nodeimage.oci_runtime(parts)
+    assert (recorded["name"], recorded["path"]) == ("crun", f"{nodeimage.HYBRID}/crun")
     cell = versions.built("crio", parts.runtime_version, "1.36.2")
     patches = kindconfig.config(cell, [("img:1", "crio")], built=True, cgroupfs=True)["kubeadmConfigPatches"]
     assert kindconfig.CGROUPFS in patches and "cgroupDriver: cgroupfs" in kindconfig.CGROUPFS

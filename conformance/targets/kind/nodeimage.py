@@ -21,7 +21,7 @@ from pathlib import Path
 
 from conformance.errors import ProvisionError
 from conformance.paths import IMAGES
-from conformance.runtimes import executables
+from conformance.runtimes import executables, oci
 from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
@@ -147,6 +147,14 @@ def _handler_path(parts: Parts, name: str) -> str:
     if name == "crun":
         return f"{HYBRID}/{name}"
     return f"/usr/local/sbin/{name}" if parts.handlers.get(name) else "/usr/sbin/runc"
+
+
+def oci_runtime(parts: Parts) -> dict:
+    """results.json's runtime.oci_runtime for a built node: the default OCI runtime, its path in the node, its
+    version ('' for the base's own runc) and why it."""
+    host = parts.handlers.get(parts.handler, "")
+    return {"name": parts.handler, "path": _handler_path(parts, parts.handler),
+            "version": (oci.probe_version(host) or "") if host else "", "chosen": parts.handler_chosen}
 
 
 def _configured_path(parts: Parts, name: str) -> str:
