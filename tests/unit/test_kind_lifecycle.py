@@ -139,7 +139,8 @@ def test_crun_behind_the_hybrid_wrapper_and_cgroupfs_without_systemd(tmp_path):
     _, config = nodeimage.runtime_config(parts, "pause:3.10.2")
     assert 'cgroup_manager = "cgroupfs"' in config and f'runtime_path = "{nodeimage.RESTRICT}/crun"' in config
     wrapper = nodeimage._fill("crun-hybrid", {"REAL": "/usr/local/sbin/crun"})
-    assert wrapper.rstrip().endswith('exec /usr/local/sbin/crun "$@"') and "@" not in wrapper.replace('"$@"', "")
+    assert 'exec /usr/local/sbin/crun "$@"' in wrapper and "@REAL@" not in wrapper
+    assert "hugepageLimits" in wrapper and "umount -l /sys/fs/cgroup/unified" in wrapper
     recorded = nodeimage.oci_runtime(parts)
     assert (recorded["name"], recorded["path"]) == ("crun", f"{nodeimage.HYBRID}/crun")
     cell = versions.built("crio", parts.runtime_version, "1.36.2")
