@@ -7,8 +7,8 @@ containerd 2.x reads exactly that entry and advertises user_namespaces=false wit
 runc 1.1.5 has no such entry, and newer suites' runc and crun binaries need a newer glibc, so the default is,
 in order: the stock runc (what HANDLER=runc resolves to) if its `features` has idmap mounts; a crun that has
 them in OCI_BIN_DIR, the runtime's folder or PATH; the suite's own crun, built once from Debian's source into
-the cache (`make crun`; gcc, make and pkg-config from the host); else the stock runc, and the reason in one
-line. HANDLER=runc or HANDLER=crun still gives exactly that runtime.
+the cache (`make crun`; gcc, make, pkg-config and libc's headers from the host); else the stock runc, and the
+reason in one line. HANDLER=runc or HANDLER=crun still gives exactly that runtime.
 """
 
 from __future__ import annotations
@@ -112,6 +112,6 @@ def resolve(handler: str, runtime: str, version: str, dirs: list[tuple[str, Path
         return chosen(built, f"default: crun built by the suite from Debian's source, for user namespaces "
                              f"({stock_problem})")
     if stock is None:
-        raise ProvisionError(stock_problem)
+        raise ProvisionError(f"no OCI runtime for the default: {stock_problem}; {build_problem}")
     return chosen(stock, f"default: the stock runc, without user namespaces ({stock_problem}; {build_problem}; "
                          "`make crun` says what it needs)")

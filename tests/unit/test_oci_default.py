@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, ocidefault
+from conformance.runtimes import crun, oci, ocidefault
 from conformance.runtimes.oci import OCIRuntime
 
 KERNEL_PROBLEM = ocidefault.kernel_problem  # the real one (the fixture below replaces it)
@@ -78,6 +78,14 @@ def test_without_a_compiler_the_stock_runc_and_why_in_one_line(tmp_path: Path, s
     assert got.path == str(stock) and "\n" not in got.chosen
     assert got.chosen.startswith("default: the stock runc, without user namespaces (runc 1.1.5+ds1")
     assert "crun could not be built: building crun needs gcc" in got.chosen and "make crun" in got.chosen
+
+
+def test_nothing_at_all_is_one_line(tmp_path: Path, no_build: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(oci.debian, "available", lambda: False)  # no Debian runc package either
+    with pytest.raises(ProvisionError, match=r"^no OCI runtime for the default: HANDLER=runc: no runc in PATH; crun "
+                                             r"could not be built: building crun needs gcc"):
+        ocidefault.resolve("", "containerd", "2.1.9", [], tmp_path)
 
 
 def test_a_kernel_without_idmapped_tmpfs_keeps_the_stock_runc(tmp_path: Path, stock: Path,
