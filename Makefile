@@ -58,10 +58,9 @@ test: setup $(VENV)/.test-setup
 unit: setup
 	$(BIN)/pytest tests/unit tests/badinput -q -n 2 $(ARGS)
 
+# the cells (CELLS, MATRIX_JOBS) and every shared option's variable come from the environment, as for conformance
 matrix: setup
-	$(BIN)/python -m conformance.tools.matrix --cells "$(CELLS)" --results-dir "$(RESULTS_DIR)" $(if $(MATRIX_JOBS),--jobs "$(MATRIX_JOBS)") \
-	  $(if $(K8S_BIN_DIR),--k8s-bin-dir "$(K8S_BIN_DIR)") $(if $(ETCD_BIN),--etcd-bin "$(ETCD_BIN)") $(if $(K8S),--k8s "$(K8S)") \
-	  $(if $(OCI_BIN_DIR),--oci-bin-dir "$(OCI_BIN_DIR)") $(if $(KIND_BIN),--kind-bin "$(KIND_BIN)") $(ARGS)
+	$(BIN)/python -m conformance.tools.matrix --results-dir "$(RESULTS_DIR)" $(ARGS)
 
 report: setup
 	$(BIN)/python -m conformance.report "$(RESULTS_DIR)"

@@ -110,6 +110,18 @@ class KubeSession:
         self.facts: dict = {}
         self.failed = False
 
+    @classmethod
+    def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
+        """DRY_RUN=1: nothing to plan (None); the cases run."""
+        return None
+
+    @classmethod
+    def cleanup(cls, opts: Options) -> int:
+        """--cleanup: remove what runs that died left on this host."""
+        from conformance.runtimes import reaper
+
+        return reaper.cleanup(opts.state_dir)
+
     def _namespace(self) -> None:
         assert self.api is not None
         self.kube = KubeTarget(self.api, self.refs, self.run_id, pull_policy=self.pull_policy,

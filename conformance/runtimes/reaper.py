@@ -9,12 +9,18 @@ Everything a run starts carries its process id in a name: its state folders unde
   folders, the members of its cgroups, unmounts what lies under those folders and removes them all;
 - the next run, and `sgp-conformance run --cleanup` on any target, do the same for every run whose process
   is gone, and touch nothing of a run still alive.
+
+On cgroup v2 a run also changes the root's `cgroup.subtree_control` (runc and the kubelet's cgroup root enable
+controllers there); the watchdog records it as the run found it (`cgroup-root-<pid>-<hex>.json` in the state
+root), and whoever reaps the run hands back the controllers enabled since, as the run itself does at its end.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -24,14 +30,18 @@ import time
 from pathlib import Path
 
 from conformance.runtimes.process import (
+    CGROUP_ROOT,
     cgroup_parents,
     kill_processes_mentioning,
     remove_cgroups,
+    restore_subtree,
+    subtree_controllers,
     unmount_under,
 )
 
 OWNED = re.compile(r"^(?:sgpconf-)?[a-z][\w.+-]*?-(\d+)-[0-9a-f]{6,8}(?:\.json)?$")
 WORKER_CONTEXT = re.compile(r"^worker-context-(\d+)\.json$")
+ROOT_RECORD = "cgroup-root"  # <state root>/cgroup-root-<pid>-<hex>.json: the v2 root's subtree_control at the start
 
 
 def owner(name: str) -> int | None:
@@ -57,10 +67,37 @@ def owned_by(state_root: Path, pid: int) -> tuple[list[Path], list[str]]:
     return paths, cgroups
 
 
-def reap(state_root: Path, pid: int) -> list[str]:
+def record_root(state_root: Path, pid: int, root: Path = CGROUP_ROOT) -> Path | None:
+    """Write the cgroup v2 root's subtree_control as the run `pid` finds it (None on v1/hybrid: nothing)."""
+    controllers = subtree_controllers(root)
+    if controllers is None:
+        return None
+    state_root.mkdir(parents=True, exist_ok=True)
+    path = state_root / f"{ROOT_RECORD}-{pid}-{secrets.token_hex(3)}.json"
+    path.write_text(json.dumps({"subtree_control": sorted(controllers)}) + "\n")
+    return path
+
+
+def recorded_root(paths: list[Path]) -> set[str] | None:
+    """The root's controllers as the run found them, from its records among `paths` (None: no record)."""
+    found: set[str] | None = None
+    for path in paths:
+        if not path.name.startswith(f"{ROOT_RECORD}-") or not path.is_file():
+            continue
+        try:
+            controllers = set(json.loads(path.read_text())["subtree_control"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found = controllers if found is None else found & controllers
+    return found
+
+
+def reap(state_root: Path, pid: int, root: Path = CGROUP_ROOT) -> list[str]:
     """Remove everything the run `pid` left: its processes first (so nothing recreates what goes next), then
-    its cgroups' members and folders, its mounts and its state. What was removed, for the report."""
+    its cgroups' members and folders, the controllers it enabled at the cgroup v2 root (those still in use
+    below stay), its mounts and its state. What was removed, for the report."""
     paths, cgroups = owned_by(state_root, pid)
+    before = recorded_root(paths)
     done = []
     for path in paths:
         if path.is_dir():
@@ -68,6 +105,9 @@ def reap(state_root: Path, pid: int) -> list[str]:
     for name in cgroups:
         remove_cgroups(name)
         done.append(f"cgroup {name}")
+    handed = restore_subtree(before, root)
+    if handed:
+        done.append(f"controllers {' '.join(handed)} at the cgroup root (handed back)")
     for path in paths:
         if path.is_dir():
             unmount_under(path)
@@ -100,9 +140,11 @@ class Watchdog:
     def __init__(self, state_root: Path):
         self.state_root = state_root
         self.proc: subprocess.Popen | None = None
+        self.record: Path | None = None
 
     def start(self) -> None:
         self.state_root.mkdir(parents=True, exist_ok=True)
+        self.record = record_root(self.state_root, os.getpid())
         argv = [sys.executable, "-m", "conformance.runtimes.reaper", "watch", str(os.getpid()), str(self.state_root)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
@@ -112,6 +154,9 @@ class Watchdog:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(10)
         self.proc = None
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
+            self.record = None
 
 
 def watch(pid: int, state_root: Path) -> int:

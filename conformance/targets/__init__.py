@@ -44,7 +44,7 @@ def create_session(opts: Options, catalogue: Catalogue) -> Session:
     if opts.target == "node" and opts.keep:
         raise InputError("KEEP", "KEEP", "applies to TARGET=local, cluster and kind (the node target's sandboxes "
                          "are not kept)")
-    return cls(opts, catalogue)  # type: ignore[call-arg]
+    return cls(opts, catalogue)
 
 
 def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runner:
@@ -58,23 +58,18 @@ def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runne
 
 def without_cases(opts: Options, cleanup: bool) -> int | None:
     """A `run` that asked for --cleanup or DRY_RUN=1, through the session's class: --cleanup removes what runs
-    that died left (the target's own `cleanup`, else this host's leftovers); else the target's `plan` is printed,
+    that died left (the session class's `cleanup`); else the class's `plan` is printed,
     building and starting nothing (a target without one runs its cases). None: run cases."""
     cls = session_class(opts.target)
     try:
         if cleanup:
-            own = getattr(cls, "cleanup", None)
-            if own is not None:
-                return int(own(opts))
-            from conformance.runtimes import reaper
-
-            return reaper.cleanup(opts.state_dir)
-        planner = getattr(cls, "plan", None)
-        if planner is None:
-            return None
+            return cls.cleanup(opts)
         from conformance.core.catalogue import Catalogue
 
-        print(planner(opts, Catalogue.load(opts.scenarios_dir, opts.images_dir)))
+        plan = cls.plan(opts, Catalogue.load(opts.scenarios_dir, opts.images_dir))
+        if plan is None:
+            return None
+        print(plan)
         return 0
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)

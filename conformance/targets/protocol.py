@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from conformance.core.case import Case, Verdicted
+from conformance.core.catalogue import Catalogue
 from conformance.core.floor import BarePod
 from conformance.core.model import RuntimeInfo
+from conformance.core.options import Options
 
 
 class Runner(Protocol):
@@ -42,6 +44,18 @@ class Session(Protocol):
 
     info: RuntimeInfo | None
     failed: bool  # set by the runner before stop(): a case failed or errored (kind keeps its logs then)
+
+    def __init__(self, opts: Options, catalogue: Catalogue) -> None: ...
+
+    @classmethod
+    def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
+        """DRY_RUN=1: what a run would build and start, nothing started; None: no plan, the cases run."""
+        ...
+
+    @classmethod
+    def cleanup(cls, opts: Options) -> int:
+        """--cleanup: remove what runs that died left; the exit code."""
+        ...
 
     def start(self) -> None: ...
 

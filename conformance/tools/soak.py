@@ -105,6 +105,20 @@ def option(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def run_flags(extra: list[str]) -> list[str]:
+    """The flags every run gets: `make soak`'s variables become flags (from_environment), except RESULTS_DIR,
+    which is the soak's own (each run writes <results-dir>/soak/run-NN/)."""
+    out, skip = [], False
+    for arg in from_environment(extra):
+        if skip:
+            skip = False
+        elif arg == "--results-dir":
+            skip = True
+        elif not arg.startswith("--results-dir="):
+            out.append(arg)
+    return out
+
+
 def flips(runs: list[SoakRun]) -> dict[str, list[str]]:
     """Per case whose verdict was not always the same: its verdict in each run ('missing' where absent)."""
     cases = sorted({c for r in runs for c in (r.verdicts or {})})
@@ -150,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default="results", help="runs go to <results-dir>/soak/ (default results)")
     parser.add_argument("--load", type=int, default=0, help="busy processes beside the runs (default 0)")
     args, extra = parser.parse_known_args(argv)
-    extra = from_environment(extra)  # `make soak`: the run's variables become its flags, once for every run
+    extra = run_flags(extra)
     if args.runs < 1 or args.load < 0:
         parser.error("--runs must be at least 1, --load at least 0")
     if option(extra, "--target") in (None, "node") and \

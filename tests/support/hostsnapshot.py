@@ -1,7 +1,7 @@
 """The host snapshot: every place a runtime, a kubelet, an image tool or a Docker engine writes by default,
-whatever it is told, recorded before a real run and compared after it (normally, on failure, after
-Ctrl-C). Used by every integration and fault test through the autouse fixture in tests/conftest.py; a
-difference fails the test with the paths that changed."""
+whatever it is told (the cgroup v2 root's subtree_control too), recorded before a real run and compared after
+it (normally, on failure, after Ctrl-C). Used by every integration and fault test through the autouse fixture
+in tests/conftest.py; a difference fails the test with the paths that changed."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ STABLE = {"links": ("ifname", "flags", "mtu", "link_type", "address", "master"),
           "addresses": ("ifname", "addr_info"), "routes": ("dst", "gateway", "dev", "table", "type", "protocol"),
           "routes6": ("dst", "gateway", "dev", "table", "type", "protocol")}
 ADDRESS_KEYS = ("family", "local", "prefixlen")
+# cgroup v2: the controllers the root hands to its children (runc and a kubelet's cgroup root enable more)
+ROOT_SUBTREE = Path("/sys/fs/cgroup/cgroup.subtree_control")
 
 
 @dataclass
@@ -120,6 +122,8 @@ def take(state_folders: tuple[str, ...] = STATE_FOLDERS) -> HostSnapshot:
             snap.tunables[name] = Path("/proc/sys", name).read_text().strip()
         except OSError:
             snap.tunables[name] = "(absent)"
+    if ROOT_SUBTREE.exists():
+        snap.files[str(ROOT_SUBTREE)] = f"controllers {' '.join(sorted(ROOT_SUBTREE.read_text().split()))}"
     snap.network = _network()
     snap.mounts = _mounts()
     return snap

@@ -29,3 +29,15 @@ def test_differences_name_each_change(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "mount added: /x/overlay /x/overlay-src ext4" in changes
     assert not any("anything" in c for c in changes)
     assert hostsnapshot.differences(after, after) == []
+
+
+def test_the_cgroup_v2_roots_controllers_are_part_of_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    control = tmp_path / "cgroup.subtree_control"
+    control.write_text("memory pids\n")
+    monkeypatch.setattr(hostsnapshot, "PLACES", ())
+    monkeypatch.setattr(hostsnapshot, "NETWORK", {})
+    monkeypatch.setattr(hostsnapshot, "ROOT_SUBTREE", control)
+    before = hostsnapshot.take()
+    control.write_text("cpu memory pids\n")  # a run enabled cpu and did not hand it back
+    assert hostsnapshot.differences(before, hostsnapshot.take()) == [
+        f"{control}: changed (controllers memory pids -> controllers cpu memory pids)"]

@@ -74,3 +74,36 @@ def test_the_watchdog_reaps_once_its_run_is_gone(tmp_path: Path) -> None:
         for proc in (run, daemon, watchdog):
             proc.kill()
             proc.wait()
+
+
+def test_a_dead_run_hands_back_the_controllers_it_enabled_at_the_cgroup_v2_root(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """SIGKILLed after runc (or the kubelet's cgroup root) enabled controllers at the root: whoever reaps the run
+    disables those its record says the root did not have, as the run's own end would have."""
+    root, state = tmp_path / "cgroup", tmp_path / "state"
+    root.mkdir()
+    control = root / "cgroup.subtree_control"
+    control.write_text("memory pids\n")
+    dead = dead_pid()
+    record = reaper.record_root(state, dead, root)
+    assert record is not None and reaper.owner(record.name) == dead
+    control.write_text("cpu cpuset memory pids\n")  # what runc enabled on the way to the run's cgroups
+    real_write = Path.write_text
+
+    def kernel(self: Path, text: str, *args, **kwargs) -> int:  # `-x` takes x out, as the kernel does
+        if self != control:
+            return real_write(self, text, *args, **kwargs)
+        return real_write(self, " ".join(sorted(set(control.read_text().split()) - {text.lstrip("-")})))
+
+    monkeypatch.setattr(Path, "write_text", kernel)
+    removed = reaper.reap(state, dead, root)
+    assert set(control.read_text().split()) == {"memory", "pids"}
+    assert "controllers cpu cpuset at the cgroup root (handed back)" in removed and not record.exists()
+    assert reaper.record_root(state, dead, tmp_path / "v1") is None  # v1/hybrid: nothing to record
+
+
+def test_a_run_that_ends_by_itself_leaves_no_record(tmp_path: Path) -> None:
+    watchdog = reaper.Watchdog(tmp_path)
+    watchdog.start()
+    watchdog.stop()
+    assert list(tmp_path.iterdir()) == []

@@ -33,6 +33,14 @@ def test_the_default_runtime_is_only_the_node_target_s() -> None:
     assert soak.option(["-n", "2"], "--target") is None
 
 
+def test_each_run_keeps_its_own_results_folder(monkeypatch) -> None:
+    monkeypatch.setenv("RESULTS_DIR", "/tmp/elsewhere")
+    monkeypatch.setenv("VERSION", "1.7")
+    flags = soak.run_flags(["--options-from-env", "-k", "blog", "--results-dir=/x"])
+    assert soak.option(flags, "--results-dir") is None and soak.option(flags, "--version") == "1.7"
+    assert flags[:2] == ["-k", "blog"]
+
+
 def test_the_cpu_hog_is_gone_afterwards() -> None:
     with soak.cpu_load(2) as hogs:
         assert len(hogs) == 2 and all(h.poll() is None for h in hogs)

@@ -9,9 +9,11 @@ container under a cgroup parent of its own (cgroupfs driver: the systemd driver,
 cgroup v2 host, would ask the host's systemd over D-Bus), and never touches netfilter (`--iptables=false`: kind's API
 server port is published by docker-proxy on the namespace's loopback). Every client that talks to the
 cluster enters the namespace's network: the docker and kind command lines through nsenter, this process's
-API client by joining it (runtimes.process.join_network). Stopping removes the containers, the daemons, the
-namespace, the cgroup folders and the mounts; the host's links, routes, firewall rules, /etc, /run and
-sysctls never changed.
+API client by joining it (runtimes.process.join_network). The engine finds a `modprobe` that loads nothing
+first on its PATH: dockerd would load nf_conntrack and nf_conntrack_netlink into the host's kernel at start, for
+the netfilter work `--iptables=false` turns off (a module, and its tunables, outlive the run). Stopping removes
+the containers, the daemons, the namespace, the cgroup folders and the mounts; the host's links, routes,
+firewall rules, /etc, /run and sysctls never changed.
 
 On a kernel with AppArmor enabled, the engine sees AppArmor disabled (a file reading "N" bound over the
 kernel's `enabled` parameter in its namespace only): Docker would otherwise load its docker-default profile
@@ -64,6 +66,9 @@ LINKS = {"dockerd": "docker.io/usr/sbin/dockerd", "docker-proxy": "docker.io/usr
 # the shell line dockerd runs as its default OCI runtime: the suite's filter, then the real runc
 LAUNCHER = ("#!/bin/sh\nPYTHONPATH={project} SGP_CAPFILTER_RUNC={runc} exec {python} -m "
             "conformance.targets.kind.capfilter \"$@\"\n")
+# first on the engine's PATH: dockerd (libnetwork) and its containerd load no kernel module on the host
+NO_MODPROBE = ("#!/bin/sh\n"
+               "echo \"modprobe $*: not run (the suite's private Docker engine loads no kernel module)\" >&2\nexit 1\n")
 
 
 @dataclass
@@ -240,6 +245,8 @@ def start_private(cache: Path, state: Path) -> Engine:
         launcher.write_text(LAUNCHER.format(project=shlex.quote(project), runc=shlex.quote(str(bin_dir / "runc")),
                                             python=shlex.quote(sys.executable)))
         launcher.chmod(0o755)
+        (state / "bin" / "modprobe").write_text(NO_MODPROBE)
+        (state / "bin" / "modprobe").chmod(0o755)
         (state / "daemon.json").write_text(json.dumps({"deprecated-key-path": str(state / "key.json")}))
         argv = [str(bin_dir / "dockerd"), "--config-file", str(state / "daemon.json"), "--data-root",
                 str(state / "data"), "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid"),
@@ -248,7 +255,7 @@ def start_private(cache: Path, state: Path) -> Engine:
                 "--iptables=false", "--ip-masq=false", "--userland-proxy-path",
                 str(bin_dir / "docker-proxy"), "--init-path", str(bin_dir / "docker-init"),
                 "--add-runtime", f"{CAPFILTER}={launcher}", "--default-runtime", CAPFILTER]
-        env = {"PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        env = {"PATH": f"{state / 'bin'}:{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "HOME": str(state), "TMPDIR": str(state)}
         engine.daemon = PrivateDaemon("dockerd", state, argv, env, cgroup_parent=engine.cgroup_parent,
                                       namespace=namespace)

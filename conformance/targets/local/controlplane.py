@@ -43,7 +43,7 @@ SERVICE_IP = "10.96.0.1"
 TUNABLES = {"vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
             "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000}
 KUBELET_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids")
-READY_TIMEOUT = 300.0  # a component that exits fails at once; a slow host (emulation, a loaded runner) may need minutes
+READY_TIMEOUT = 300.0  # a component that exits fails at once; under software emulation the API server took 78-90+ s
 # The kubelet's own mount namespace: $0 is a label, then pairs of (file, target) to bind, `--`, the kubelet's
 # argv. Only paths of the run's state folder and fixed kernel paths reach this script.
 KUBELET_NS = ('while [ "$1" != "--" ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"')

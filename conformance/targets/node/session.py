@@ -39,6 +39,18 @@ class NodeSession:
     def info(self) -> RuntimeInfo | None:
         return self.runtime.info
 
+    @classmethod
+    def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
+        """DRY_RUN=1: nothing to plan (None); the cases run."""
+        return None
+
+    @classmethod
+    def cleanup(cls, opts: Options) -> int:
+        """--cleanup: remove what runs that died left on this host."""
+        from conformance.runtimes import reaper
+
+        return reaper.cleanup(opts.state_dir)
+
     def start(self) -> None:
         runtime = self.runtime
         runtime.start(catalogue_archives(self.catalogue, self.opts.cache_dir))
