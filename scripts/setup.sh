@@ -7,10 +7,14 @@
 # etcd, containerd and CRI-O release downloads (checksum-checked). What the host must have, and why:
 #   python venv   the project's virtualenv       (Debian/Ubuntu: python3-venv; Fedora's python3 has it)
 #   util-linux    unshare, nsenter, mount: the private namespaces every runtime the suite starts lives in
+#   gcc, make, pkg-config, libc6-dev   building crun once from Debian's source (cached): the default OCI runtime
+#                 where the stock runc lacks idmapped mounts (Debian bookworm's 1.1.5), so that pods with
+#                 hostUsers: false run (conformance/runtimes/ocidefault.py); on a fresh Debian 12 minbase these
+#                 four add 36 packages (gcc-12, binutils, libc6-dev, ...). (Without them a run uses the stock
+#                 runc and says why.)
 # and for `make test`:
 #   a Chromium    the browser test of matrix.html (Debian, Fedora: chromium; Ubuntu has it only as a snap:
 #                 CHROMIUM=<binary>, or a google-chrome on PATH as on GitHub's runners, is used instead)
-#   gcc, make, pkg-config   building crun from Debian's source (make crun; the crun handler test)
 #   skopeo        reading the loopback registry in the registry test (the suite itself uses skopeo only for
 #                 IMAGE_LOAD=skopeo, and by default for a CRI-O it starts when skopeo is installed)
 # Packages come from the host's own package manager (apt-get or dnf), without recommends/weak dependencies.
@@ -29,6 +33,10 @@ need=()
 for tool in unshare nsenter mount; do
   command -v "$tool" >/dev/null || { need+=("$tool:util-linux:util-linux"); break; }
 done
+command -v gcc >/dev/null || need+=("gcc:gcc:gcc")
+command -v make >/dev/null || need+=("make:make:make")
+command -v pkg-config >/dev/null || need+=("pkg-config:pkgconf:pkgconf-pkg-config")
+[ -e /usr/include/stdio.h ] || need+=("libc headers:libc6-dev:glibc-devel")
 if [ "$FOR" = test ]; then
   browser=${CHROMIUM:-}
   for name in chromium chromium-browser google-chrome google-chrome-stable; do
@@ -42,9 +50,6 @@ if [ "$FOR" = test ]; then
     fi
   fi
   command -v skopeo >/dev/null || need+=("skopeo:skopeo:skopeo")
-  command -v gcc >/dev/null || need+=("gcc:gcc:gcc")
-  command -v make >/dev/null || need+=("make:make:make")
-  command -v pkg-config >/dev/null || need+=("pkg-config:pkgconf:pkgconf-pkg-config")
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -83,10 +83,11 @@ FLAGS: list[Option] = [
             "folder with your containerd binaries instead of a download"),
     _option("crio-bin-dir", "CRIO_BIN_DIR", "node local kind", "folder with crio, pinns, conmon, runc or crun"),
     _option("oci-bin-dir", "OCI_BIN_DIR", "node local kind",
-            "folder searched first for the OCI runtime HANDLER names (runc, crun)"),
+            "folder searched first for the OCI runtime HANDLER names (runc, crun), or for the default"),
     _option("cri-endpoint", "CRI_ENDPOINT", "node local", "use an already running runtime at this CRI socket"),
     _option("handler", "HANDLER", "node local kind",
-            "OCI runtime for the pods: runc (default) or crun, from OCI_BIN_DIR, the runtime's folder, then PATH"),
+            "OCI runtime for the pods: runc (the stock one) or crun, exactly, from OCI_BIN_DIR, the runtime's folder, "
+            "then PATH; default: one with user namespaces (the suite's crun build where runc lacks idmap mounts)"),
     _option("image-load", "IMAGE_LOAD", "node local", "how images get into the runtime: auto, ctr, skopeo, registry"),
     _option("crio-storage", "CRIO_STORAGE", "node local",
             "containers-storage root:runroot of an existing CRI-O (skopeo loading)"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conformance.core.versions import binary_version, version_key
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, debian, download, oci, release
+from conformance.runtimes import crun, debian, download, oci, ocidefault, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.download import CONTAINERD
 from conformance.runtimes.process import PrivateDaemon
@@ -190,9 +190,9 @@ class Containerd:
 
     def start(self, sandbox_image: str, handler: str = "") -> Provisioned:
         """Write the private config and return the daemon (not yet started), with the OCI runtime HANDLER
-        asks for (default runc) as containerd's default and only OCI runtime (plus extra handlers)."""
+        asks for (default: ocidefault.py) as containerd's default and only OCI runtime (plus extra handlers)."""
         version, bin_dir = resolve_binaries(self.wanted, self.bin_dir, self.cache)
-        chosen = oci.resolve(handler, "containerd", version,
+        chosen = ocidefault.resolve(handler, "containerd", version,
                              oci.search_dirs(self.oci_bin_dir, "CONTAINERD_BIN_DIR", self.bin_dir), self.cache)
         state = unique_dir(self.state_root, f"containerd-{version}")
         if chosen.name == "crun":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conformance.core.versions import binary_version
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, download, oci, release
+from conformance.runtimes import crun, download, oci, ocidefault, release
 from conformance.runtimes.base import Provisioned, unique_dir
 from conformance.runtimes.process import PrivateDaemon
 
@@ -118,9 +118,10 @@ class Crio:
 
     def start(self, sandbox_image: str, handler: str = "") -> Provisioned:
         """Write the private config and return the daemon (not yet started), with the OCI runtime
-        HANDLER asks for (default runc) as CRI-O's default and only OCI runtime."""
+        HANDLER asks for (default: ocidefault.py) as CRI-O's default and only OCI runtime."""
         version, bin_dir, label = self.binaries()
-        chosen = oci.resolve(handler, "crio", version, oci.search_dirs(self.oci_bin_dir, label, bin_dir), self.cache)
+        chosen = ocidefault.resolve(handler, "crio", version, oci.search_dirs(self.oci_bin_dir, label, bin_dir),
+                                    self.cache)
         state = unique_dir(self.state_root, f"crio-{version}")
         if chosen.name == "crun":
             chosen = crun.wrapped(chosen, state / "bin")

@@ -8,8 +8,8 @@ signed Sources index and checked against the SHA-256 it gives, into `cache/crun-
 folder: give it as OCI_BIN_DIR. No apt, no dpkg, nothing installed on the host: the libraries crun links
 (yajl/json-c, libseccomp, libcap, ...) come as bookworm's -dev packages (the oldest glibc, so the result runs
 on newer hosts), unpacked into a sysroot in the cache and linked statically from there, so the binary needs
-only libc. Only the compiler tools (gcc, make, pkg-config) are the host's. The suite never swaps the build
-in by itself (conformance/runtimes/oci.py picks the OCI runtime).
+only libc. Only the compiler tools (gcc, make, pkg-config, libc's headers) are the host's.
+conformance/runtimes/ocidefault.py picks the build as the default OCI runtime where no HANDLER is given.
 
 Separately, crun refuses a *hybrid* cgroup layout (v1 hierarchies under /sys/fs/cgroup plus a cgroup2 at
 /sys/fs/cgroup/unified) when that cgroup2 has any controller enabled (libcrun/cgroup.c,
@@ -29,7 +29,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from debian.deb822 import Sources
@@ -50,7 +52,9 @@ CONFIGURE_FLAGS = ("--disable-systemd", "--disable-criu", "--disable-shared", "-
 # gperf, go-md2man and debhelper are not needed); anything else in Build-Depends is optional for us.
 LINKED_DEPS = ("libyajl-dev", "libjson-c-dev", "libseccomp-dev", "libcap-dev", "libblake3-dev")
 # host tools: command -> (Debian/Ubuntu package, Fedora package)
-TOOLS = {"gcc": ("gcc", "gcc"), "make": ("make", "make"), "pkg-config": ("pkgconf", "pkgconf-pkg-config")}
+TOOLS = {"gcc": ("gcc", "gcc"), "make": ("make", "make"), "pkg-config": ("pkgconf", "pkgconf-pkg-config"),
+         "libc headers": ("libc6-dev", "glibc-devel")}  # Debian's gcc only recommends libc6-dev
+LIBC_HEADER = Path("/usr/include/stdio.h")
 LIBC = re.compile(r"(libc|ld-linux[\w.-]*|ld64|ld)\.so\.\d+")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BUILD_TIMEOUT = 1800
@@ -59,6 +63,17 @@ BUILD_TIMEOUT = 1800
 def crun_version(binary: Path | str) -> str | None:
     """`crun --version` → '1.21', or None when it does not run."""
     return probe_version(binary)
+
+
+def has_systemd(binary: Path | str) -> bool:
+    """crun built with the systemd cgroup manager (`+SYSTEMD` in `crun --version`; the suite's build has not)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
+            res = subprocess.run([str(binary), "--root", root, "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "+SYSTEMD" in res.stdout.split()
 
 
 def new_enough(version: str | None) -> bool:
@@ -83,14 +98,25 @@ def _cached(cache: Path) -> Path | None:
     """The newest complete, working crun built earlier into `cache/crun-<version>/`."""
     built = [p for p in cache.glob("crun-*/crun") if (p.parent / ".complete").exists()]
     for binary in sorted(built, key=lambda p: version_key(p.parent.name.removeprefix("crun-")), reverse=True):
-        if new_enough(crun_version(binary)):
+        if _usable(binary):
             return binary
     return None
 
 
-def missing_tools(which: Callable[[str], str | None] | None = None) -> list[str]:
-    """The compiler tools (TOOLS) not on PATH."""
-    return [tool for tool in TOOLS if (which or shutil.which)(tool) is None]
+def _usable(binary: Path) -> bool:
+    """New enough, runs, and needs only libc (a build from before the static recipe is made again: a kind node's
+    base lacks the libraries it would need)."""
+    try:
+        check_static(binary)
+    except (ProvisionError, CommandError):
+        return False
+    return new_enough(crun_version(binary))
+
+
+def missing_tools(which: Callable[[str], str | None] | None = None, header: Path = LIBC_HEADER) -> list[str]:
+    """The compiler tools (TOOLS) not on PATH, and the C library's headers when `header` is missing."""
+    missing = [tool for tool in TOOLS if tool != "libc headers" and (which or shutil.which)(tool) is None]
+    return missing + ([] if header.exists() else ["libc headers"])
 
 
 def tools_message(missing: list[str]) -> str:
@@ -141,7 +167,7 @@ class SourceBuild:
     def _build_one(self, record: Sources) -> Path:
         version = upstream(record["Version"])
         dest = self.cache / f"crun-{version}"
-        if (dest / ".complete").exists():
+        if (dest / ".complete").exists() and _usable(dest / "crun"):
             return dest / "crun"
         name, _ = orig_file(record)
         tarball = self.archive.fetch_source(record, name)
@@ -314,7 +340,7 @@ def wrapped(runtime: OCIRuntime, folder: Path) -> OCIRuntime:
     wrapper.write_text(WRAPPER.format(unshare=shlex.quote(unshare), umount=shlex.quote(umount),
                                       crun=shlex.quote(runtime.exec_path)))
     wrapper.chmod(0o755)
-    return OCIRuntime(runtime.name, runtime.path, runtime.version, str(wrapper), HYBRID_WHY)
+    return replace(runtime, binary=str(wrapper), wrapper=HYBRID_WHY)
 
 
 def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None) -> str:

@@ -25,6 +25,7 @@ DEFAULT = "runc"
 # "unknown version specified"; crun >= 1.14.3 takes runtime-spec 1.2.x. containerd 1.7/2.x and every CRI-O
 # that implements supplementalGroupsPolicy write 1.1 or 1.2 bundles; containerd 1.6 writes 1.0.2.
 CRUN_MIN = "1.14.3"
+DEBIAN_RUNC = "Debian's runc package"  # where runc found nowhere else comes from (bookworm's first)
 VERSION_LINE = re.compile(r"^(?:runc|crun) version (\S+)", re.MULTILINE)
 
 
@@ -37,6 +38,7 @@ class OCIRuntime:
     version: str
     binary: str = ""  # what the CRI runtime is configured to run: `path`, or the suite's wrapper in front of it
     wrapper: str = ""  # why a wrapper sits in front ('' = none)
+    chosen: str = ""  # why this one: 'HANDLER=crun', or the default and its reason (ocidefault.py)
 
     @property
     def exec_path(self) -> str:
@@ -46,6 +48,8 @@ class OCIRuntime:
         out = {"name": self.name, "path": self.path, "version": self.version}
         if self.wrapper:
             out["wrapper"] = {"path": self.exec_path, "why": self.wrapper}
+        if self.chosen:
+            out["chosen"] = self.chosen
         return out
 
     @classmethod
@@ -54,7 +58,7 @@ class OCIRuntime:
             return None
         wrapper = data.get("wrapper") or {}
         return cls(data["name"], data["path"], data.get("version", ""), wrapper.get("path", ""),
-                   wrapper.get("why", ""))
+                   wrapper.get("why", ""), data.get("chosen", ""))
 
 
 def probe_version(path: Path | str) -> str | None:
@@ -70,12 +74,12 @@ def probe_version(path: Path | str) -> str | None:
     return match.group(1) if res.returncode == 0 and match else None
 
 
-def locate(name: str, dirs: list[tuple[str, Path]]) -> tuple[Path, str] | None:
+def locate(name: str, dirs: list[tuple[str, Path]], use_path: bool = True) -> tuple[Path, str] | None:
     """(binary, where it was found): the first of `dirs` (label, folder) that holds it, else PATH."""
     for label, folder in dirs:
         if (folder / name).is_file():
             return folder / name, label
-    found = shutil.which(name)
+    found = shutil.which(name) if use_path else None
     return (Path(found), "PATH") if found else None
 
 
@@ -91,17 +95,18 @@ def bundle_problem(name: str, version: str, runtime: str, runtime_version: str) 
 
 
 def resolve(handler: str, runtime: str, runtime_version: str, dirs: list[tuple[str, Path]],
-            cache: Path | None = None) -> OCIRuntime:
+            cache: Path | None = None, use_path: bool = True) -> OCIRuntime:
     """The OCI runtime for HANDLER=`handler` ('' = runc); ProvisionError, one line, before anything starts.
-    runc found nowhere is Debian's runc package, fetched into `cache` (no host package needed)."""
+    runc found nowhere is Debian's runc package, fetched into `cache` (no host package needed). Without
+    `use_path` this host's PATH is not searched (a kind node's OCI runtime: its base has Debian's runc)."""
     name = handler or DEFAULT
     if name not in NAMES:
         raise ProvisionError(f"HANDLER={handler}: must be one of {', '.join(NAMES)}")
-    where = ", ".join([label for label, _ in dirs] + ["PATH"])
-    hit = locate(name, dirs)
+    where = ", ".join([label for label, _ in dirs] + (["PATH"] if use_path else []))
+    hit = locate(name, dirs, use_path)
     if hit is None and name == "runc" and cache is not None and debian.available():
         fetched = debian.fetch_first(cache, "runc", "usr/sbin/runc")
-        hit = (fetched, "Debian's runc package") if fetched is not None else None
+        hit = (fetched, DEBIAN_RUNC) if fetched is not None else None
     if hit is None:
         raise ProvisionError(f"HANDLER={name}: no {name} in {where}")
     path, label = hit

@@ -121,12 +121,17 @@ class RuntimeUnderTest:
         features = "absent" if info.features is None else ", ".join(f"{k}={v}" for k, v in info.features.items())
         how = f"started by the suite; {info.source}" if self.owned else f"existing socket {info.endpoint}"
         handler = f", handler {info.handler}" if info.handler else ""
-        oci = info.oci or {}
-        oci_text = f"; OCI runtime: {oci['name']} {oci['version']} ({oci['path']})" if oci else ""
+        oci_text = f"; {self.oci_text()}" if info.oci else ""
         userns = ("" if info.handler_features is None
                   else f"; handler user_namespaces={info.handler_features.get('user_namespaces')}")
         return (f"runtime: {info.name} {info.version} ({how}{handler}){oci_text}; Status().features: {features}"
                 f"{userns}; ready in {startup:.2f}s")
+
+    def oci_text(self) -> str:
+        """'OCI runtime: crun 1.21 (<path>; <why this one>)', or '' when the suite cannot know (CRI_ENDPOINT)."""
+        oci = (self.info.oci if self.info else None) or {}
+        why = f"; {oci['chosen']}" if oci.get("chosen") else ""
+        return f"OCI runtime: {oci['name']} {oci['version']} ({oci['path']}{why})" if oci else ""
 
     def _attach(self, archives: list[archive.ImageArchive]) -> None:
         assert self.opts.cri_endpoint

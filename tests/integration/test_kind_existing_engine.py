@@ -20,7 +20,7 @@ import pytest
 
 from conformance.core.options import default_cache
 from conformance.kube import binaries
-from conformance.runtimes import containerd
+from conformance.runtimes import containerd, ocidefault
 from conformance.targets.kind import engine, nodebase
 from conformance.targets.kind.cli import find_kind
 from tests.conftest import CLI, PROJECT
@@ -84,7 +84,9 @@ def test_kind_on_an_engine_the_suite_did_not_start(k8s_bin_dir: Path, tmp_path: 
         docker = doc["kubernetes"]["facts"]["docker"]
         assert docker["private"] is False and docker["from"].startswith("existing (DOCKER_HOST=unix://")
         assert doc["kubernetes"]["cell"]["node_image"] == "built" and doc["kubernetes"]["cell"]["k8s"] == version
-        assert set(doc["summary"]["counts"]) <= {"pass", "unsupported"} and doc["summary"]["exit_code"] == 0
+        # userns-blog-example too: the node's proc is fully visible to its pods on an engine without the filter
+        want = {"pass"} if not ocidefault.kernel_problem() else {"pass", "unsupported"}
+        assert set(doc["summary"]["counts"]) <= want and doc["summary"]["exit_code"] == 0
         after = _objects(eng)
         for what in ("containers", "networks", "volumes"):
             assert after[what] == before[what], (what, before[what], after[what])

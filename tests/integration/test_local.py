@@ -61,7 +61,7 @@ def test_whole_catalogue_every_container_kind(runtime: tuple[str, ...], k8s_bin_
     assert code == 0, out[-6000:]
     doc, cases = cases_of(tmp_path)
     check_supported_run(doc, cases, VARIANTS)
-    assert doc["runtime"]["oci_runtime"]["name"] == "runc"
+    assert doc["runtime"]["oci_runtime"]["chosen"].startswith("default: ")
     assert {p.name for p in (tmp_path / "local-logs").iterdir()} >= {"kubelet.log", "kube-apiserver.log", "etcd.log"}
     assert leftovers(state_root, pid) == []  # and the host snapshot (tests/conftest.py) after it
 

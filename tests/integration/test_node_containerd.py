@@ -12,7 +12,7 @@ import pytest
 
 from conformance.core.catalogue import Catalogue
 from conformance.core.options import default_cache
-from conformance.runtimes import containerd
+from conformance.runtimes import containerd, ocidefault
 from tests.conftest import CLI, PROJECT
 from tests.support.leftovers import leftovers
 from tests.support.releases import Layout, serve
@@ -56,10 +56,12 @@ def test_catalogue_on_containerd(version: str, real_runtime: None, tmp_path: Pat
     for case in doc["cases"]:
         assert case["verdict"] != "error", case
         assert set(case) >= {"scenario", "policy", "verdict", "expected", "observed", "detail"}
-        if is_userns(case):  # judged by the handler's user_namespaces (runc 1.1.5: unsupported, idmap mounts)
+        if is_userns(case):  # judged by the handler's user_namespaces (the default OCI runtime has idmap mounts)
             check_userns(case, runtime)
     userns = [c for c in doc["cases"] if is_userns(c)]
     assert len(userns) >= 18
+    if version == "2" and not ocidefault.kernel_problem():  # every case runs: none unsupported
+        assert runtime["handler_features"]["user_namespaces"] is True, runtime["oci_runtime"]
     doc["cases"] = [c for c in doc["cases"] if not is_userns(c)]
     if version == "2":
         assert runtime["version"].startswith("2.")
@@ -149,13 +151,27 @@ def test_crun_handler(real_runtime: None, tmp_path: Path, state_root: Path) -> N
     assert leftovers(state_root, pid) == []
 
 
-def test_runc_is_recorded_and_old_crun_refused(real_runtime: None, tmp_path: Path, state_root: Path) -> None:
-    """The OCI runtime is part of what is tested: results.json names it; a crun too old for containerd 2.x's
-    bundles (1.8.1, as Debian bookworm ships) is refused in one line before anything starts."""
-    code, out, _ = run_suite(tmp_path, state_root, "--version", "2", "-k", "blog-example")
+def test_default_and_stock_runc_recorded_and_old_crun_refused(real_runtime: None, tmp_path: Path,
+                                                              state_root: Path) -> None:
+    """The OCI runtime is part of what is tested: results.json names it and why. The default gives pods user
+    namespaces where this kernel can (here: the suite's crun, as Debian's runc 1.1.5 lacks idmapped mounts);
+    HANDLER=runc is the stock runc exactly, its userns cases unsupported in containerd's words; a crun too old
+    for containerd 2.x's bundles (1.8.1, as Debian bookworm ships) is refused in one line before anything starts."""
+    code, out, _ = run_suite(tmp_path / "default", state_root, "--version", "2", "-k", "blog-example")
     assert code == 0, out[-3000:]
-    oci = json.loads((tmp_path / "results.json").read_text())["runtime"]["oci_runtime"]
-    assert oci["name"] == "runc" and Path(oci["path"]).name == "runc" and oci["version"]
+    runtime = json.loads((tmp_path / "default" / "results.json").read_text())["runtime"]
+    oci = runtime["oci_runtime"]
+    assert oci["chosen"].startswith("default: ") and oci["version"] and oci["chosen"] in out
+    if not ocidefault.kernel_problem():
+        assert runtime["handler_features"]["user_namespaces"] is True, oci
+    code, out, _ = run_suite(tmp_path / "runc", state_root, "--version", "2", "--handler", "runc",
+                             "-k", "userns-blog-example")
+    assert code == 0, out[-3000:]
+    doc = json.loads((tmp_path / "runc" / "results.json").read_text())
+    oci = doc["runtime"]["oci_runtime"]
+    assert oci["name"] == "runc" and Path(oci["path"]).name == "runc" and oci["chosen"] == "HANDLER=runc"
+    for case in doc["cases"]:
+        check_userns(case, doc["runtime"])
     env = {**os.environ, "SGP_STATE_DIR": str(state_root)}
     res = subprocess.run([str(CLI), "run", "--version", "2", "--handler", "crun", "--oci-bin-dir",
                           str(old_crun(tmp_path / "old")), "--results-dir", str(tmp_path)],

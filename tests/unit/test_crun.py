@@ -1,10 +1,13 @@
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conformance.errors import ProvisionError
-from conformance.runtimes import crun, debian
+from conformance.runtimes import crun, debian, executables
 from conformance.runtimes.executables import Executable
 from conformance.runtimes.oci import OCIRuntime
 from tests.support.fakes import bin as fakebin
@@ -129,6 +132,14 @@ def test_missing_tools_one_line_with_apt_and_dnf_names() -> None:
     assert "apt-get install gcc pkgconf" in message and "dnf install gcc pkgconf-pkg-config" in message
 
 
+def test_missing_libc_headers_named(tmp_path: Path) -> None:
+    """Debian's gcc without recommends has no libc6-dev: the build would fail on stdio.h."""
+    missing = crun.missing_tools(lambda tool: f"/usr/bin/{tool}", header=tmp_path / "stdio.h")
+    assert missing == ["libc headers"]
+    assert "apt-get install libc6-dev" in crun.tools_message(missing)
+    assert "dnf install glibc-devel" in crun.tools_message(missing)
+
+
 def test_missing_gcc_stops_before_anything_is_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crun.debian, "available", lambda: True)
     monkeypatch.setattr(crun.shutil, "which", lambda tool: None if tool == "gcc" else f"/usr/bin/{tool}")
@@ -156,6 +167,21 @@ def test_cached_build_is_reused_and_the_system_crun_ignored(tmp_path: Path,
     fake_crun(cache / "crun-1.28" / "crun", "1.28")  # incomplete: no .complete marker
     (built.parent / ".complete").touch()
     assert crun.ensure_crun(cache) == built
+
+
+def test_a_dynamically_linked_cached_build_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build from before the static recipe (it links libyajl, libseccomp, ...) is not reused: a kind node's
+    base lacks those libraries."""
+    dynamic = Path(os.path.realpath(sys.executable))  # an ELF binary needing more than libc
+    assert crun.foreign_libraries(executables.inspect(dynamic, "python").needed)
+    old = tmp_path / "crun-1.21" / "crun"
+    old.parent.mkdir()
+    shutil.copy2(dynamic, old)
+    (old.parent / ".complete").touch()
+    monkeypatch.setattr(crun.debian, "available", lambda: True)
+    monkeypatch.setattr(crun, "missing_tools", lambda: [])
+    monkeypatch.setattr(crun.SourceBuild, "build", lambda self: self.cache / "rebuilt" / "crun")
+    assert crun.ensure_crun(tmp_path) == tmp_path / "rebuilt" / "crun"
 
 
 def test_builds_when_nothing_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

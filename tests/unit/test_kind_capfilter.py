@@ -20,7 +20,9 @@ def test_bounding_set_and_filtered_bundle() -> None:
     assert all(caps == ["CAP_SYS_ADMIN"] for caps in out["process"]["capabilities"].values())
     assert [d["path"] for d in out["linux"]["devices"]] == ["/dev/fuse", "/dev/ttyS0"]
     assert "/proc/sys/fs/file-max" in out["linux"]["readonlyPaths"]
-    assert capfilter.edit_bundle(out, allowed)["linux"]["readonlyPaths"].count("/proc/sys/fs/file-max") == 1
+    again = capfilter.edit_bundle(out, allowed)
+    assert again["linux"]["readonlyPaths"].count("/proc/sys/fs/file-max") == 1
+    assert again["mounts"].count(capfilter.VISIBLE_PROC) == 1  # a fully visible proc, for userns pods
 
 
 def test_subcommand_and_options() -> None:

@@ -12,6 +12,7 @@ import pytest
 from conformance.errors import ProvisionError
 from conformance.targets.kind import cells as versions
 from conformance.targets.kind import cli as kindcli
+from conformance.targets.kind import config as kindconfig
 from conformance.targets.kind import nodeimage
 from conformance.targets.kind.cli import ClusterExists, CreateFailed, Docker, Kind, NoSuchContainer, Runner
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell, StepFailed
@@ -124,7 +125,28 @@ def test_containerd_node_config_names_each_handler(tmp_path):
     parts = dataclasses.replace(parts, handlers={"runc": "", "crun": str(parts.runtime_dir / "ctr")}, handler="crun")
     path, config = nodeimage.runtime_config(parts, "registry.k8s.io/pause:3.10.2")
     assert path == "etc/containerd/config.toml" and 'default_runtime_name = "crun"' in config
-    assert 'BinaryName = "/usr/local/sbin/crun"' in config and 'BinaryName = "/usr/sbin/runc"' in config
+    assert f'BinaryName = "{nodeimage.HYBRID}/crun"' in config and 'BinaryName = "/usr/sbin/runc"' in config
+    assert "SystemdCgroup = true" in config and "SystemdCgroup = false" not in config
+    cgroupfs = dataclasses.replace(parts, systemd_cgroups=False)
+    assert "SystemdCgroup = true" not in nodeimage.runtime_config(cgroupfs, "pause:3.10.2")[1]
+
+
+def test_crun_behind_the_hybrid_wrapper_and_cgroupfs_without_systemd(tmp_path):
+    """The suite's static crun has no systemd cgroup manager: the node (runtime and kubelet) uses cgroupfs;
+    crun runs behind crun-hybrid, which execs it directly unless the node's cgroups are hybrid."""
+    parts = dataclasses.replace(fake_parts(tmp_path, "crio"), handlers={"crun": str(tmp_path / "crun")},
+                                handler="crun", systemd_cgroups=False)
+    _, config = nodeimage.runtime_config(parts, "pause:3.10.2")
+    assert 'cgroup_manager = "cgroupfs"' in config and f'runtime_path = "{nodeimage.RESTRICT}/crun"' in config
+    wrapper = nodeimage._fill("crun-hybrid", {"REAL": "/usr/local/sbin/crun"})
+    assert 'exec /usr/local/sbin/crun "$@"' in wrapper and "@REAL@" not in wrapper
+    assert "hugepageLimits" in wrapper and "umount -l /sys/fs/cgroup/unified" in wrapper
+    recorded = nodeimage.oci_runtime(parts)
+    assert (recorded["name"], recorded["path"]) == ("crun", f"{nodeimage.HYBRID}/crun")
+    cell = versions.built("crio", parts.runtime_version, "1.36.2")
+    patches = kindconfig.config(cell, [("img:1", "crio")], built=True, cgroupfs=True)["kubeadmConfigPatches"]
+    assert kindconfig.CGROUPFS in patches and "cgroupDriver: cgroupfs" in kindconfig.CGROUPFS
+    assert kindconfig.CGROUPFS not in kindconfig.config(cell, [("img:1", "crio")], built=True)["kubeadmConfigPatches"]
 
 
 def test_ensure_images_builds_when_missing(tmp_path, log, monkeypatch):

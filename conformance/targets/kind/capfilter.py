@@ -6,6 +6,10 @@
   fs.nr_open as PID 1, its sysctl service sets fs.protected_*, the kubelet sets vm.overcommit_memory and
   kernel.panic*) are made read-only in the container; the node's own entrypoint binds the values the kubelet
   expects over the kubelet's ones.
+- A proc mount with nothing over it is added at VISIBLE_PROC: the kernel lets a process in a user namespace
+  (a kind node's `hostUsers: false` pod) mount a fresh proc only where a proc is already fully visible, and
+  the read-only tunables above are files mounted over /proc/sys ("mount 'proc' to 'proc': Operation not
+  permitted"). Nothing in the node uses that path; the tunables under /proc stay read-only.
 - The host's virtual consoles (/dev/ttyN, /dev/vcs*) are not given to the container: a getty or logind
   opening one allocates a console on the host.
 
@@ -33,6 +37,8 @@ READ_ONLY = ("/proc/sys/fs/file-max", "/proc/sys/fs/nr_open", "/proc/sys/fs/prot
              "/proc/sys/vm/overcommit_memory", "/proc/sys/vm/panic_on_oom", "/proc/sys/kernel/panic",
              "/proc/sys/kernel/panic_on_oops", "/proc/sys/kernel/keys/root_maxkeys",
              "/proc/sys/kernel/keys/root_maxbytes")
+VISIBLE_PROC = {"destination": "/run/sgp-visible-proc", "type": "proc", "source": "proc",
+                "options": ["nosuid", "noexec", "nodev"]}
 HOST_CONSOLES = re.compile(r"/dev/(tty\d+|vcs.*)")
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 GLOBAL_FLAGS_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
@@ -55,7 +61,11 @@ def edit_bundle(spec: dict, allowed: set[str]) -> dict:
     filter_caps(spec.get("process", {}).get("capabilities"), allowed)
     linux = spec.setdefault("linux", {})
     paths = linux.setdefault("readonlyPaths", [])
-    paths += [p for p in READ_ONLY if p not in paths and os.path.exists(p)]
+    added = [p for p in READ_ONLY if p not in paths and os.path.exists(p)]
+    paths += added
+    mounts = spec.setdefault("mounts", [])
+    if added and VISIBLE_PROC not in mounts:
+        mounts.append(dict(VISIBLE_PROC))
     linux["devices"] = [d for d in linux.get("devices") or [] if not HOST_CONSOLES.fullmatch(d.get("path", ""))]
     return spec
 

@@ -48,8 +48,13 @@ CGROUP_V1 = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 FAIL_CGROUP_V1_MINOR = 31  # the field exists from 1.31; kubeadm refuses unknown fields
 
 
-def config(cell: Cell, nodes: list[tuple[str, str]], built: bool) -> dict:
-    """The config as a mapping: the control plane then the workers, each (image, runtime)."""
+CGROUPFS = "kind: KubeletConfiguration\ncgroupDriver: cgroupfs\ncgroupRoot: /kubelet\n"
+
+
+def config(cell: Cell, nodes: list[tuple[str, str]], built: bool, cgroupfs: bool = False) -> dict:
+    """The config as a mapping: the control plane then the workers, each (image, runtime). `cgroupfs`: the
+    nodes' OCI runtime has no systemd cgroup driver (the suite's static crun), so the kubelets use cgroupfs
+    under /kubelet (the node entrypoint keeps that root in every v1 hierarchy), as the runtimes do."""
     doc: dict = {"kind": "Cluster", "apiVersion": API_VERSION, "name": cell.cluster_name, "nodes": []}
     for i, (image, runtime) in enumerate(nodes):
         role = "control-plane" if i == 0 else "worker"
@@ -69,6 +74,8 @@ def config(cell: Cell, nodes: list[tuple[str, str]], built: bool) -> dict:
         patches.append(SKIP_ADDONS)
     if version_key(cell.k8s)[:2] >= (1, FAIL_CGROUP_V1_MINOR):
         patches.append(CGROUP_V1)
+    if cgroupfs:
+        patches.append(CGROUPFS)
     if patches:
         doc["kubeadmConfigPatches"] = patches
     return doc

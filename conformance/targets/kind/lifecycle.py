@@ -137,7 +137,8 @@ class KindCell:
 
     def config_yaml(self) -> str:
         nodes = [(i.ref, self.node_runtime(i)[0]) for i in self.images]
-        return kindconfig.to_yaml(kindconfig.config(self.cell, nodes, self.built))
+        cgroupfs = any(i.parts is not None and not i.parts.systemd_cgroups for i in self.images)
+        return kindconfig.to_yaml(kindconfig.config(self.cell, nodes, self.built, cgroupfs))
 
     def write_config(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from conformance.errors import ProvisionError
 from conformance.paths import IMAGES
-from conformance.runtimes import executables
+from conformance.runtimes import executables, oci
 from conformance.runtimes.busybox import find as find_busybox
 from conformance.targets.kind import nodebase
 from conformance.targets.kind.cells import Cell
@@ -35,6 +35,7 @@ REPO = "localhost/sgp-node"
 BASE_REPO = "localhost/sgp-node-base"
 KEY_LABEL = "sgp.conformance/recipe"
 KUBE_BINARIES = ("kubelet", "kubeadm", "kubectl")
+HYBRID = "/usr/local/lib/sgp-hybrid"  # crun behind images/kind/node/crun-hybrid
 RESTRICT = "/usr/local/lib/sgp-oom-restrict"  # wrapped OCI runtimes (NodeRuntime.handler_wrapped), oom-restrict
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 LIB = re.compile(r"(/\S+\.so[.\d]*)")
@@ -47,7 +48,7 @@ class Parts:
     runtime: str  # containerd | crio
     runtime_version: str
     runtime_dir: Path
-    handlers: dict[str, str]  # OCI runtime name -> binary on the host ("" = the base's /usr/sbin/runc)
+    handlers: dict[str, str]  # OCI runtime name -> binary on the host (runc "": the base's /usr/sbin/runc)
     handler: str  # the runtime's default
     k8s_version: str  # v1.36.2
     k8s_dir: Path
@@ -55,10 +56,14 @@ class Parts:
     etcd_version: str
     base: Path  # the Debian base tarball
     tests: tuple[ImageArchive, ...] = ()
+    handler_chosen: str = ""  # why that OCI runtime: HANDLER=..., or the default and its reason (ocidefault.py)
+    systemd_cgroups: bool = True  # the node's cgroup driver is systemd (else cgroupfs: an OCI runtime without it)
 
     def to_json(self) -> dict:
         return {"runtime": self.runtime, "runtime_version": self.runtime_version, "runtime_dir": str(self.runtime_dir),
-                "handlers": self.handlers, "handler": self.handler, "kubernetes": self.k8s_version,
+                "handlers": self.handlers, "handler": self.handler, "handler_chosen": self.handler_chosen,
+                "systemd_cgroups": self.systemd_cgroups,
+                "kubernetes": self.k8s_version,
                 "k8s_dir": str(self.k8s_dir), "etcd": self.etcd_version,
                 "base": self.base.name}
 
@@ -138,8 +143,18 @@ def check(parts: Parts) -> None:
 
 
 def _handler_path(parts: Parts, name: str) -> str:
-    """Where OCI runtime `name` is in the node."""
+    """Where OCI runtime `name` is in the node (crun: behind images/kind/node/crun-hybrid)."""
+    if name == "crun":
+        return f"{HYBRID}/{name}"
     return f"/usr/local/sbin/{name}" if parts.handlers.get(name) else "/usr/sbin/runc"
+
+
+def oci_runtime(parts: Parts) -> dict:
+    """results.json's runtime.oci_runtime for a built node: the default OCI runtime, its path in the node, its
+    version ('' for the base's own runc) and why it."""
+    host = parts.handlers.get(parts.handler, "")
+    return {"name": parts.handler, "path": _handler_path(parts, parts.handler),
+            "version": (oci.probe_version(host) or "") if host else "", "chosen": parts.handler_chosen}
 
 
 def _configured_path(parts: Parts, name: str) -> str:
@@ -154,12 +169,19 @@ def _fill(name: str, values: dict[str, str]) -> str:
     return text
 
 
+def cgroup_driver(parts: Parts) -> str:
+    """The node's cgroup driver (kubelet and runtime): systemd, or cgroupfs for an OCI runtime built without it."""
+    return "systemd" if parts.systemd_cgroups else "cgroupfs"
+
+
 def runtime_config(parts: Parts, pause: str) -> tuple[str, str]:
     """(path in the node, text) of the runtime's config."""
     runtime = NODE_RUNTIMES[parts.runtime]
     tables = "".join(_fill(runtime.handler_file, {"NAME": n, "PATH": _configured_path(parts, n)})
                      for n in sorted(parts.handlers))
+    tables = tables.replace("@SYSTEMD@", "true" if parts.systemd_cgroups else "false")
     return runtime.config_path, _fill(runtime.config_file, {"PAUSE": pause, "HANDLER": parts.handler,
+                                                            "CGROUP_MANAGER": cgroup_driver(parts),
                                                             "RUNTIMES": tables.rstrip("\n")})
 
 
@@ -231,6 +253,12 @@ def context(image: NodeImage, cache: Path, folder: Path) -> Path:
     unit = f"{runtime.unit}.service"
     put[f"etc/systemd/system/{unit}"] = unit
     put.update(runtime.extra_files)
+    for name in parts.handlers:
+        if _handler_path(parts, name).startswith(HYBRID):
+            hybrid = root / HYBRID.lstrip("/") / name
+            hybrid.parent.mkdir(parents=True, exist_ok=True)
+            hybrid.write_text(_fill("crun-hybrid", {"REAL": f"/usr/local/sbin/{name}"}))
+            hybrid.chmod(0o755)
     if runtime.handler_wrapped:
         for name in parts.handlers:
             wrapper = root / RESTRICT.lstrip("/") / name

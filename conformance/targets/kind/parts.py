@@ -12,7 +12,7 @@ from pathlib import Path
 from conformance.core.options import Options
 from conformance.errors import InputError, ProvisionError
 from conformance.kube import binaries
-from conformance.runtimes import containerd, oci
+from conformance.runtimes import containerd, crun, oci, ocidefault
 from conformance.runtimes.crio import Crio
 from conformance.targets.kind import cells, nodebase, nodeimage, noderuntime
 from conformance.targets.kind.nodeimage import CONTROL_PLANE, KUBE_BINARIES, Parts
@@ -48,15 +48,35 @@ def _runtime(opts: Options, runtime: str, version: str | None, own_bins: bool) -
     return containerd.resolve_binaries(version, opts.containerd_bin_dir if own_bins else None, cache)
 
 
-def _handlers(opts: Options, runtime: str, folder: Path) -> tuple[dict[str, str], str]:
-    """OCI runtime name -> binary to copy ("" = the base's own runc), and the default name."""
-    name = opts.handler or "runc"
+PLANNED = ("default, chosen when the cell runs (a plan fetches and builds nothing): a runc or crun with idmapped "
+           "mounts from OCI_BIN_DIR or the runtime's folder, else the suite's crun build, else the base's runc")
+
+
+def systemd_cgroups(handlers: dict[str, str]) -> bool:
+    """Whether the node's OCI runtimes all have the systemd cgroup driver (a crun built without it has not; ''
+    for crun: the suite's build, planned)."""
+    return all(name != "crun" or (path and crun.has_systemd(path)) for name, path in handlers.items())
+
+
+def _handlers(opts: Options, runtime: str, version: str, folder: Path,
+              plan: bool = False) -> tuple[dict[str, str], str, str]:
+    """OCI runtime name -> binary to copy ("" = the base's own runc; for crun in a plan, the suite's build), the
+    default name, and why it (HANDLER, or ocidefault's choice for a node: the base's runc, the runtime's folder,
+    OCI_BIN_DIR or the suite's crun)."""
+    own = noderuntime.of(runtime).handler_from_folder
+    if not opts.handler and plan:
+        return {"crun": ""}, "crun", PLANNED
+    if not opts.handler:
+        dirs = oci.search_dirs(opts.oci_bin_dir, "the runtime's folder", folder if own else None)
+        chosen = ocidefault.resolve("", runtime, version, dirs, opts.cache_dir, use_path=False)
+        copied = chosen.name != "runc" or any(Path(chosen.path).parent == d for _, d in dirs)
+        return {chosen.name: chosen.path if copied else ""}, chosen.name, chosen.chosen
+    name = opts.handler
     found = oci.locate(name, oci.search_dirs(opts.oci_bin_dir, "the runtime's folder", folder))
     if found is None and name != "runc":
         raise ProvisionError(f"HANDLER={name}: no {name} in OCI_BIN_DIR or the runtime's folder")
-    own = noderuntime.of(runtime).handler_from_folder
-    path = str(found[0]) if found is not None and (own or opts.oci_bin_dir) else ""
-    return {name: path}, name
+    path = str(found[0]) if found is not None and (own or opts.oci_bin_dir or name != "runc") else ""
+    return {name: path}, name, f"HANDLER={name}"
 
 
 def resolve(opts: Options, runtime: str, version: str | None, k8s: str | None, tests: list[ImageArchive],
@@ -65,10 +85,11 @@ def resolve(opts: Options, runtime: str, version: str | None, k8s: str | None, t
     names it); Kubernetes `k8s` comes from its releases unless K8S_BIN_DIR is set."""
     k8s_dir, k8s_version, kubeadm = kubernetes(opts, k8s or "")
     runtime_version, folder = _runtime(opts, runtime, version, own_bins)
-    handlers, default = _handlers(opts, runtime, folder)
+    handlers, default, why = _handlers(opts, runtime, runtime_version, folder, plan=not make_base)
     etcd, etcd_version = binaries.etcd(opts.etcd_bin, opts.cache_dir, kubeadm, k8s_version)
     parts = Parts(runtime=runtime, runtime_version=runtime_version, runtime_dir=folder, handlers=handlers,
-                 handler=default, k8s_version=k8s_version, k8s_dir=k8s_dir, etcd=etcd, etcd_version=etcd_version,
+                 handler=default, handler_chosen=why, systemd_cgroups=systemd_cgroups(handlers),
+                 k8s_version=k8s_version, k8s_dir=k8s_dir, etcd=etcd, etcd_version=etcd_version,
                  base=nodebase.tarball(opts.cache_dir, log) if make_base else nodebase.path(opts.cache_dir),
                  tests=tuple(tests))
     if make_base:

@@ -18,7 +18,7 @@ from conformance.kube.api import client
 from conformance.kube.runner import KubeSession
 from conformance.runtimes.base import unique_dir
 from conformance.runtimes.process import join_network
-from conformance.targets.kind import engine, nodebase, parts, plan
+from conformance.targets.kind import engine, nodebase, nodeimage, parts, plan
 from conformance.targets.kind.cli import Kind, find_kind
 from conformance.targets.kind.lifecycle import ClusterOptions, KindCell
 from conformance.testimages.archive import catalogue_archives
@@ -67,6 +67,8 @@ class KindSession(KubeSession):
         self.cell.load_images(archives)
         self.refs = {a.name: a.ref for a in archives}
         self._namespace()
+        if self.info is not None and self.cell.images[0].parts is not None:
+            self.info.oci = nodeimage.oci_runtime(self.cell.images[0].parts)
         self._check_images()
         self.facts.update(self.cell.metadata())
 
@@ -83,7 +85,9 @@ class KindSession(KubeSession):
             return "kind"
         docker = self.engine.to_json() if self.engine else {}
         cell = self.cell.cell
-        return (f"kind cell {cell.id}; runtime: {cell.runtime} {cell.runtime_version}; "
+        parts = self.cell.images[0].parts
+        oci = f"; OCI runtime: {parts.handler} ({parts.handler_chosen})" if parts and parts.handler_chosen else ""
+        return (f"kind cell {cell.id}; runtime: {cell.runtime} {cell.runtime_version}{oci}; "
                 f"{self.cell.facts.get('kind_version', '?')} ({self.cell.facts.get('kind_from', '')}); "
                 f"Docker {docker.get('docker')} {docker.get('from')}")
 

@@ -90,10 +90,13 @@ class LocalSession(KubeSession):
             say("KEEP=1: stopping the cluster")
 
     def describe(self) -> str:
-        runtime = self.runtime.header(0.0).split(";")[0].removeprefix("runtime: ")
+        info = self.runtime.info
+        how = "started by the suite" if self.runtime.owned else f"existing socket {info.endpoint if info else '?'}"
+        runtime = f"{info.name} {info.version} ({how})" if info else "?"
         versions = self.cluster.versions() if self.cluster else {}
+        oci = self.runtime.oci_text()
         return (f"local (API server {versions.get('apiserver')}, etcd {versions.get('etcd')}, "
-                f"{versions.get('kubernetes_from')}); runtime: {runtime}")
+                f"{versions.get('kubernetes_from')}); runtime: {runtime}{'; ' + oci if oci else ''}")
 
     def stop(self) -> None:
         """The kubelet first (so it recreates nothing), then the control plane with its logs kept in
