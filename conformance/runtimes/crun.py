@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +40,7 @@ from conformance.core.versions import version_key
 from conformance.errors import CommandError, ProvisionError
 from conformance.runtimes import debian, tarsafe
 from conformance.runtimes.executables import inspect
-from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, probe_version
+from conformance.runtimes.oci import CRUN_MIN, OCIRuntime, ask, probe_version
 
 MIN_VERSION = CRUN_MIN
 SOURCE_SUITES = ("trixie", "sid")
@@ -68,9 +67,7 @@ def crun_version(binary: Path | str) -> str | None:
 def has_systemd(binary: Path | str) -> bool:
     """crun built with the systemd cgroup manager (`+SYSTEMD` in `crun --version`; the suite's build has not)."""
     try:
-        with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
-            res = subprocess.run([str(binary), "--root", root, "--version"], capture_output=True, text=True,
-                                 timeout=30, check=False)
+        res = ask(binary, "--version")
     except (OSError, subprocess.TimeoutExpired):
         return False
     return "+SYSTEMD" in res.stdout.split()

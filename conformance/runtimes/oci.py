@@ -61,13 +61,18 @@ class OCIRuntime:
                    wrapper.get("why", ""), data.get("chosen", ""))
 
 
+def ask(path: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`<runtime> <args>` with a throwaway state root (`crun --version` makes /run/crun otherwise); OSError or
+    subprocess.TimeoutExpired when it does not run."""
+    with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
+        return subprocess.run([str(path), "--root", root, *args], capture_output=True, text=True, timeout=30,
+                              check=False)
+
+
 def probe_version(path: Path | str) -> str | None:
-    """`<runtime> --version` → '1.1.5+ds1' / '1.21'; None when it does not run. Its state root is a throwaway
-    folder: `crun --version` makes /run/crun otherwise."""
+    """`<runtime> --version` → '1.1.5+ds1' / '1.21'; None when it does not run."""
     try:
-        with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
-            res = subprocess.run([str(path), "--root", root, "--version"], capture_output=True, text=True, timeout=30,
-                                 check=False)
+        res = ask(path, "--version")
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = VERSION_LINE.search(res.stdout)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,9 +45,7 @@ def idmap_problem(runtime: OCIRuntime) -> str:
     """Why `runtime` cannot give pods idmapped mounts, in its own words ('' if its `features` lists them)."""
     label = f"{runtime.name} {runtime.version}"
     try:
-        with tempfile.TemporaryDirectory(prefix="sgp-oci-") as root:
-            res = subprocess.run([runtime.path, "--root", root, "features"], capture_output=True, text=True,
-                                 timeout=30, check=False)
+        res = oci.ask(runtime.path, "features")
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{label}: `{runtime.name} features` did not run ({exc})"
     if res.returncode != 0:
