@@ -22,6 +22,7 @@ from conformance.kube.manifests import VARIANTS, kube_cases, pod_groups
 from conformance.kube.pods import KubeTarget, case_observed, judge_case
 from conformance.kube.status import node_feature, node_info, runtime_info
 from conformance.runtimes.process import join_network
+from conformance.runtimes.reaper import HostLeftovers
 
 
 class KubeRunner:
@@ -85,7 +86,7 @@ class KubeRunner:
         self.target.close()
 
 
-class KubeSession:
+class KubeSession(HostLeftovers):
     """What every Kubernetes target shares: the run's namespace, the cases, the runner, the report."""
 
     name = "kube"
@@ -109,18 +110,6 @@ class KubeSession:
         self.refs: dict[str, str] = {}
         self.facts: dict = {}
         self.failed = False
-
-    @classmethod
-    def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
-        """DRY_RUN=1: nothing to plan (None); the cases run."""
-        return None
-
-    @classmethod
-    def cleanup(cls, opts: Options) -> int:
-        """--cleanup: remove what runs that died left on this host."""
-        from conformance.runtimes import reaper
-
-        return reaper.cleanup(opts.state_dir)
 
     def _namespace(self) -> None:
         assert self.api is not None

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.runtimes.process import (
     CGROUP_ROOT,
@@ -38,6 +39,10 @@ from conformance.runtimes.process import (
     subtree_controllers,
     unmount_under,
 )
+
+if TYPE_CHECKING:
+    from conformance.core.catalogue import Catalogue
+    from conformance.core.options import Options
 
 OWNED = re.compile(r"^(?:sgpconf-)?[a-z][\w.+-]*?-(\d+)-[0-9a-f]{6,8}(?:\.json)?$")
 WORKER_CONTEXT = re.compile(r"^worker-context-(\d+)\.json$")
@@ -185,6 +190,21 @@ def cleanup(state_root: Path) -> int:
     print(f"cleanup: {len(done)} thing(s) left by runs that are gone removed under {state_root} and the cgroups; "
           "runs still alive untouched")
     return 0
+
+
+class HostLeftovers:
+    """The plan and cleanup of a session class (targets/protocol.py) whose target has no plan of its own (DRY_RUN
+    runs the cases) and whose --cleanup removes what dead runs left on this host: node, local and kind."""
+
+    @classmethod
+    def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
+        """DRY_RUN=1: nothing to plan (None); the cases run."""
+        return None
+
+    @classmethod
+    def cleanup(cls, opts: Options) -> int:
+        """--cleanup: remove what runs that died left on this host."""
+        return cleanup(opts.state_dir)
 
 
 def main(argv: list[str]) -> int:

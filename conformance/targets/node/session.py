@@ -15,6 +15,7 @@ from conformance.core.case import Case
 from conformance.core.catalogue import Catalogue
 from conformance.core.model import RuntimeInfo
 from conformance.core.options import Options
+from conformance.runtimes.reaper import HostLeftovers
 from conformance.targets.node.restart import RestartServer
 from conformance.targets.node.runner import NodeRunner
 from conformance.targets.node.target import RUN_LABEL, NodeTarget
@@ -22,7 +23,7 @@ from conformance.targets.undertest import RuntimeUnderTest
 from conformance.testimages.archive import catalogue_archives
 
 
-class NodeSession:
+class NodeSession(HostLeftovers):
     """Everything one node-target run owns; stop() removes all of it, and only it."""
 
     def __init__(self, opts: Options, catalogue: Catalogue):
@@ -38,18 +39,6 @@ class NodeSession:
     @property
     def info(self) -> RuntimeInfo | None:
         return self.runtime.info
-
-    @classmethod
-    def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
-        """DRY_RUN=1: nothing to plan (None); the cases run."""
-        return None
-
-    @classmethod
-    def cleanup(cls, opts: Options) -> int:
-        """--cleanup: remove what runs that died left on this host."""
-        from conformance.runtimes import reaper
-
-        return reaper.cleanup(opts.state_dir)
 
     def start(self) -> None:
         runtime = self.runtime
