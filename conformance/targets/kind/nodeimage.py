@@ -177,9 +177,9 @@ def cgroup_driver(parts: Parts) -> str:
 def runtime_config(parts: Parts, pause: str) -> tuple[str, str]:
     """(path in the node, text) of the runtime's config."""
     runtime = NODE_RUNTIMES[parts.runtime]
-    tables = "".join(_fill(runtime.handler_file, {"NAME": n, "PATH": _configured_path(parts, n)})
+    systemd = "true" if parts.systemd_cgroups else "false"
+    tables = "".join(_fill(runtime.handler_file, {"NAME": n, "PATH": _configured_path(parts, n), "SYSTEMD": systemd})
                      for n in sorted(parts.handlers))
-    tables = tables.replace("@SYSTEMD@", "true" if parts.systemd_cgroups else "false")
     return runtime.config_path, _fill(runtime.config_file, {"PAUSE": pause, "HANDLER": parts.handler,
                                                             "CGROUP_MANAGER": cgroup_driver(parts),
                                                             "RUNTIMES": tables.rstrip("\n")})
@@ -255,16 +255,9 @@ def context(image: NodeImage, cache: Path, folder: Path) -> Path:
     put.update(runtime.extra_files)
     for name in parts.handlers:
         if _handler_path(parts, name).startswith(HYBRID):
-            hybrid = root / HYBRID.lstrip("/") / name
-            hybrid.parent.mkdir(parents=True, exist_ok=True)
-            hybrid.write_text(_fill("crun-hybrid", {"REAL": f"/usr/local/sbin/{name}"}))
-            hybrid.chmod(0o755)
-    if runtime.handler_wrapped:
-        for name in parts.handlers:
-            wrapper = root / RESTRICT.lstrip("/") / name
-            wrapper.parent.mkdir(parents=True, exist_ok=True)
-            wrapper.write_text(_fill("oom-restrict", {"REAL": _handler_path(parts, name)}))
-            wrapper.chmod(0o755)
+            _wrapper(root, HYBRID, name, "crun-hybrid", f"/usr/local/sbin/{name}")
+        if runtime.handler_wrapped:
+            _wrapper(root, RESTRICT, name, "oom-restrict", _handler_path(parts, name))
     for inside, name in put.items():
         _copy(NODE_FILES / name, root / inside)
     path, text = runtime_config(parts, pause)
@@ -289,6 +282,14 @@ def context(image: NodeImage, cache: Path, folder: Path) -> Path:
         (masked / name).symlink_to("/dev/null")
     (folder / "Dockerfile").write_text(dockerfile(image))
     return folder
+
+
+def _wrapper(root: Path, folder: str, name: str, template: str, real: str) -> None:
+    """An OCI runtime's wrapper script in the node, `folder`/`name`, from a node file that execs `real`."""
+    path = root / folder.lstrip("/") / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_fill(template, {"REAL": real}))
+    path.chmod(0o755)
 
 
 def dockerfile(image: NodeImage) -> str:
