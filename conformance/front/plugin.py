@@ -132,7 +132,10 @@ def _safe_stop(session: Session, watchdog: reaper.Watchdog | None = None) -> Non
         print(f"cleanup error: {exc}", file=sys.stderr)
     else:
         if watchdog is not None:
-            watchdog.stop()
+            unloaded = watchdog.stop()
+            if unloaded:
+                print(f"unloaded the kernel modules the run loaded and nothing uses: {' '.join(unloaded)}",
+                      file=sys.stderr)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,9 +10,11 @@ Everything a run starts carries its process id in a name: its state folders unde
 - the next run, and `sgp-conformance run --cleanup` on any target, do the same for every run whose process
   is gone, and touch nothing of a run still alive.
 
-On cgroup v2 a run also changes the root's `cgroup.subtree_control` (runc and the kubelet's cgroup root enable
-controllers there); the watchdog records it as the run found it (`cgroup-root-<pid>-<hex>.json` in the state
-root), and whoever reaps the run hands back the controllers enabled since, as the run itself does at its end.
+A run also changes the host in two ways no name carries: on cgroup v2 the root's `cgroup.subtree_control`
+(runc and the kubelet's cgroup root enable controllers there), and on a modular kernel the loaded modules
+(conformance/runtimes/kmodules.py). The watchdog records both as the run found them (`host-<pid>-<hex>.json` in
+the state root); whoever reaps the run hands back the controllers enabled since and unloads the modules loaded
+since that nothing uses, as the run itself does at its end.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conformance.runtimes import kmodules
 from conformance.runtimes.process import (
     CGROUP_ROOT,
     cgroup_parents,
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
 
 OWNED = re.compile(r"^(?:sgpconf-)?[a-z][\w.+-]*?-(\d+)-[0-9a-f]{6,8}(?:\.json)?$")
 WORKER_CONTEXT = re.compile(r"^worker-context-(\d+)\.json$")
-ROOT_RECORD = "cgroup-root"  # <state root>/cgroup-root-<pid>-<hex>.json: the v2 root's subtree_control at the start
+HOST_RECORD = "host"  # <state root>/host-<pid>-<hex>.json: the v2 root's subtree_control and the modules at the start
 
 
 def owner(name: str) -> int | None:
@@ -72,37 +75,43 @@ def owned_by(state_root: Path, pid: int) -> tuple[list[Path], list[str]]:
     return paths, cgroups
 
 
-def record_root(state_root: Path, pid: int, root: Path = CGROUP_ROOT) -> Path | None:
-    """Write the cgroup v2 root's subtree_control as the run `pid` finds it (None on v1/hybrid: nothing)."""
-    controllers = subtree_controllers(root)
-    if controllers is None:
+def record_host(state_root: Path, pid: int, root: Path = CGROUP_ROOT, modules: Path = kmodules.PROC_MODULES
+                ) -> Path | None:
+    """Write what the run `pid` finds of the host that no name of its carries: the cgroup v2 root's
+    subtree_control and the loaded kernel modules (None where there is neither: cgroup v1/hybrid, no modules)."""
+    controllers, loaded = subtree_controllers(root), kmodules.loaded(modules)
+    if controllers is None and loaded is None:
         return None
     state_root.mkdir(parents=True, exist_ok=True)
-    path = state_root / f"{ROOT_RECORD}-{pid}-{secrets.token_hex(3)}.json"
-    path.write_text(json.dumps({"subtree_control": sorted(controllers)}) + "\n")
+    path = state_root / f"{HOST_RECORD}-{pid}-{secrets.token_hex(3)}.json"
+    path.write_text(json.dumps({"subtree_control": None if controllers is None else sorted(controllers),
+                                "modules": None if loaded is None else sorted(loaded)}) + "\n")
     return path
 
 
-def recorded_root(paths: list[Path]) -> set[str] | None:
-    """The root's controllers as the run found them, from its records among `paths` (None: no record)."""
+def recorded(paths: list[Path], field: str) -> set[str] | None:
+    """A field of the host as the run found it ("subtree_control", "modules"), from its records among `paths`
+    (None: no record of it)."""
     found: set[str] | None = None
     for path in paths:
-        if not path.name.startswith(f"{ROOT_RECORD}-") or not path.is_file():
+        if not path.name.startswith(f"{HOST_RECORD}-") or not path.is_file():
             continue
         try:
-            controllers = set(json.loads(path.read_text())["subtree_control"])
+            value = json.loads(path.read_text())[field]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        found = controllers if found is None else found & controllers
+        if value is not None:
+            found = set(value) if found is None else found & set(value)
     return found
 
 
 def reap(state_root: Path, pid: int, root: Path = CGROUP_ROOT) -> list[str]:
     """Remove everything the run `pid` left: its processes first (so nothing recreates what goes next), then
     its cgroups' members and folders, the controllers it enabled at the cgroup v2 root (those still in use
-    below stay), its mounts and its state. What was removed, for the report."""
+    below stay), its mounts and its state, then the kernel modules loaded since it started that nothing uses.
+    What was removed, for the report."""
     paths, cgroups = owned_by(state_root, pid)
-    before = recorded_root(paths)
+    before, modules = recorded(paths, "subtree_control"), recorded(paths, "modules")
     done = []
     for path in paths:
         if path.is_dir():
@@ -120,6 +129,7 @@ def reap(state_root: Path, pid: int, root: Path = CGROUP_ROOT) -> list[str]:
         else:
             path.unlink(missing_ok=True)
         done.append(f"state {path}")
+    done += [f"kernel module {name} (loaded by the run, unused)" for name in kmodules.unload_since(modules)]
     return done
 
 
@@ -149,19 +159,24 @@ class Watchdog:
 
     def start(self) -> None:
         self.state_root.mkdir(parents=True, exist_ok=True)
-        self.record = record_root(self.state_root, os.getpid())
+        self.record = record_host(self.state_root, os.getpid())
         argv = [sys.executable, "-m", "conformance.runtimes.reaper", "watch", str(os.getpid()), str(self.state_root)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """End the watch once the run removed what it started; the kernel modules loaded since its start that
+        nothing uses go too (the engine's, the nodes' netfilter). The modules unloaded."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(10)
         self.proc = None
+        unloaded: list[str] = []
         if self.record is not None:
+            unloaded = kmodules.unload_since(recorded([self.record], "modules"))
             self.record.unlink(missing_ok=True)
             self.record = None
+        return unloaded
 
 
 def watch(pid: int, state_root: Path) -> int:

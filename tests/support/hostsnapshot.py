@@ -1,7 +1,8 @@
 """The host snapshot: every place a runtime, a kubelet, an image tool or a Docker engine writes by default,
-whatever it is told (the cgroup v2 root's subtree_control too), recorded before a real run and compared after
-it (normally, on failure, after Ctrl-C). Used by every integration and fault test through the autouse fixture
-in tests/conftest.py; a difference fails the test with the paths that changed."""
+whatever it is told (the cgroup v2 root's subtree_control and the loaded kernel modules too), recorded before
+a real run and compared after it (normally, on failure, after Ctrl-C). Used by every integration and fault
+test through the autouse fixture in tests/conftest.py; a difference fails the test with the paths that
+changed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from conformance.runtimes import kmodules
 
 PLACES = (
     "/etc/crio", "/etc/containers", "/etc/containerd", "/etc/docker", "/etc/cni", "/etc/kubernetes",
@@ -124,6 +127,8 @@ def take(state_folders: tuple[str, ...] = STATE_FOLDERS) -> HostSnapshot:
             snap.tunables[name] = "(absent)"
     if ROOT_SUBTREE.exists():
         snap.files[str(ROOT_SUBTREE)] = f"controllers {' '.join(sorted(ROOT_SUBTREE.read_text().split()))}"
+    for name in kmodules.loaded() or {}:  # a modular kernel: what the run loaded must be unloaded again
+        snap.files[f"{kmodules.PROC_MODULES}:{name}"] = "loaded"
     snap.network = _network()
     snap.mounts = _mounts()
     return snap

@@ -85,6 +85,18 @@ def test_crio_config_has_cri_socket_patches_per_node(cells):
     assert cluster[1] == {"kind": "KubeletConfiguration", "failCgroupV1": False}
 
 
+def test_kubeadm_api_calls_wait_for_a_slow_api_server_on_v1beta4_only(cells):
+    """kubeadm's first API call waits for the API server's start (1 m by default, too short on loaded hosts)."""
+    doc = kindconfig.config(versions.select(cells, "containerd", "2.1"), [("i", "containerd")], built=True)
+    patches = [yaml.safe_load(p) for p in doc["kubeadmConfigPatches"]]
+    timed = [p for p in patches if "timeouts" in p]
+    assert [(p["apiVersion"], p["kind"]) for p in timed] == [
+        ("kubeadm.k8s.io/v1beta4", "InitConfiguration"), ("kubeadm.k8s.io/v1beta4", "JoinConfiguration")]
+    assert all(p["timeouts"] == {"kubernetesAPICall": "4m0s"} for p in timed)
+    old = versions.built("containerd", "1.7.24", "1.30.0")
+    assert "kubeadmConfigPatches" not in kindconfig.config(old, [("i", "containerd")], built=False)
+
+
 def test_mixed_nodes_patch_only_the_crio_node(cells):
     cell = versions.select(cells, "containerd", "2.1")
     doc = kindconfig.config(cell, [("a:1", "containerd"), ("b:1", "crio")], built=True)
@@ -96,7 +108,7 @@ def test_mixed_nodes_patch_only_the_crio_node(cells):
 def test_stock_containerd_config_has_no_node_patches_and_gate_on_alpha(cells):
     doc = kindconfig.config(versions.select(cells, "containerd", "2.0"), [("img:1", "containerd")], built=False)
     assert "networking" not in doc and doc["featureGates"] == {"SupplementalGroupsPolicy": True}
-    assert doc["kubeadmConfigPatches"] == [kindconfig.CGROUP_V1]  # 1.32 >= 1.31: the field exists
+    assert doc["kubeadmConfigPatches"][0] == kindconfig.CGROUP_V1  # 1.32 >= 1.31: the field exists
     assert "kubeadmConfigPatches" not in doc["nodes"][0]
     old = versions.built("containerd", "1.7.24", "1.30.0")
     assert "kubeadmConfigPatches" not in kindconfig.config(old, [("i", "containerd")], built=False)

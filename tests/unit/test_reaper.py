@@ -85,7 +85,7 @@ def test_a_dead_run_hands_back_the_controllers_it_enabled_at_the_cgroup_v2_root(
     control = root / "cgroup.subtree_control"
     control.write_text("memory pids\n")
     dead = dead_pid()
-    record = reaper.record_root(state, dead, root)
+    record = reaper.record_host(state, dead, root, tmp_path / "no-modules")
     assert record is not None and reaper.owner(record.name) == dead
     control.write_text("cpu cpuset memory pids\n")  # what runc enabled on the way to the run's cgroups
     real_write = Path.write_text
@@ -99,7 +99,8 @@ def test_a_dead_run_hands_back_the_controllers_it_enabled_at_the_cgroup_v2_root(
     removed = reaper.reap(state, dead, root)
     assert set(control.read_text().split()) == {"memory", "pids"}
     assert "controllers cpu cpuset at the cgroup root (handed back)" in removed and not record.exists()
-    assert reaper.record_root(state, dead, tmp_path / "v1") is None  # v1/hybrid: nothing to record
+    # v1/hybrid and no loadable modules: nothing to record
+    assert reaper.record_host(state, dead, tmp_path / "v1", tmp_path / "no-modules") is None
 
 
 def test_a_run_that_ends_by_itself_leaves_no_record(tmp_path: Path) -> None:

@@ -50,6 +50,21 @@ FAIL_CGROUP_V1_MINOR = 31  # the field exists from 1.31; kubeadm refuses unknown
 
 CGROUPFS = "kind: KubeletConfiguration\ncgroupDriver: cgroupfs\ncgroupRoot: /kubelet\n"
 
+# kubeadm (v1beta4) makes its first API call (the admin user's ClusterRoleBinding) as soon as the kubelet
+# answers, while the API server's static pod may still be starting, and gives it `kubernetesAPICall` (1 m by
+# default). On a loaded or emulated host the API server takes longer than that (150 s under QEMU's software
+# emulation: kubeadm init failed "could not bootstrap the admin user ... context deadline exceeded"). The wait
+# gets the control plane's own health-check time (4 m), within `kind create --wait` and the create's timeout.
+# The apiVersion limits the patch to v1beta4 configs (kind writes v1beta3 for older Kubernetes, without the field).
+API_CALL_TIMEOUT = "4m0s"
+KUBEADM_V1BETA4_MINOR = 31
+
+
+def timeouts_patch(kind: str) -> str:
+    """The kubeadm patch giving an Init/JoinConfiguration's API calls the control plane's start-up time."""
+    return (f"apiVersion: kubeadm.k8s.io/v1beta4\nkind: {kind}\ntimeouts:\n"
+            f"  kubernetesAPICall: {API_CALL_TIMEOUT}\n")
+
 
 def config(cell: Cell, nodes: list[tuple[str, str]], built: bool, cgroupfs: bool = False) -> dict:
     """The config as a mapping: the control plane then the workers, each (image, runtime). `cgroupfs`: the
@@ -76,6 +91,8 @@ def config(cell: Cell, nodes: list[tuple[str, str]], built: bool, cgroupfs: bool
         patches.append(CGROUP_V1)
     if cgroupfs:
         patches.append(CGROUPFS)
+    if version_key(cell.k8s)[:2] >= (1, KUBEADM_V1BETA4_MINOR):
+        patches += [timeouts_patch("InitConfiguration"), timeouts_patch("JoinConfiguration")]
     if patches:
         doc["kubeadmConfigPatches"] = patches
     return doc
