@@ -2,10 +2,12 @@
 
 A built node image is the Debian base (nodebase.py) plus one layer of the project's own node files
 (images/kind/node/: entrypoint, units, runtime configs, the preload), the cell's runtime binaries and OCI
-runtime, kubelet/kubeadm/kubectl, and a bundle of images the node loads at first boot:
-control plane and etcd made from the given binaries under the names kubeadm asks for, pause, and the
-suite's test images. Its tag ends with a content key over all of that; the image is saved in the cache
-once built and loaded from there afterwards (a private engine starts empty every run).
+runtime, kubelet/kubeadm/kubectl, and the images a node needs: control plane and etcd made from the given
+binaries under the names kubeadm asks for, pause, and the suite's test images. containerd's are loaded into
+its store while the image is built (a stage of the build that runs sgp-preload; the node boots with them in
+place); CRI-O's go in as a bundle its node loads at first boot. Its tag ends with a content key over all of
+that; the image is saved in the cache once built and loaded from there afterwards (a private engine starts
+empty every run).
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ class NodeImage:
 
     @property
     def base_ref(self) -> str:
-        return f"{BASE_REPO}:{self.parts.base.stem.removeprefix('base-')}" if self.parts else ""
+        return _base_ref(self.parts) if self.parts else ""
+
+
+def _base_ref(parts: Parts) -> str:
+    return f"{BASE_REPO}:{parts.base.stem.removeprefix('base-')}"
 
 
 def stock(cell: Cell) -> NodeImage:
@@ -104,8 +110,10 @@ def _file_key(path: Path) -> str:
 
 
 def _digest(parts: Parts) -> str:
-    """The content key: the node files, every binary (path, size, mtime), the base and the test images."""
+    """The content key: the recipe, the node files, every binary (path, size, mtime), the base and the test
+    images."""
     digest = hashlib.sha256(json.dumps(parts.to_json(), sort_keys=True).encode())
+    digest.update(_dockerfile(parts, "").encode())
     for path in sorted(NODE_FILES.iterdir()):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     for path in _binaries(parts).values():
@@ -267,7 +275,7 @@ def context(image: NodeImage, cache: Path, folder: Path) -> Path:
         _copy(source, root / inside, link=True)
     (root / "kind").mkdir(parents=True, exist_ok=True)
     (root / "kind" / "version").write_text(parts.k8s_version)
-    bundle_dir = root / "kind" / "images"
+    bundle_dir = folder / "images"  # beside rootfs/: the Dockerfile puts it in /kind/images/ (dockerfile())
     bundle_dir.mkdir(parents=True, exist_ok=True)
     everything = [*images, *parts.tests]
     _copy(archive.bundle(everything, cache / "kind" / "parts"), bundle_dir / "bundle.tar", link=True)
@@ -294,8 +302,23 @@ def _wrapper(root: Path, folder: str, name: str, template: str, real: str) -> No
 
 def dockerfile(image: NodeImage) -> str:
     """The node layer over the base: the build folder's rootfs/, systemd as PID 1 behind the entrypoint."""
-    return (f"FROM {image.base_ref}\nCOPY rootfs/ /\nENV container=docker\nSTOPSIGNAL SIGRTMIN+3\n"
-            f'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\nLABEL {KEY_LABEL}={image.cache_key}\n')
+    assert image.parts is not None
+    return _dockerfile(image.parts, image.cache_key)
+
+
+def _dockerfile(parts: Parts, key: str) -> str:
+    """dockerfile() for `parts` with content key `key` ("" inside the key itself). A runtime that takes its
+    images at build gets them in a first stage (sgp-preload build) whose store alone the node layer copies (not
+    the bundle); otherwise the bundle goes in for the first boot."""
+    base = _base_ref(parts)
+    tail = (f"ENV container=docker\nSTOPSIGNAL SIGRTMIN+3\n"
+            f'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\nLABEL {KEY_LABEL}={key}\n')
+    if not NODE_RUNTIMES[parts.runtime].preload_at_build:
+        return f"FROM {base}\nCOPY rootfs/ /\nCOPY images/ /kind/images/\n{tail}"
+    return (f"FROM {base} AS preload\nCOPY rootfs/ /\nCOPY images/ /kind/images/\n"
+            f'RUN ["/usr/local/bin/sgp-preload", "build"]\n\n'
+            f"FROM {base}\nCOPY rootfs/ /\nCOPY --from=preload /var/lib/containerd/ /var/lib/containerd/\n"
+            f"COPY --from=preload /var/lib/sgp-preload.done /var/lib/sgp-preload.done\n{tail}")
 
 
 def _copy(source: Path, target: Path, link: bool = False) -> None:

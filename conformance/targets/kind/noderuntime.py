@@ -30,6 +30,7 @@ class NodeRuntime:
     handler_file: str  # template of one OCI runtime's table in it
     handler_from_folder: bool  # the default runc comes from its folder (else the node base's /usr/sbin/runc)
     handler_wrapped: bool  # each OCI runtime behind the oom-restrict wrapper (no restrict_oom_score_adj of its own)
+    preload_at_build: bool  # its images go into a built node image at build (else at first boot, sgp-preload)
     extra_files: tuple[tuple[str, str], ...] = ()  # (path in the node, node file) it also needs
 
     @property
@@ -48,14 +49,15 @@ CONTAINERD = NodeRuntime(
     binaries=("containerd", "containerd-shim-runc-v2", "ctr"), stock_version=("containerd", "--version"),
     config_dump=("containerd", "config", "dump"), config_path="etc/containerd/config.toml",
     config_file="containerd.toml", handler_file="containerd-runtime.toml", handler_from_folder=False,
-    handler_wrapped=False)
+    handler_wrapped=False, preload_at_build=True)
 
 CRIO = NodeRuntime(
     name="crio", title="CRI-O", reported="cri-o", first_supported=(1, 31), in_stock_images=False,
     loaded_by_kind=False, unit="crio", socket="run/crio/crio.sock", kubeadm_socket="unix:///var/run/crio/crio.sock",
     binaries=("crio", "pinns", "conmon"), stock_version=("crio", "version"), config_dump=("crio", "status", "config"),
     config_path="etc/crio/crio.conf.d/10-sgp.conf", config_file="crio.conf", handler_file="crio-runtime.conf",
-    handler_from_folder=True, handler_wrapped=True, extra_files=(("etc/crio/policy.json", "policy.json"),))
+    handler_from_folder=True, handler_wrapped=True, preload_at_build=False,
+    extra_files=(("etc/crio/policy.json", "policy.json"),))
 
 NODE_RUNTIMES = {r.name: r for r in (CONTAINERD, CRIO)}
 NAMES = tuple(NODE_RUNTIMES)

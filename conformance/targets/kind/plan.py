@@ -127,7 +127,8 @@ def write(kc: KindCell, catalogue: Catalogue, cache: Path, results_dir: Path) ->
             images.append(f"# {image.ref}: built here, content key {image.cache_key}\n"
                           f"# base {image.parts.base} ({made}); parts: {image.parts.to_json()}\n"
                           f"# rootfs/: the files of {nodeimage.NODE_FILES}, the runtime's and Kubernetes' binaries, "
-                          f"kind/images/bundle.tar (control plane, etcd, pause, {len(image.parts.tests)} test images)\n"
+                          f"images/bundle.tar beside it (control plane, etcd, pause, "
+                          f"{len(image.parts.tests)} test images)\n"
                           + nodeimage.dockerfile(image))
     dockerfile = "\n".join(images)
     (folder / "Dockerfile").write_text(dockerfile)
