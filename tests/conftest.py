@@ -92,4 +92,4 @@ def fake_watches_end() -> None:
     yield
     from tests.support.fakes.kubeapi import FakeApi
 
-    FakeApi.stop_watches()
+    FakeApi.end_all_watches()

@@ -40,6 +40,7 @@ SESSION = pytest.StashKey[Session]()
 RECORDS = pytest.StashKey[list]()
 PROGRESS = pytest.StashKey[Progress]()
 CASES = pytest.StashKey[list]()
+BY_FILE = pytest.StashKey[dict]()  # a scenario file's resolved path -> its cases (collected once per file)
 WATCHDOG = pytest.StashKey[reaper.Watchdog]()
 CASE_PROPERTY = "sgp_case"
 NOT_RUN_PROPERTY = "sgp_not_run"  # a case this run cannot express (restart cases on CRI_ENDPOINT)
@@ -181,8 +182,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        cases = [c for c in self.config.stash[CASES] if c.scenario and c.scenario.path.resolve() == self.path.resolve()]
-        for case in cases:
+        if BY_FILE not in self.config.stash:
+            by_file: dict[Path, list[Case]] = {}
+            for case in self.config.stash[CASES]:
+                if case.scenario:
+                    by_file.setdefault(case.scenario.path.resolve(), []).append(case)
+            self.config.stash[BY_FILE] = by_file
+        for case in self.config.stash[BY_FILE].get(self.path.resolve(), []):
             yield CaseItem.of(self, case)
 
 

@@ -5,6 +5,7 @@ _preload_content=False and parses the raw JSON, because generated models drop fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ class KubeApi(Protocol):
     def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]: ...
     def get_service_account(self, namespace: str, name: str) -> dict: ...
     def create_service_account(self, namespace: str, name: str) -> dict: ...
+    def stop_watches(self) -> None: ...
 
 
 class ApiError(SuiteError):
@@ -72,6 +74,7 @@ class ClientApi:
         api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
         self.core = client.CoreV1Api(api_client)
         self.configuration = api_client.configuration
+        self._streams: set[Any] = set()  # the open watches' responses (stop_watches shuts them)
 
     def _raw(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
         """The body of one call; ApiError for an error status, ConnectionError when the server is not reached."""
@@ -174,6 +177,7 @@ class ClientApi:
             raise ApiError(exc.status or 0, status_body(exc), what) from exc
         except HTTPError as exc:
             raise ConnectionError(f"{what}: {exc}") from exc
+        self._streams.add(resp)
         try:
             buffer = b""
             for chunk in resp.stream(amt=None, decode_content=False):
@@ -185,7 +189,15 @@ class ClientApi:
         except HTTPError as exc:
             raise ConnectionError(f"{what}: {exc}") from exc
         finally:
+            self._streams.discard(resp)
             resp.release_conn()
+
+    def stop_watches(self) -> None:
+        """End every open watch now: its connection is shut, so a follower blocked reading it wakes (an API
+        server being stopped would otherwise wait for the stream before it exits)."""
+        for resp in list(self._streams):
+            with contextlib.suppress(OSError, AttributeError):
+                resp.shutdown()
 
     def create_service_account(self, namespace: str, name: str) -> dict:
         body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}

@@ -42,6 +42,7 @@ class RunWatch:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.api.stop_watches()
         with self._changed:
             self._changed.notify_all()
 

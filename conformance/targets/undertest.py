@@ -9,6 +9,9 @@ import os
 import secrets
 import shutil
 import stat
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conformance.core.model import RuntimeInfo
@@ -82,6 +85,7 @@ class RuntimeUnderTest:
         self.loader: ImageLoader | None = None
         self.info: RuntimeInfo | None = None
         self.image_refs: dict[str, str] = {}
+        self.timings: dict[str, float] = {}  # seconds: "runtime" until it answers, "images" their load
 
     @property
     def owned(self) -> bool:
@@ -99,13 +103,17 @@ class RuntimeUnderTest:
         elif self.opts.runtime not in ("containerd", "crio"):
             raise InputError("RUNTIME", "RUNTIME", f"{self.opts.runtime!r}: must be containerd or crio")
 
-    def start(self, archives: list[archive.ImageArchive]) -> None:
-        """Provision or attach, load the images, read what the runtime is."""
+    def start(self, archives: list[archive.ImageArchive], beside: Callable[[], None] | None = None) -> None:
+        """Provision or attach, load the images, read what the runtime is. `beside` runs while the images load,
+        once the runtime answers (TARGET=local starts its control plane there); an error of either is raised
+        once both are done."""
         self.validate()
         if self.opts.cri_endpoint:
             self._attach(archives)
+            if beside is not None:
+                beside()
         else:
-            self._provision(archives)
+            self._provision(archives, beside)
         assert self.client is not None
         self.info = runtime_info(self.client, self.opts.handler)
         if self.provisioned is not None and self.provisioned.oci is not None:
@@ -155,12 +163,15 @@ class RuntimeUnderTest:
 
     def _load(self, archives: list[archive.ImageArchive], runtime_name: str) -> dict[str, str]:
         assert self.loader is not None
+        started = time.monotonic()
         try:
             return self.loader.load(archives)
         except (CRIError, SuiteError, OSError) as exc:
             raise load_failure(exc, self.loader.method, runtime_name) from exc
+        finally:
+            self.timings["images"] = round(time.monotonic() - started, 2)
 
-    def _provision(self, archives: list[archive.ImageArchive]) -> None:
+    def _provision(self, archives: list[archive.ImageArchive], beside: Callable[[], None] | None = None) -> None:
         prov = provider(self.opts.runtime, self.opts.version, self.opts.containerd_bin_dir, self.opts.crio_bin_dir,
                         self.opts.cache_dir, self.opts.state_dir, self.opts.extra_handlers, self.opts.oci_bin_dir)
         runtime_name = "containerd" if self.opts.runtime == "containerd" else "cri-o"
@@ -184,11 +195,33 @@ class RuntimeUnderTest:
                 pre.close()
         self.client = CRIClient(self.provisioned.endpoint)
         client = self.client
+        started = time.monotonic()
         daemon.start(lambda: bool(client.version(timeout=0.5)))
+        self.timings["runtime"] = round(time.monotonic() - started, 2)
         self.loader = ImageLoader(method, client, self.provisioned.ctr, self.provisioned.storage,
                                   hosts_dir=self.provisioned.hosts_dir, registry=registry,
                                   work_dir=daemon.state_dir / "skopeo")
-        self.image_refs = self._load(archives, runtime_name)
+        if beside is None:
+            self.image_refs = self._load(archives, runtime_name)
+            return
+        loaded: dict[str, dict[str, str]] = {}
+        failed: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                loaded["refs"] = self._load(archives, runtime_name)
+            except BaseException as exc:  # handed to the caller's thread below
+                failed.append(exc)
+
+        loading = threading.Thread(target=load, name="image-load", daemon=True)
+        loading.start()
+        try:
+            beside()
+        finally:
+            loading.join()
+        if failed:
+            raise failed[0]
+        self.image_refs = loaded["refs"]
 
     def restart(self, timeout: float = 30.0) -> None:
         """Restart the daemon the suite started, keeping its state dir: SIGTERM the daemon only (shims

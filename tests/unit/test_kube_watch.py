@@ -32,6 +32,9 @@ class Scripted:
     def list_versioned(self, kind: str, namespace: str, label_selector: str = "") -> tuple[list[dict], str]:
         return self.lists[kind].pop(0) if len(self.lists[kind]) > 1 else self.lists[kind][0]
 
+    def stop_watches(self) -> None:
+        pass
+
     def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]:
         self.watched.append((kind, resource_version))
         if not self.scripts.get(kind):

@@ -42,14 +42,9 @@ class LocalSession(KubeSession):
     def start(self) -> None:
         self.runtime.validate()
         bins = binaries.resolve(self.opts.k8s_bin_dir, self.opts.k8s, self.opts.etcd_bin, self.opts.cache_dir)
-        self.runtime.start(catalogue_archives(self.catalogue, self.opts.cache_dir))
-        prov = self.runtime.provisioned
-        assert prov is not None and prov.daemon is not None and self.runtime.info is not None
-        state = prov.daemon.state_dir
-        endpoint = self.kubelet_endpoint(prov.endpoint) if self.kubelet_endpoint else prov.endpoint
-        self.cluster = LocalCluster(bins, state / "k8s", prov.daemon.namespace, endpoint, self.node_name,
-                                    prov.cgroup_parent)
-        self.cluster.start()
+        # the control plane and the kubelet start while the test images load into the runtime
+        self.runtime.start(catalogue_archives(self.catalogue, self.opts.cache_dir), lambda: self._cluster(bins))
+        assert self.cluster is not None and self.runtime.info is not None
         self.kubeconfig = str(self.cluster.kubeconfig)
         self.api = client(self.kubeconfig)
         started = time.monotonic()
@@ -61,7 +56,17 @@ class LocalSession(KubeSession):
         self.refs = dict(self.runtime.image_refs)
         self.info = info
         self._namespace()
-        self.facts.update(self.cluster.versions(), startup=self.cluster.timings, node=self.node_name)
+        self.facts.update(self.cluster.versions(), startup={**self.runtime.timings, **self.cluster.timings},
+                          node=self.node_name)
+
+    def _cluster(self, bins: binaries.Binaries) -> None:
+        """Start the cluster on the runtime (which answers; its images may still be loading)."""
+        prov = self.runtime.provisioned
+        assert prov is not None and prov.daemon is not None
+        endpoint = self.kubelet_endpoint(prov.endpoint) if self.kubelet_endpoint else prov.endpoint
+        self.cluster = LocalCluster(bins, prov.daemon.state_dir / "k8s", prov.daemon.namespace, endpoint,
+                                    self.node_name, prov.cgroup_parent)
+        self.cluster.start()
 
     def _node_ready(self) -> dict:
         assert self.cluster is not None and self.api is not None
@@ -101,7 +106,11 @@ class LocalSession(KubeSession):
     def stop(self) -> None:
         """The kubelet first (so it recreates nothing), then the control plane with its logs kept in
         RESULTS_DIR/local-logs, and last the runtime with every sandbox in it. The run's namespace is not
-        deleted through the API: the whole cluster, its etcd data included, goes."""
+        deleted through the API: the whole cluster, its etcd data included, goes. The run's watch ends first
+        (the API server would wait for it before exiting), and pod deletes still queued are dropped."""
+        if self.kube is not None:
+            self.kube.waits.stopping.set()
+            self.kube.close()
         self.kube = None
         if self.cluster is not None:  # stops the kubelet first
             self.cluster.stop(keep_logs_to=self.opts.results_dir / "local-logs")

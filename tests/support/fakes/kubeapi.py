@@ -97,7 +97,7 @@ WATCH_TICKS = 500  # a fake watch looks this many times (1 ms apart) before it e
 
 class FakeApi:
     """Pods get their status from `behaviour` (called each time a pod is read or a watch looks again); logs/exec
-    from `log`/`exec_out`; calls are recorded. `stop_watches()` ends every watch of every fake (a test's end)."""
+    from `log`/`exec_out`; calls are recorded. `end_all_watches()` ends every watch of every fake (a test's end)."""
 
     made: weakref.WeakSet[FakeApi] = weakref.WeakSet()
 
@@ -117,10 +117,11 @@ class FakeApi:
         self.patch_error: ApiError | None = None
         self.unpullable: set[str] = set()  # image references the nodes cannot get (the image probe pod)
         self.watching = True
+        self.watch_epoch = 0
         FakeApi.made.add(self)
 
     @classmethod
-    def stop_watches(cls) -> None:
+    def end_all_watches(cls) -> None:
         for api in list(cls.made):
             api.watching = False
 
@@ -213,11 +214,16 @@ class FakeApi:
             return [self._observed(name) for name in list(self.pods)], "1"
         return self._events_now(namespace), "1"
 
+    def stop_watches(self) -> None:
+        """The watches open now end (as their connections shut); later ones run."""
+        self.watch_epoch += 1
+
     def watch(self, kind: str, namespace: str, label_selector: str, resource_version: str) -> Iterator[dict]:
         """Every pod looked at again each tick, a change sent as MODIFIED; events sent once as ADDED."""
         sent: dict[str, str] = {}
+        epoch = self.watch_epoch
         for _ in range(WATCH_TICKS):
-            if not self.watching:
+            if not self.watching or self.watch_epoch != epoch:
                 raise ConnectionError("fake watch stopped")
             if kind == "pods":
                 objects = [self._observed(name) for name in list(self.pods) if name in self.pods]
