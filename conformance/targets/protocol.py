@@ -32,8 +32,10 @@ class Runner(Protocol):
 
     def judge(self, case: Case, outcome: Any) -> Verdicted: ...
 
-    def bare_pods(self, count: int, side_by_side: int) -> list[BarePod]:
-        """The floor (`make bench`): `count` bare pods, created and observed as this runner runs a case."""
+    def bare_pods(self, count: int, side_by_side: int, poll: float | None = None) -> list[BarePod]:
+        """The floor (`make bench`): `count` bare pods, created and observed as this runner runs a case. With
+        `poll`: each observed by a GET every `poll` seconds instead (the bench's earlier floor, shown beside the
+        real one); a runner that has no other way to observe than its own returns none."""
         ...
 
     def close(self) -> None: ...

@@ -25,10 +25,12 @@ from conformance.core.options import FLAGS, from_mapping
 from conformance.paths import PROJECT
 from conformance.targets import create_session
 
+POLL = 0.02  # the earlier floor: each bare pod polled with a GET every 20 ms (shown beside, not used in ratios)
 
-def floor(rounds: int, results: Path) -> tuple[str, float, int, list[BarePod], list[BarePod]]:
-    """(the session's header, seconds to start it, pods at once, bare pods one at a time, side by side) on a
-    session of its own with the run's options."""
+
+def floor(rounds: int, results: Path) -> tuple[str, float, int, list[BarePod], list[BarePod], list[BarePod]]:
+    """(the session's header, seconds to start it, pods at once, bare pods one at a time, side by side, side by
+    side polled as the earlier floor was) on a session of its own with the run's options."""
     opts = from_mapping({o.name: os.environ.get(o.env) for o in FLAGS})
     opts.results_dir = results / "floor"
     session = create_session(opts, Catalogue.load(opts.scenarios_dir, opts.images_dir))
@@ -41,9 +43,10 @@ def floor(rounds: int, results: Path) -> tuple[str, float, int, list[BarePod], l
             runner.bare_pods(2, 1)  # warm-up
             serial = runner.bare_pods(rounds, 1)
             batch = runner.bare_pods(rounds, runner.parallel) if runner.parallel > 1 else []
+            polled = runner.bare_pods(rounds, runner.parallel, poll=POLL)
         finally:
             runner.close()
-        return session.header(up).splitlines()[0], up, runner.parallel, serial, batch
+        return session.header(up).splitlines()[0], up, runner.parallel, serial, batch, polled
     finally:
         session.stop()
 
@@ -68,7 +71,7 @@ def ms(seconds: float) -> str:
 
 def target_bench(rounds: int, workers: str, results: Path) -> int:
     """The floor, then the suite's whole catalogue, set side by side."""
-    header, up, width, serial, batch = floor(rounds, results)
+    header, up, width, serial, batch, polled = floor(rounds, results)
     f = statistics.median(p.seconds for p in serial)
     removals = [p.removal for p in serial if p.removal is not None]
     r = statistics.median(removals) if removals else 0.0
@@ -79,6 +82,11 @@ def target_bench(rounds: int, workers: str, results: Path) -> int:
           f"{ms(min(p.seconds for p in serial))}, max {ms(max(p.seconds for p in serial))}, {rounds} pods)"
           + (f"; removing it {ms(r)} more" if removals else "")
           + (f"; {ms(fb)} each with {width} side by side" if batch else "") + f" = {rate:.2f} pods/s")
+    if polled:
+        fp = statistics.median(p.seconds for p in polled)
+        print(f"earlier floor, for comparison only: the same pods each polled with a GET every {ms(POLL)} "
+              f"({width / POLL:.0f} requests/s at the API server while {width} run): median {ms(fp)} each with "
+              f"{width} side by side = {width / fp:.2f} pods/s; the ratios below use the watch floor above")
     runs = [("suite", None)] + ([(f"suite -n {workers}", workers)] if width == 1 and workers else [])
     for label, n in runs:
         wall, doc, out = suite_run(n, results / (label.replace(" ", "").replace("-", "")))
