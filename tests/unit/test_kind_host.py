@@ -4,6 +4,7 @@ a signed InRelease only)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -125,3 +126,17 @@ def test_a_debootstrap_past_its_time_is_one_line_and_leaves_nothing(tmp_path: Pa
         time.sleep(0.1)
     assert processes_mentioning(str(marker)) == []
     assert nodebase._debootstrap(["true"], {"PATH": "/usr/bin:/bin"}, tmp_path / "log") == 0
+
+
+def test_the_cache_image_store_is_one_runs_at_a_time(tmp_path: Path) -> None:
+    """The private engine's data root in the cache (node images loaded once, kept between runs) is held by one
+    engine at a time; another run meanwhile gets none (its engine keeps its data in its own state folder)."""
+    bin_dir = tmp_path / "docker-engine" / "20.10.24-1.6.20"
+    bin_dir.mkdir(parents=True)
+    first = engine.take_store(bin_dir)
+    assert first is not None and first[0] == bin_dir.with_name("20.10.24-1.6.20.store") and first[0].is_dir()
+    assert engine.take_store(bin_dir) is None
+    os.close(first[1])  # the run ended (or died: the kernel drops its lock the same way)
+    again = engine.take_store(bin_dir)
+    assert again is not None
+    os.close(again[1])

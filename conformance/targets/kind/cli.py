@@ -179,6 +179,10 @@ class Docker:
     def remove_network(self, name: str) -> Command:
         return Command((self.binary, "network", "rm", name), "Down", timeout=60)
 
+    def prune(self, what: str) -> Command:
+        """Remove every unused `what` (volume, network) of the engine."""
+        return Command((self.binary, what, "prune", "--force"), "Down", timeout=120)
+
     def ps_all(self) -> Command:
         return Command((self.binary, "ps", "--all", "--quiet"), "Down", timeout=30)
 

@@ -4,7 +4,10 @@ never installed) inside a network and mount namespace of its own.
 
 In that namespace only: a private /run, an overlay over /etc (Docker writes /etc/docker whatever its flags),
 an overlay over /usr/lib (kind bind-mounts /lib/modules into its nodes and Docker creates a missing bind
-source). The engine keeps its data, exec root, pid file and socket in the run's state folder, puts every
+source). The engine keeps its exec root, pid file and socket in the run's state folder, and its data (images,
+containers) in the cache's image store, kept between runs so a node image is loaded once (one run at a time
+holds it: a run that finds it taken keeps its data in its state folder; what a run left there besides images
+goes when the next one takes it, and at its own end). It puts every
 container under a cgroup parent of its own (cgroupfs driver: the systemd driver, Docker's default on a
 cgroup v2 host, would ask the host's systemd over D-Bus), and never touches netfilter (`--iptables=false`: kind's API
 server port is published by docker-proxy on the namespace's loopback). Every client that talks to the
@@ -24,6 +27,7 @@ short-lived helpers.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -79,6 +83,8 @@ class Engine:
     daemon: PrivateDaemon | None = None
     cgroup_parent: str = ""
     client_env: dict[str, str] = field(default_factory=dict)
+    store: Path | None = None  # the cache's image store this engine holds (its data root), if it got it
+    store_lock: int | None = None  # the lock's file descriptor, held while the engine runs
 
     @property
     def private(self) -> bool:
@@ -108,17 +114,28 @@ class Engine:
             return
         if self.daemon is not None and self.daemon.alive():
             with contextlib.suppress(SuiteError, OSError):  # the daemon goes below whatever docker says
-                runner = self.runner()
-                ids = runner.run(DOCKER.ps_all(), check=False).stdout.split()
-                if ids:
-                    runner.run(DOCKER.remove(ids), check=False)
+                self.clear()
             self.daemon.stop(timeout=30)
         kill_processes_mentioning(str(self.state))
         self.namespace.stop()
         remove_cgroups(self.cgroup_parent)
         restore_subtree(self.daemon.root_controllers if self.daemon is not None else None)
         unmount_under(self.state)
+        if self.store is not None:
+            unmount_under(self.store)
         shutil.rmtree(self.state, ignore_errors=True)
+        if self.store_lock is not None:
+            os.close(self.store_lock)
+            self.store_lock = None
+
+    def clear(self) -> None:
+        """Every container with its volumes, then the unused volumes and networks: only images stay."""
+        runner = self.runner()
+        ids = runner.run(DOCKER.ps_all(), check=False).stdout.split()
+        if ids:
+            runner.run(DOCKER.remove(ids), check=False)
+        for what in ("volume", "network"):
+            runner.run(DOCKER.prune(what), check=False)
 
     def runner(self) -> Runner:
         """docker and kind command lines as they must run against this engine."""
@@ -214,6 +231,20 @@ def fetch(cache: Path) -> tuple[Path, dict[str, str]]:
     return bin_dir, versions
 
 
+def take_store(bin_dir: Path) -> tuple[Path, int] | None:
+    """The cache's image store for this engine build and its lock's descriptor, or None when another run holds
+    it (a store is one data root: one engine at a time)."""
+    store = bin_dir.with_name(f"{bin_dir.name}.store")
+    fd = os.open(bin_dir.with_name(f"{bin_dir.name}.store.lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    store.mkdir(exist_ok=True)
+    return store, fd
+
+
 def start_private(cache: Path, state: Path) -> Engine:
     """A private engine in a network and mount namespace of its own (see the module's docstring)."""
     gaps = host_gaps()
@@ -222,13 +253,16 @@ def start_private(cache: Path, state: Path) -> Engine:
     bin_dir, versions = fetch(cache)
     for sub in ("data", "exec", "etc-upper", "etc-work", "lib-upper", "lib-work", "client", "bin"):
         (state / sub).mkdir(parents=True, exist_ok=True)
+    taken = take_store(bin_dir)
     namespace = MountNamespace(state, "sgp-docker", net=True)
     namespace.start()
     engine = Engine(host=f"unix://{state / 'docker.sock'}", bin_dir=bin_dir, namespace=namespace, state=state,
                     cgroup_parent=f"sgpconf-docker-{os.getpid()}-{secrets.token_hex(3)}",
                     client_env={"DOCKER_CONFIG": str(state / "client")},
                     source=f"private: Debian docker.io {versions['docker.io']}, containerd {versions['containerd']}, "
-                           f"runc {versions['runc']}")
+                           f"runc {versions['runc']}; images kept in "
+                           + (str(taken[0]) if taken else "the run's state (the cache's store is another run's)"),
+                    store=taken[0] if taken else None, store_lock=taken[1] if taken else None)
     try:
         namespace.run(["mount", "-t", "overlay", "overlay", "-o",
                        f"lowerdir=/etc,upperdir={state / 'etc-upper'},workdir={state / 'etc-work'}", "/etc"])
@@ -242,7 +276,8 @@ def start_private(cache: Path, state: Path) -> Engine:
         launcher.chmod(0o755)
         (state / "daemon.json").write_text(json.dumps({"deprecated-key-path": str(state / "key.json")}))
         argv = [str(bin_dir / "dockerd"), "--config-file", str(state / "daemon.json"), "--data-root",
-                str(state / "data"), "--exec-root", str(state / "exec"), "--pidfile", str(state / "docker.pid"),
+                str(engine.store or state / "data"), "--exec-root", str(state / "exec"), "--pidfile",
+                str(state / "docker.pid"),
                 "--host", engine.host, "--cgroup-parent", cgroup_parent_flag(engine.cgroup_parent),
                 "--exec-opt", "native.cgroupdriver=cgroupfs", "--oom-score-adjust", "0",
                 "--iptables=false", "--ip-masq=false", "--userland-proxy-path",
@@ -255,6 +290,8 @@ def start_private(cache: Path, state: Path) -> Engine:
         docker = str(bin_dir / "docker")
         engine.daemon.start(lambda: server_version(engine.host, docker) is not None, timeout=60)
         engine.version = server_version(engine.host, docker) or ""
+        if engine.store is not None:
+            engine.clear()  # what a run that died left in the store
         return engine
     except BaseException:
         engine.stop()
