@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance import interrupt
 from conformance.core.catalogue import Catalogue
 from conformance.core.floor import BarePod
 from conformance.core.model import Verdict
@@ -271,6 +272,7 @@ class KubeTarget:
             return dict(broken), [v for v in variants if v not in broken]
         outcomes: dict[str, PodOutcome | CaseError] = {}
         blocked: list[str] = []
+        printed: list[tuple[str, str]] = []  # shared kinds whose probe printed: the rest of their evidence next
         for variant in variants:
             got = found.get(variant)
             if got is None and shared:
@@ -285,11 +287,21 @@ class KubeTarget:
             elif not shared:
                 outcomes[variant] = self._probed(scn, name, variant, got)
             else:
-                probed = own(functools.partial(self._probed, scn, name, variant, got))
-                (broken if isinstance(probed, CaseError) else outcomes)[variant] = probed  # type: ignore[index]
+                printed.append((variant, got))
+        # each kind's exec (or exit) is its own: gathered side by side, each kind's error its own
+        for variant, probed in zip([v for v, _ in printed], self._side_by_side(scn, name, printed), strict=True):
+            (broken if isinstance(probed, CaseError) else outcomes)[variant] = probed  # type: ignore[index]
         if broken:  # read after the pod settled (an exec that broke): the others run again alone too
             return dict(broken), [v for v in variants if v not in broken]
         return outcomes, blocked
+
+    def _side_by_side(self, scn: Scenario, name: str, printed: list[tuple[str, str]]) -> list[PodOutcome | CaseError]:
+        """_probed for each (kind, log) at once, in order; a kind's error is its CaseError."""
+        if len(printed) <= 1:
+            return [own(functools.partial(self._probed, scn, name, v, log)) for v, log in printed]
+        with ThreadPoolExecutor(max_workers=len(printed), thread_name_prefix="sgp-probe") as pool:
+            futures = [pool.submit(own, functools.partial(self._probed, scn, name, v, log)) for v, log in printed]
+            return [interrupt.result(f) for f in futures]
 
     def _settle_kind(self, scn: Scenario, pod: dict, name: str, variant: str, target: str, image: str,
                      allowed: bool, host_may_fail: bool, added: bool, found: dict[str, PodOutcome | str]) -> bool:
