@@ -98,6 +98,12 @@ class KubeTarget:
         if deletes is not None:
             deletes.shutdown(wait=not self.waits.stopping.is_set(), cancel_futures=self.waits.stopping.is_set())
 
+    def stop(self) -> None:
+        """The run is over: waits still running give up at their next poll, queued deletes are dropped, the
+        watch stops."""
+        self.waits.stopping.set()
+        self.close()
+
     def cleanup(self) -> None:
         self.close()
         self.api.delete_namespace(self.namespace)

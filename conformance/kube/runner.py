@@ -82,8 +82,7 @@ class KubeRunner:
 
     def close(self) -> None:
         """Cases still running in other threads give up at their next poll; the watch stops."""
-        self.target.waits.stopping.set()
-        self.target.close()
+        self.target.stop()
 
 
 class KubeSession(HostLeftovers):

@@ -9,11 +9,12 @@ import os
 import secrets
 import shutil
 import stat
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from conformance import interrupt
 from conformance.core.model import RuntimeInfo
 from conformance.core.options import Options
 from conformance.cri.client import CRIClient, CRIError
@@ -204,24 +205,10 @@ class RuntimeUnderTest:
         if beside is None:
             self.image_refs = self._load(archives, runtime_name)
             return
-        loaded: dict[str, dict[str, str]] = {}
-        failed: list[BaseException] = []
-
-        def load() -> None:
-            try:
-                loaded["refs"] = self._load(archives, runtime_name)
-            except BaseException as exc:  # handed to the caller's thread below
-                failed.append(exc)
-
-        loading = threading.Thread(target=load, name="image-load", daemon=True)
-        loading.start()
-        try:
-            beside()
-        finally:
-            loading.join()
-        if failed:
-            raise failed[0]
-        self.image_refs = loaded["refs"]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgp-image-load") as pool:
+            loading = pool.submit(self._load, archives, runtime_name)
+            beside()  # an error here still waits for the load (the pool's exit) before it goes up
+            self.image_refs = interrupt.result(loading)
 
     def restart(self, timeout: float = 30.0) -> None:
         """Restart the daemon the suite started, keeping its state dir: SIGTERM the daemon only (shims

@@ -6,8 +6,8 @@ runtime, kubelet/kubeadm/kubectl, and the images a node needs: control plane and
 binaries under the names kubeadm asks for, pause, and the suite's test images. containerd's are loaded into
 its store while the image is built (a stage of the build that runs sgp-preload; the node boots with them in
 place); CRI-O's go in as a bundle its node loads at first boot. Its tag ends with a content key over all of
-that; the image is saved in the cache once built and loaded from there afterwards (a private engine starts
-empty every run).
+that; the image is saved in the cache once built and loaded from there into an engine that lacks it (the
+private engine keeps its images in the cache's image store, engine.py).
 """
 
 from __future__ import annotations

@@ -109,8 +109,7 @@ class LocalSession(KubeSession):
         deleted through the API: the whole cluster, its etcd data included, goes. The run's watch ends first
         (the API server would wait for it before exiting), and pod deletes still queued are dropped."""
         if self.kube is not None:
-            self.kube.waits.stopping.set()
-            self.kube.close()
+            self.kube.stop()
         self.kube = None
         if self.cluster is not None:  # stops the kubelet first
             self.cluster.stop(keep_logs_to=self.opts.results_dir / "local-logs")
