@@ -135,10 +135,9 @@ def container_findings(pod: dict, workload: Workload) -> list[ContainerFinding]:
                 state, note = REJECTED, status.get("message", "")
             elif attached is None:
                 state, note = UNKNOWN, _unknown_why(entry)
-            elif policy == "Strict":
-                state = STRICT_IGNORED if extra else READY
             else:
-                state = IMPLICIT if extra else READY
+                state = READY if not extra else STRICT_IGNORED if policy == "Strict" else IMPLICIT
+                note = _never_ran(entry)  # type: ignore[arg-type]  # attached: the entry exists
             out.append(ContainerFinding(workload, meta["name"], spec.get("nodeName", ""), status.get("phase", ""),
                                         ctr["name"], kind, ctr.get("image", ""), policy, state, sorted(requested),
                                         attached, extra, note))
@@ -152,6 +151,15 @@ def _unknown_why(entry: dict | None) -> str:
     if waiting and not entry.get("containerID"):
         return f"not started ({waiting.get('reason', 'waiting')})"
     return "no user in the container status: the runtime or kubelet does not report it"
+
+
+def _never_ran(entry: dict) -> str:
+    """A note for a container the runtime created (and resolved the user of) but could not start: its groups
+    are still what the runtime would give it, and what Strict would change."""
+    terminated = (entry.get("state") or {}).get("terminated") or {}
+    if terminated.get("reason") == "StartError" or terminated.get("startedAt", "").startswith("1970-01-01"):
+        return f"never ran ({terminated.get('reason', 'not started')}): groups as the runtime resolved them"
+    return ""
 
 
 def node_finding(node: dict) -> NodeFinding:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from conformance.core.catalogue import Catalogue
-from conformance.core.model import Expectation
+from conformance.core.model import USERNS_LENGTH, Expectation
 from conformance.core.scenario import ContainerContext, Scenario
 from conformance.kube.manifests import HOST_NAME, POLICY_LABEL, SCENARIO_LABEL, VARIANTS_LABEL, probe_name
 
@@ -31,8 +31,9 @@ def catalogue_says(catalogue: Catalogue, pod: dict,
                    cases: dict[tuple[str, str], dict]) -> dict[str, tuple[str, list[int]]]:
     """container name -> (state, implicit gids). `cases` are the run's results.json entries by (label, policy):
     they say whether the node rejected the pod and which outcome a runtime took where the scenario allows
-    several. A probe's groups come from the scenario's written Merge and Strict expectations; `main` (root,
-    0:0, hosting the pod where no probe does) from the oracle."""
+    several. A probe's groups come from the scenario's written Merge and Strict expectations (from the oracle
+    without the user namespace where the runtime created the container and only its start failed); `main`
+    (root, 0:0, hosting the pod where no probe does) from the oracle. A container never created is unknown."""
     labels = pod["metadata"]["labels"]
     scn = catalogue.by_name(labels[SCENARIO_LABEL])
     policy = POLICIES[labels[POLICY_LABEL]]
@@ -45,18 +46,30 @@ def catalogue_says(catalogue: Catalogue, pod: dict,
     if case["verdict"] == "unsupported" and "RunPodSandbox failed" in case["detail"]:
         return {n: ("unknown", []) for n in names}  # hostUsers: false refused: no container ever starts
     choice = case.get("choice") or ""
-    if written(scn, policy, choice).error == "RunPodSandbox":
+    outcome = written(scn, policy, choice)
+    if outcome.error == "RunPodSandbox":
         return {n: ("unknown", []) for n in names}  # no container ever starts
-    probe_fails = bool(written(scn, policy, choice).error)
+    # a container refused at StartContainer was created: the runtime resolved its user (and reports it) before
+    # the OCI runtime's setgroups failed in the pod's user namespace; the groups are those without the namespace
+    resolved = replace(scn, user_namespace=False)
+    root = replace(resolved, container=ContainerContext(run_as_user=0, run_as_group=0))
+    host_refused = scn.user_namespace and _unmappable(catalogue.oracle(root, policy))  # `main` fails as well
+    only_ephemeral = list(keys) == [probe_name("ephemeral")]
     out: dict[str, tuple[str, list[int]]] = {}
     for name in names:
         if name == HOST_NAME:
-            root = replace(scn, container=ContainerContext(run_as_user=0, run_as_group=0))
             merge, strict = catalogue.oracle(root, "Merge"), catalogue.oracle(root, "Strict")
+            # the call that refuses the probe refuses `main`; behind a failed init or sidecar `main` waits
+            never_created = (host_refused and outcome.error == "CreateContainer") or (
+                bool(outcome.error) and not only_ephemeral)
         else:
-            merge, strict = written(scn, "Merge", choice), written(scn, "Strict", choice)
-        if probe_fails and (name != HOST_NAME or list(keys) != [probe_name("ephemeral")]):
-            out[name] = ("unknown", [])  # never started (and `main` waits for a failed init or sidecar)
+            started = outcome.error == "StartContainer"
+            merge = catalogue.oracle(resolved, "Merge") if started else written(scn, "Merge", choice)
+            strict = catalogue.oracle(resolved, "Strict") if started else written(scn, "Strict", choice)
+            # CreateContainer refused it; an ephemeral probe is never added to a pod whose `main` failed
+            never_created = outcome.error == "CreateContainer" or (name == probe_name("ephemeral") and host_refused)
+        if never_created:
+            out[name] = ("unknown", [])  # no user (and `main` waits for a failed init or sidecar)
         elif policy == "Strict":
             out[name] = ("ready", [])
         else:
@@ -64,3 +77,8 @@ def catalogue_says(catalogue: Catalogue, pod: dict,
             implicit = sorted(merge.identity.groups - strict.identity.groups)
             out[name] = ("implicit-groups" if implicit else "ready", implicit)
     return out
+
+
+def _unmappable(expectation: Expectation) -> bool:
+    """The identity holds a group a hostUsers: false pod cannot map (container IDs 0..65535)."""
+    return expectation.identity is not None and any(g >= USERNS_LENGTH for g in expectation.identity.groups)

@@ -111,6 +111,23 @@ def test_missing_user_is_unknown_never_ready() -> None:
     assert result.exit_code == 1
 
 
+def test_never_ran_keeps_the_groups_the_runtime_resolved() -> None:
+    """A container created but refused at start (containerd: setgroups fails in a hostUsers: false pod) still
+    reports its user: its state comes from those groups, with a note that it never ran."""
+    items = recorded("containerd-2")
+    [pod] = [p for p in of_kind(items, "Pod") if p["metadata"]["name"].startswith("blog-example-merge-cont")]
+    status = pod["status"]["containerStatuses"][0]
+    status["state"] = {"terminated": {"reason": "StartError", "exitCode": 128, "startedAt": "1970-01-01T00:00:00Z",
+                                      "message": "setgroups: invalid argument"}}
+    pod["status"]["phase"] = "Failed"
+    [finding] = audit([pod], of_kind(items, "Node"), Owners(RecordedApi([]), None)).containers
+    assert (finding.state, finding.implicit) == ("implicit-groups", [50000])
+    assert finding.note == "never ran (StartError): groups as the runtime resolved them"
+    del status["user"]
+    [finding] = audit([pod], of_kind(items, "Node"), Owners(RecordedApi([]), None)).containers
+    assert finding.state == "unknown"
+
+
 def test_strict_not_applied_and_all_ready_exit_zero() -> None:
     items = recorded("containerd-2")
     strict = [p for p in of_kind(items, "Pod") if "-strict-" in p["metadata"]["name"]
