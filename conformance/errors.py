@@ -41,3 +41,7 @@ class ProvisionError(SuiteError):
 
 class RuntimeBroken(SuiteError):
     """The runtime under test stopped answering or answered nonsense."""
+
+
+class Stopped(SuiteError):
+    """The run is ending (Ctrl-C, a failure that stops the run): waits give up at once."""

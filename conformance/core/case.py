@@ -3,10 +3,14 @@ check; and a judged case."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from conformance.core.observe import ProbeError
 from conformance.core.scenario import Scenario
 from conformance.core.verdict import Judgement
+from conformance.errors import Stopped, SuiteError
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,22 @@ class Verdicted:
     observed: dict
     expected: dict | None = None
     source: str = ""
+
+
+class CaseError(SuiteError):
+    """The error one case of a shared pod or sandbox hit, carried to that case (and no other)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}" if isinstance(error, ProbeError) else str(error))
+        self.error = error
+
+
+def own(fn: Callable[[], Any], *also: type[BaseException]) -> Any:
+    """fn's value, or the error one case hit (SuiteError, ProbeError, and `also`) as that case's CaseError; a
+    stopping run stops."""
+    try:
+        return fn()
+    except Stopped:
+        raise
+    except (SuiteError, ProbeError, *also) as exc:
+        return CaseError(exc)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import interrupt
+from conformance.core.case import CaseError, own
 from conformance.core.catalogue import Catalogue
 from conformance.core.floor import BarePod
 from conformance.core.model import Verdict
@@ -34,7 +35,7 @@ from conformance.kube.manifests import (
     probe_name,
 )
 from conformance.kube.status import container_status, kubelet_minor, runtime_info, status_user
-from conformance.kube.waits import NotYet, Stopped, Waits, WaitTimeout, not_found_is_not_yet
+from conformance.kube.waits import NotYet, Waits, WaitTimeout, not_found_is_not_yet
 from conformance.kube.watch import RunWatch
 
 # container waiting reasons after which waiting longer cannot help
@@ -477,29 +478,11 @@ class KubeTarget:
                              "the image load step did not reach the runtime")
 
 
-class CaseError(SuiteError):
-    """The error one container kind of a shared pod hit, carried to its own case (and no other)."""
-
-    def __init__(self, error: BaseException):
-        super().__init__(f"{type(error).__name__}: {error}" if isinstance(error, ProbeError) else str(error))
-        self.error = error
-
-
 def _running(pod: dict) -> dict:
     """The pod once its phase is Running."""
     if (pod.get("status") or {}).get("phase") != "Running":
         raise NotYet(f"pod {pod['metadata']['name']} is {(pod.get('status') or {}).get('phase', 'new')}")
     return pod
-
-
-def own(fn: Callable[[], Any]) -> Any:
-    """fn's value, or the error one container kind hit, as that kind's CaseError (a stopping run stops)."""
-    try:
-        return fn()
-    except Stopped:
-        raise
-    except (SuiteError, ProbeError) as exc:
-        return CaseError(exc)
 
 
 def waiting_observation(waiting: dict, prefix: str = "") -> Observation:

@@ -10,7 +10,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from conformance.errors import SuiteError
+from conformance.errors import Stopped, SuiteError
 from conformance.kube.api import ApiError
 
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
@@ -39,10 +39,6 @@ def not_found_is_not_yet(fn: Callable[[], Any]) -> Any:
         if exc.status == 404:
             raise NotYet(str(exc)) from None
         raise
-
-
-class Stopped(SuiteError):
-    """The run is ending (Ctrl-C, a failure that stops the run): waits give up at once."""
 
 
 @dataclass

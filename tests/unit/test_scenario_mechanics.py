@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 
+from conformance.core.case import Case
+from conformance.core.catalogue import Catalogue
 from conformance.core.image import load_images
+from conformance.core.observe import ProbeError
 from conformance.core.scenario import load_catalogue, load_scenario
-from conformance.errors import InputError
-from conformance.targets.node.target import CaseLock, CaseSpec
+from conformance.core.verdict import Observation
+from conformance.cri.client import CRIError
+from conformance.errors import InputError, SuiteError
+from conformance.targets.node.runner import NodeRunner
+from conformance.targets.node.target import CaseLock, CaseSpec, NodeTarget, shared_sandbox
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGES = load_images(PROJECT / "images")
@@ -141,3 +148,65 @@ def test_case_lock_exclusive_waits_for_shared(tmp_path: Path) -> None:
         order.append("reader done")
     thread.join(5)
     assert order == ["reader done", "writer"]
+
+
+def test_cases_whose_sandboxes_agree_share_one() -> None:
+    """The node target's batches: same policy and pod-level user and groups share a sandbox, in the order the
+    first case comes; a restart, a user namespace, raw CRI values and an expected sandbox refusal run alone."""
+    catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+    cases = [Case(s, p) for s in catalogue.scenarios for p in s.policies]
+    batches = NodeRunner.batches(None, cases)  # type: ignore[arg-type]  # batches reads no runner state
+    assert sorted(c.item_name for b in batches for c in b) == sorted(c.item_name for c in cases)
+    assert len(batches) < len(cases) * 3 // 4
+    for batch in batches:
+        keys = {shared_sandbox(c.scenario, c.policy) for c in batch if c.scenario is not None}
+        assert len(keys) == 1 and (None not in keys or len(batch) == 1)
+        assert batch == sorted(batch, key=cases.index)
+    alone = [b[0].scenario for b in batches if shared_sandbox(b[0].scenario, b[0].policy) is None]
+    assert any(s.restart for s in alone) and any(s.user_namespace for s in alone) and any(s.raw_cri for s in alone)
+
+
+class SharedFake(NodeTarget):
+    """run_shared's own logic, no runtime: a sandbox id, and each case's evidence or error as scripted."""
+
+    def __init__(self, tmp: Path, breaks: set[str], refuse: bool = False):
+        self.lock, self.log_root, self.handler, self.cgroup_parent, self.run_id = CaseLock(tmp), tmp, "", "", "r"
+        self.breaks, self.refuse, self.alone, self.removed = breaks, refuse, [], []
+
+        class Client:
+            @staticmethod
+            def run_pod_sandbox(config: object, handler: str) -> str:
+                if refuse:
+                    raise CRIError("RunPodSandbox", grpc.StatusCode.UNKNOWN, "refused")
+                return "sandbox-1"
+
+        self.client = Client()  # type: ignore[assignment]
+
+    def _evidence(self, scn, policy, spec, sandbox_id, sandbox_config, container):  # type: ignore[no-untyped-def]
+        if scn.name in self.breaks:
+            raise ProbeError(f"{container}: no block")
+        return Observation(state=container)
+
+    def run_case(self, scn, policy, spec=None):  # type: ignore[no-untyped-def]
+        self.alone.append(scn.name)
+        if scn.name in self.breaks:
+            raise SuiteError(f"{scn.name} broke alone too")
+        return Observation(state="alone")
+
+    def _remove_later(self, sandbox_id: str) -> None:
+        self.removed.append(sandbox_id)
+
+
+def test_a_case_that_breaks_in_a_shared_sandbox_runs_again_alone(tmp_path: Path) -> None:
+    catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
+    names = ["blog-example", "container-run-as-group-override", "no-etc-files"]
+    cases = [(catalogue.by_name(n), "Merge") for n in names]
+    fake = SharedFake(tmp_path, {"container-run-as-group-override"})
+    out = fake.run_shared(cases)
+    assert [o.state if isinstance(o, Observation) else type(o).__name__ for o in out] == [
+        "probe-0", "CaseError", "probe-2"]
+    assert "broke alone too" in str(out[1]) and fake.alone == ["container-run-as-group-override"]
+    assert fake.removed == ["sandbox-1"]
+    refused = SharedFake(tmp_path, set(), refuse=True)
+    assert [o.state for o in refused.run_shared(cases)] == ["alone"] * 3  # type: ignore[union-attr]
+    assert refused.alone == names and refused.removed == []

@@ -11,7 +11,7 @@ from conformance.core.floor import BarePod, measure
 from conformance.core.model import RuntimeInfo
 from conformance.core.verdict import Observation
 from conformance.cri.client import CRIClient
-from conformance.targets.node.target import NodeTarget
+from conformance.targets.node.target import NodeTarget, shared_sandbox
 
 
 class NodeRunner:
@@ -40,10 +40,16 @@ class NodeRunner:
         return self.target.run_case(case.scenario, case.policy)
 
     def batches(self, cases: list[Case]) -> list[list[Case]]:
-        return [[case] for case in cases]
+        """Cases whose sandboxes agree share one (in the order their first case comes); the others alone."""
+        groups: dict[object, list[Case]] = {}
+        for index, case in enumerate(cases):
+            key = shared_sandbox(case.scenario, case.policy) if case.scenario is not None else None
+            groups.setdefault(index if key is None else key, []).append(case)
+        return list(groups.values())
 
-    def run_batch(self, cases: list[Case]) -> list[Observation]:
-        return [self.run(case) for case in cases]
+    def run_batch(self, cases: list[Case]) -> list[Observation | BaseException]:
+        """One sandbox for the batch; a case's own error (an exception object) in its place."""
+        return self.target.run_shared([(c.scenario, c.policy) for c in cases if c.scenario is not None])
 
     def judge(self, case: Case, outcome: Observation) -> Verdicted:
         assert case.scenario is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import secrets
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance import interrupt
+from conformance.core.case import own
 from conformance.core.floor import BarePod
 from conformance.core.model import USERNS_LENGTH
 from conformance.core.observe import (
@@ -39,6 +41,7 @@ RUN_LABEL = "sgpconf.run"
 LOG_WAIT = 30.0
 EXIT_WAIT = 30.0
 RESTART_LABEL = "after runtime restart"
+PROBE_NAME = "probe"
 SELINUX = Path("/sys/fs/selinux/enforce").exists()  # the kubelet relabels the message file where SELinux is on
 
 
@@ -99,6 +102,17 @@ def namespace_options(scn: Scenario, host_id: int) -> pb.NamespaceOption:
 def userns_host_id() -> int:
     """A 65536-aligned host range, as the kubelet allocates one per pod (never the host's own 0..65535)."""
     return USERNS_LENGTH * (16 + secrets.randbelow(16384))
+
+
+def shared_sandbox(scn: Scenario, policy: str) -> tuple | None:
+    """What a case's sandbox is made of where cases whose sandboxes agree can share one (each its own
+    container, as a pod carries several): the policy sent and the pod-level user and groups. None: the case
+    needs a sandbox of its own (a runtime restart, a user namespace, raw CRI values, a sandbox the scenario
+    expects refused)."""
+    refused = any(o.error == "RunPodSandbox" for o in scn.outcomes(policy))
+    if scn.restart or scn.user_namespace or scn.raw_cri or refused:
+        return None
+    return policy, scn.pod.run_as_user, scn.pod.run_as_group, tuple(supplemental_groups(scn))
 
 
 def status_user(status: pb.ContainerStatus) -> dict | None:
@@ -169,7 +183,7 @@ class NodeTarget:
             sc.supplemental_groups_policy = value  # type: ignore[assignment]
 
     def _container_config(self, scn: Scenario, policy: str, ref: str, spec: CaseSpec,
-                          namespaces: pb.NamespaceOption, message: Path) -> pb.ContainerConfig:
+                          namespaces: pb.NamespaceOption, message: Path, name: str) -> pb.ContainerConfig:
         image = self.client.image_status(ref)
         if image is None:
             raise SuiteError(f"image {ref} is not in the runtime")
@@ -189,11 +203,11 @@ class NodeTarget:
         script = f"{PROBE}; exec sleep 3600" if spec.keep_running else f"{EXITING_PROBE}; exit {spec.exit_code}"
         mounts = [] if spec.keep_running else [termination_mount(message)]
         return pb.ContainerConfig(
-            metadata=pb.ContainerMetadata(name="probe"),
+            metadata=pb.ContainerMetadata(name=name),
             image=pb.ImageSpec(image=ref, user_specified_image=ref),
             command=["/bin/sh", "-c", script],
             mounts=mounts,
-            log_path="probe/0.log",
+            log_path=f"{name}/0.log",
             labels={RUN_LABEL: self.run_id},
             linux=pb.LinuxContainerConfig(security_context=sc),
         )
@@ -206,7 +220,6 @@ class NodeTarget:
             self.drain()
         with self.lock.hold(exclusive=spec.restart):
             name = f"{scn.name[:40]}-{policy.lower()}-{secrets.token_hex(3)}"
-            (self.log_root / name / "probe").mkdir(parents=True, exist_ok=True)
             sandbox_config = self._sandbox_config(name, scn, policy)
             try:
                 sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
@@ -215,14 +228,39 @@ class NodeTarget:
                     raise
                 return Observation(sandbox_error=exc.details, sent_policy=self.policy_value(scn, policy))
             try:
-                obs = self._observe(scn, policy, spec, sandbox_id, sandbox_config)
+                obs = self._observe(scn, policy, spec, sandbox_id, sandbox_config, PROBE_NAME)
             finally:
                 if spec.restart:
                     self.remove_sandbox(sandbox_id)
                 else:
                     self._remove_later(sandbox_id)
-            obs.sent_policy = self.policy_value(scn, policy)
             return obs
+
+    def run_shared(self, cases: list[tuple[Scenario, str]]) -> list[Observation | BaseException]:
+        """Cases whose sandboxes would be the same (shared_sandbox) in one sandbox, a container each, read one
+        after the other; each case's outcome, or the error that is its own. A case that broke there, and every
+        case where the shared sandbox was refused, runs again alone, so no verdict depends on a neighbour."""
+        if len(cases) == 1:
+            return [own(lambda: self.run_case(*cases[0]), CRIError)]
+        scn, policy = cases[0]
+        outcomes: list[Observation | BaseException | None] = [None] * len(cases)
+        with self.lock.hold(exclusive=False):
+            name = f"{scn.name[:32]}-{policy.lower()}-and-{len(cases) - 1}-{secrets.token_hex(3)}"
+            sandbox_config = self._sandbox_config(name, scn, policy)
+            try:
+                sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
+            except CRIError:
+                sandbox_id = ""
+            if sandbox_id:
+                try:
+                    for index, (each, each_policy) in enumerate(cases):
+                        outcomes[index] = own(functools.partial(
+                            self._observe, each, each_policy, CaseSpec.for_scenario(each), sandbox_id,
+                            sandbox_config, f"{PROBE_NAME}-{index}"), CRIError)
+                finally:
+                    self._remove_later(sandbox_id)
+        return [own(lambda c=case: self.run_case(*c), CRIError) if not isinstance(o, Observation) else o
+                for case, o in zip(cases, outcomes, strict=True)]
 
     def bare_pod(self) -> BarePod:
         """The floor's pod: a sandbox and a container running /bin/true as user 1000, waited for as a case's
@@ -254,10 +292,18 @@ class NodeTarget:
         return BarePod(exited - started, time.perf_counter() - exited)
 
     def _observe(self, scn: Scenario, policy: str, spec: CaseSpec, sandbox_id: str,
-                 sandbox_config: pb.PodSandboxConfig) -> Observation:
+                 sandbox_config: pb.PodSandboxConfig, container: str) -> Observation:
+        """One case's container in a sandbox (its own, or one it shares): every piece of its evidence."""
+        (Path(sandbox_config.log_directory) / container).mkdir(parents=True, exist_ok=True)
+        obs = self._evidence(scn, policy, spec, sandbox_id, sandbox_config, container)
+        obs.sent_policy = self.policy_value(scn, policy)
+        return obs
+
+    def _evidence(self, scn: Scenario, policy: str, spec: CaseSpec, sandbox_id: str,
+                  sandbox_config: pb.PodSandboxConfig, container: str) -> Observation:
         namespaces = sandbox_config.linux.security_context.namespace_options
-        message = Path(sandbox_config.log_directory) / "probe" / "termination-log"
-        config = self._container_config(scn, policy, self.image_refs[scn.image], spec, namespaces, message)
+        message = Path(sandbox_config.log_directory) / container / "termination-log"
+        config = self._container_config(scn, policy, self.image_refs[scn.image], spec, namespaces, message, container)
         try:
             container_id = self.client.create_container(sandbox_id, config, sandbox_config)
         except CRIError as exc:
