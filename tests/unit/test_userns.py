@@ -147,7 +147,7 @@ def test_podnet_plugin_protocol(tmp_path: Path) -> None:
     assert conf["plugins"] == [{"type": "sgp-podnet"}]
     for name in ("sgp-podnet", "loopback"):
         launcher = tmp_path / "cni" / "bin" / name
-        assert os.access(launcher, os.X_OK) and launcher.read_text().startswith(f"#!{sys.executable}\n")
+        assert os.access(launcher, os.X_OK) and launcher.read_text().startswith(f"#!{sys.executable} -IS\n")
     run = lambda command, stdin: subprocess.run(  # noqa: E731
         [str(tmp_path / "cni" / "bin" / "sgp-podnet")], input=stdin, capture_output=True, text=True,
         env={"CNI_COMMAND": command, "CNI_NETNS": str(tmp_path / "no-such-netns"), "CNI_IFNAME": "eth0",
