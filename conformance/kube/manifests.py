@@ -74,7 +74,8 @@ def needs_host(scn: Scenario, variants: tuple[str, ...]) -> bool:
 
 
 def ephemeral_target(scn: Scenario, variants: tuple[str, ...]) -> str:
-    """The container an ephemeral probe joins: `main` where the pod has one, else the scenario's `probe`."""
+    """The container that keeps the pod running for the ephemeral probe: `main` where the pod has one, else the
+    scenario's `probe`."""
     return HOST_NAME if needs_host(scn, variants) else PROBE_NAME
 
 
@@ -140,10 +141,11 @@ def pod_manifest(scn: Scenario, policy: str, image: str, run_id: str, name: str,
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
-def ephemeral_manifest(scn: Scenario, image: str, target: str = HOST_NAME) -> dict:
-    ctr = container_manifest(scn, probe_name("ephemeral"), image, keep_running=True)
-    ctr["targetContainerName"] = target
-    return ctr
+def ephemeral_manifest(scn: Scenario, image: str) -> dict:
+    """The ephemeral probe. No targetContainerName: it runs in the pod's shared namespaces, so the kubelet can
+    start it before any other container exists (a target must have a status first); its identity comes from its
+    own and the pod's security context either way."""
+    return container_manifest(scn, probe_name("ephemeral"), image, keep_running=True)
 
 
 def blocks_others(scn: Scenario, policy: str) -> bool:

@@ -241,7 +241,11 @@ class KubeTarget:
         target = ephemeral_target(scn, variants)
         found: dict[str, PodOutcome | str] = {}  # kind -> failure evidence, or its probe's complete log
         broken: dict[str, CaseError] = {}  # kind -> the error its own container hit (a shared pod)
-        added = False  # the ephemeral probe was added
+        # the ephemeral probe joins at once (the kubelet starts it with the pod's first containers), but where
+        # `main` may fail: then only once `main` runs, so a failed `main` is always the evidence, never a race
+        added = "ephemeral" in variants and not host_may_fail
+        if added:
+            self._add_ephemeral(scn, name, image)
 
         def settled() -> dict:
             nonlocal added
@@ -312,21 +316,24 @@ class KubeTarget:
 
     def _settle_kind(self, scn: Scenario, pod: dict, name: str, variant: str, target: str, image: str,
                      allowed: bool, host_may_fail: bool, added: bool, found: dict[str, PodOutcome | str]) -> bool:
-        """Look at one kind of a pod: its evidence goes to `found` once complete (NotYet until then). The
-        ephemeral probe is added once its target runs; returns whether it has been added."""
+        """Look at one kind of a pod: its evidence goes to `found` once complete (NotYet until then). An
+        ephemeral probe not added yet is added once its target runs; returns whether it has been added."""
         if variant == "ephemeral" and not added:
             ready = self._target_running(pod, name, target, allowed, host_may_fail)
             if isinstance(ready, PodOutcome):
                 found[variant] = ready
             elif (ready.get("status") or {}).get("phase") != "Failed":
-                container = ephemeral_manifest(scn, image, target)
-                container["imagePullPolicy"] = self.pull_policy
-                self.api.add_ephemeral(self.namespace, name, container)
+                self._add_ephemeral(scn, name, image)
                 return True
             return added
         with contextlib.suppress(NotYet):
             found[variant] = self._probe_state(pod, name, variant, allowed)
         return added
+
+    def _add_ephemeral(self, scn: Scenario, name: str, image: str) -> None:
+        container = ephemeral_manifest(scn, image)
+        container["imagePullPolicy"] = self.pull_policy
+        self.api.add_ephemeral(self.namespace, name, container)
 
     def _probed(self, scn: Scenario, name: str, variant: str, log: str) -> PodOutcome:
         """The evidence of a probe that printed its block: the first process, then its exit (it exits after

@@ -94,7 +94,7 @@ def test_init_and_sidecar_variants(scn):
     side = manifests.pod_manifest(scn, "Merge", "i", "r", "p", ("sidecar",))["spec"]
     assert side["initContainers"][0]["restartPolicy"] == "Always"
     eph = manifests.ephemeral_manifest(scn, "i")
-    assert eph["targetContainerName"] == "main" and eph["name"] == "probe-ephemeral"
+    assert "targetContainerName" not in eph and eph["name"] == "probe-ephemeral"  # startable before any other
 
 
 def test_one_pod_carries_every_container_kind(catalogue, scn):
@@ -372,6 +372,8 @@ def test_one_pod_answers_every_container_kind(catalogue, scn):
     target = KubeTarget(api, REFS, run_id="t1", waits=FAST)
     outcomes = target.run_group(scn, "Strict", manifests.VARIANTS)
     assert len([c for c in api.calls if c[0] == "create_pod"]) == 1
+    calls = [c[0] for c in api.calls]  # the ephemeral probe joins right after the pod is created, status unseen
+    assert calls[calls.index("create_pod") + 1] == "add_ephemeral"
     for variant, outcome in outcomes.items():
         judgement = pods.judge_case(catalogue, scn, "Strict", outcome, variant)
         assert judgement.verdict == Verdict.PASS, (variant, judgement.detail)
