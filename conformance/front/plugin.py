@@ -143,12 +143,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Cases still running in the pool give up, then the session removes everything it started (a Ctrl-C
     meanwhile does not cut that short)."""
     with interrupt.shielded(deliver=False):
+        pool = getattr(config, "_sgp_pool", None)
+        if pool is not None:  # batches not started yet never start (a Ctrl-C ends the run here)
+            pool.shutdown(wait=False, cancel_futures=True)
         runner = getattr(config, "_sgp_runner", None)
         if runner is not None:
             runner.close()
-        pool = getattr(config, "_sgp_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
         session = config.stash.get(SESSION, None)
         if session is not None:
             _safe_stop(session, config.stash.get(WATCHDOG, None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import grpc
@@ -172,6 +173,7 @@ class SharedFake(NodeTarget):
     def __init__(self, tmp: Path, breaks: set[str], refuse: bool = False):
         self.lock, self.log_root, self.handler, self.cgroup_parent, self.run_id = CaseLock(tmp), tmp, "", "", "r"
         self.breaks, self.refuse, self.alone, self.removed = breaks, refuse, [], []
+        self.stopping = threading.Event()
 
         class Client:
             @staticmethod
@@ -183,6 +185,8 @@ class SharedFake(NodeTarget):
         self.client = Client()  # type: ignore[assignment]
 
     def _evidence(self, scn, policy, spec, sandbox_id, sandbox_config, container):  # type: ignore[no-untyped-def]
+        if scn.name == "no-etc-files" and "stop" in self.breaks:
+            self.stopping.set()  # a Ctrl-C while this case runs
         if scn.name in self.breaks:
             raise ProbeError(f"{container}: no block")
         return Observation(state=container)
@@ -210,3 +214,7 @@ def test_a_case_that_breaks_in_a_shared_sandbox_runs_again_alone(tmp_path: Path)
     refused = SharedFake(tmp_path, set(), refuse=True)
     assert [o.state for o in refused.run_shared(cases)] == ["alone"] * 3  # type: ignore[union-attr]
     assert refused.alone == names and refused.removed == []
+    stopped = SharedFake(tmp_path, {"stop"})
+    out = stopped.run_shared([cases[2], *cases[:2]])  # the run stops during the first: the others never start
+    assert isinstance(out[0], Observation) and [str(o) for o in out[1:]] == ["the run is stopping"] * 2
+    assert stopped.alone == [] and stopped.removed == ["sandbox-1"]

@@ -60,5 +60,7 @@ class NodeRunner:
         return [] if poll is not None else measure(self.target.bare_pod, count, side_by_side)
 
     def close(self) -> None:
+        """No further case starts in a shared sandbox; background removals finish."""
+        self.target.stopping.set()
         for problem in self.target.drain():
             print(f"warning: {problem}", file=sys.stderr)

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import functools
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance import interrupt
-from conformance.core.case import own
+from conformance.core.case import CaseError, own
 from conformance.core.floor import BarePod
 from conformance.core.model import USERNS_LENGTH
 from conformance.core.observe import (
@@ -33,7 +34,7 @@ from conformance.core.verdict import Observation
 from conformance.cri import api_pb2 as pb
 from conformance.cri.client import CRIClient, CRIError
 from conformance.cri.sandboxes import remove_sandbox
-from conformance.errors import RuntimeBroken, SuiteError
+from conformance.errors import RuntimeBroken, Stopped, SuiteError
 from conformance.targets.node.restart import RESTART_WAIT, request_restart
 
 POLICY_ENUM = {"unset": None, "Merge": pb.Merge, "Strict": pb.Strict}
@@ -148,6 +149,7 @@ class NodeTarget:
         self.lock = CaseLock(log_root)
         self._cleanup = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sgp-cleanup")
         self._pending: list[Future] = []
+        self.stopping = threading.Event()  # the run is ending: a shared sandbox runs no further case
 
     def _sandbox_config(self, name: str, scn: Scenario, policy: str) -> pb.PodSandboxConfig:
         sc = pb.LinuxSandboxSecurityContext(
@@ -254,11 +256,15 @@ class NodeTarget:
             if sandbox_id:
                 try:
                     for index, (each, each_policy) in enumerate(cases):
+                        if self.stopping.is_set():
+                            break
                         outcomes[index] = own(functools.partial(
                             self._observe, each, each_policy, CaseSpec.for_scenario(each), sandbox_id,
                             sandbox_config, f"{PROBE_NAME}-{index}"), CRIError)
                 finally:
                     self._remove_later(sandbox_id)
+        if self.stopping.is_set():
+            return [o if isinstance(o, Observation) else CaseError(Stopped("the run is stopping")) for o in outcomes]
         return [own(lambda c=case: self.run_case(*c), CRIError) if not isinstance(o, Observation) else o
                 for case, o in zip(cases, outcomes, strict=True)]
 
@@ -405,15 +411,17 @@ class NodeTarget:
             self._pending.append(self._cleanup.submit(work))
 
     def drain(self, timeout: float = 60.0) -> list[str]:
-        """Wait (at most `timeout` in all) for background removals; the problems they hit."""
+        """Wait (at most `timeout` in all) for background removals, also those queued meanwhile; the problems
+        they hit."""
         problems = []
         deadline = time.monotonic() + timeout
-        for future in self._pending:
-            try:
-                interrupt.result(future, timeout=max(0.1, deadline - time.monotonic()))
-            except Exception as exc:
-                problems.append(f"sandbox removal failed: {type(exc).__name__}: {exc}".rstrip(": "))
-        self._pending.clear()
+        while self._pending:
+            pending, self._pending = self._pending, []
+            for future in pending:
+                try:
+                    interrupt.result(future, timeout=max(0.1, deadline - time.monotonic()))
+                except Exception as exc:
+                    problems.append(f"sandbox removal failed: {type(exc).__name__}: {exc}".rstrip(": "))
         return problems
 
     def remove_sandbox(self, sandbox_id: str) -> None:
