@@ -137,7 +137,7 @@ def container_findings(pod: dict, workload: Workload) -> list[ContainerFinding]:
                 state, note = UNKNOWN, _unknown_why(entry)
             else:
                 state = READY if not extra else STRICT_IGNORED if policy == "Strict" else IMPLICIT
-                note = _never_ran(entry)  # type: ignore[arg-type]  # attached: the entry exists
+                note = _never_ran(entry)
             out.append(ContainerFinding(workload, meta["name"], spec.get("nodeName", ""), status.get("phase", ""),
                                         ctr["name"], kind, ctr.get("image", ""), policy, state, sorted(requested),
                                         attached, extra, note))
@@ -153,10 +153,10 @@ def _unknown_why(entry: dict | None) -> str:
     return "no user in the container status: the runtime or kubelet does not report it"
 
 
-def _never_ran(entry: dict) -> str:
+def _never_ran(entry: dict | None) -> str:
     """A note for a container the runtime created (and resolved the user of) but could not start: its groups
     are still what the runtime would give it, and what Strict would change."""
-    terminated = (entry.get("state") or {}).get("terminated") or {}
+    terminated = ((entry or {}).get("state") or {}).get("terminated") or {}
     if terminated.get("reason") == "StartError" or terminated.get("startedAt", "").startswith("1970-01-01"):
         return f"never ran ({terminated.get('reason', 'not started')}): groups as the runtime resolved them"
     return ""

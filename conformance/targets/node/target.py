@@ -105,15 +105,15 @@ def userns_host_id() -> int:
     return USERNS_LENGTH * (16 + secrets.randbelow(16384))
 
 
-def shared_sandbox(scn: Scenario, policy: str) -> tuple | None:
-    """What a case's sandbox is made of where cases whose sandboxes agree can share one (each its own
-    container, as a pod carries several): the policy sent and the pod-level user and groups. None: the case
-    needs a sandbox of its own (a runtime restart, a user namespace, raw CRI values, a sandbox the scenario
-    expects refused)."""
+def shared_sandbox(scn: Scenario, policy: str) -> tuple[str, bytes] | None:
+    """What a case's sandbox is made of, where cases whose sandboxes agree can share one (each its own
+    container, as a pod carries several): the policy and the pod-level security context sent. None: the case needs
+    a sandbox of its own (a runtime restart, a user namespace, raw CRI values, a sandbox the scenario expects
+    refused)."""
     refused = any(o.error == "RunPodSandbox" for o in scn.outcomes(policy))
     if scn.restart or scn.user_namespace or scn.raw_cri or refused:
         return None
-    return policy, scn.pod.run_as_user, scn.pod.run_as_group, tuple(supplemental_groups(scn))
+    return policy, NodeTarget.sandbox_context(scn, policy).SerializeToString(deterministic=True)
 
 
 def status_user(status: pb.ContainerStatus) -> dict | None:
@@ -151,7 +151,9 @@ class NodeTarget:
         self._pending: list[Future] = []
         self.stopping = threading.Event()  # the run is ending: a shared sandbox runs no further case
 
-    def _sandbox_config(self, name: str, scn: Scenario, policy: str) -> pb.PodSandboxConfig:
+    @classmethod
+    def sandbox_context(cls, scn: Scenario, policy: str) -> pb.LinuxSandboxSecurityContext:
+        """The pod-level security context the kubelet sends for the case's pod (a user namespace of its own)."""
         sc = pb.LinuxSandboxSecurityContext(
             namespace_options=namespace_options(scn, userns_host_id()),
             supplemental_groups=supplemental_groups(scn),
@@ -160,8 +162,11 @@ class NodeTarget:
             sc.run_as_user.value = scn.pod.run_as_user
         if scn.pod.run_as_group is not None:
             sc.run_as_group.value = scn.pod.run_as_group
-        self._set_policy(sc, scn, policy)
-        linux = pb.LinuxPodSandboxConfig(security_context=sc)
+        cls._set_policy(sc, scn, policy)
+        return sc
+
+    def _sandbox_config(self, name: str, scn: Scenario, policy: str) -> pb.PodSandboxConfig:
+        linux = pb.LinuxPodSandboxConfig(security_context=self.sandbox_context(scn, policy))
         if self.cgroup_parent:
             linux.cgroup_parent = f"/{self.cgroup_parent}/{name}"
         return pb.PodSandboxConfig(
