@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         except SuiteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        code = without_cases(opts, cleanup=args.cleanup)  # a plan or a cleanup runs no case
-        if code is not None:
-            return code
+        return without_cases(opts, cleanup=args.cleanup)  # a plan or a cleanup runs no case
     if args.command == "audit":
         if extra:
             parser.error(f"unknown arguments: {extra}")

@@ -213,7 +213,7 @@ class HostLeftovers:
 
     @classmethod
     def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
-        """DRY_RUN=1: nothing to plan (None); the cases run."""
+        """DRY_RUN=1: no plan (None): the run is refused."""
         return None
 
     @classmethod

@@ -56,10 +56,10 @@ def runner_from_context(ctx: dict, catalogue: Catalogue, opts: Options) -> Runne
     return KubeRunner.from_context(ctx, catalogue)
 
 
-def without_cases(opts: Options, cleanup: bool) -> int | None:
+def without_cases(opts: Options, cleanup: bool) -> int:
     """A `run` that asked for --cleanup or DRY_RUN=1, through the session's class: --cleanup removes what runs
-    that died left (the session class's `cleanup`); else the class's `plan` is printed,
-    building and starting nothing (a target without one runs its cases). None: run cases."""
+    that died left (the session class's `cleanup`); else the class's `plan` is printed, building and starting
+    nothing; a target without a plan refuses DRY_RUN=1 (exit 2), starting nothing either. The exit code."""
     cls = session_class(opts.target)
     try:
         if cleanup:
@@ -68,7 +68,9 @@ def without_cases(opts: Options, cleanup: bool) -> int | None:
 
         plan = cls.plan(opts, Catalogue.load(opts.scenarios_dir, opts.images_dir))
         if plan is None:
-            return None
+            print(f"error: DRY_RUN=1: TARGET={opts.target} has no plan to print (TARGET=kind and TARGET=cluster "
+                  "have one); nothing was started", file=sys.stderr)
+            return 2
         print(plan)
         return 0
     except SuiteError as exc:

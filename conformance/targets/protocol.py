@@ -51,7 +51,7 @@ class Session(Protocol):
 
     @classmethod
     def plan(cls, opts: Options, catalogue: Catalogue) -> str | None:
-        """DRY_RUN=1: what a run would build and start, nothing started; None: no plan, the cases run."""
+        """DRY_RUN=1: what a run would build and start, nothing started; None: no plan (DRY_RUN=1 is refused)."""
         ...
 
     @classmethod

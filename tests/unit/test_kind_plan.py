@@ -96,3 +96,14 @@ def test_bad_selection_exits_2(tmp_path, capsys):
     # no RUNTIME: containerd, as a run without it does (newest stock cell)
     assert plan(["--target", "kind", "--dry-run", "--results-dir", str(tmp_path / "default")]) == 0
     assert [p.name for p in (tmp_path / "default" / "plan").iterdir()] == ["containerd-2.2-k8s-1.35"]
+
+
+def test_dry_run_on_a_target_without_a_plan_starts_nothing(tmp_path, monkeypatch, capsys):
+    """DRY_RUN=1 on TARGET=node or local (no plan to print): refused in one line naming DRY_RUN, exit 2, no
+    runtime, cluster or state folder started."""
+    monkeypatch.setenv("SGP_STATE_DIR", str(tmp_path / "state"))
+    for target in ("node", "local"):
+        assert main(["run", "--target", target, "--dry-run", "--results-dir", str(tmp_path / target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "DRY_RUN=1" in err and f"TARGET={target}" in err, err
+    assert not (tmp_path / "state").exists() or list((tmp_path / "state").iterdir()) == []
