@@ -92,6 +92,12 @@ class Scenario:
         """Every outcome the case may end in: the allowed ones of a runtime_choice, else the one expected."""
         return self.choices.get(policy) or (self.expect[policy],)
 
+    def may_fail_at(self, calls: tuple[str, ...], policy: str | None = None) -> bool:
+        """Some outcome the case may end in (under `policy`; None: any policy) is an error at one of `calls`
+        (RunPodSandbox, CreateContainer, StartContainer)."""
+        policies = self.policies if policy is None else (policy,)
+        return any(o.error in calls for p in policies for o in self.outcomes(p))
+
     def expected_json(self, policy: str) -> dict:
         """The expectation as results.json records it ({"any_of": [...]} for a runtime_choice)."""
         if policy in self.choices:

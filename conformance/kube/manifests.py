@@ -21,6 +21,7 @@ HOST_NAME = "main"
 SCENARIO_LABEL = "sgp.conformance/scenario"
 POLICY_LABEL = "sgp.conformance/policy"
 VARIANTS_LABEL = "sgp.conformance/variants"  # the container kinds a pod carries, dot-separated
+CONTAINER_CALLS = ("CreateContainer", "StartContainer")  # a container's own refusals
 
 
 def namespace_manifest(run_id: str) -> dict:
@@ -151,7 +152,7 @@ def ephemeral_manifest(scn: Scenario, image: str) -> dict:
 def blocks_others(scn: Scenario, policy: str) -> bool:
     """The scenario expects its container not to be created or started under `policy`: a failed init or
     sidecar holds up the rest of a pod, so each container kind gets a pod of its own."""
-    return any(o.error in ("CreateContainer", "StartContainer") for o in scn.outcomes(policy))
+    return scn.may_fail_at(CONTAINER_CALLS, policy)
 
 
 def pod_groups(cases: list[Case]) -> list[list[Case]]:

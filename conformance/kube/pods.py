@@ -26,8 +26,8 @@ from conformance.errors import SuiteError
 from conformance.kube.admission import REJECT_REASON, is_rejected, rejection_judgement
 from conformance.kube.api import ApiError, KubeApi
 from conformance.kube.manifests import (
+    CONTAINER_CALLS,
     bare_pod_manifest,
-    blocks_others,
     ephemeral_manifest,
     ephemeral_target,
     namespace_manifest,
@@ -234,10 +234,10 @@ class KubeTarget:
         must run again alone (another kind's container broke: its error is its own case's)."""
         # a refused sandbox is evidence where the scenario allows it, or for hostUsers: false (a kubelet refuses
         # those pods on a runtime handler without user namespaces: the verdict is then unsupported)
-        allowed = scn.user_namespace or any(o.error == "RunPodSandbox" for p in scn.policies for o in scn.outcomes(p))
+        allowed = scn.user_namespace or scn.may_fail_at(("RunPodSandbox",))
         shared = len(variants) > 1
         # alone, `main`'s failure is the ephemeral probe's evidence where the scenario expects containers to fail
-        host_may_fail = not shared and any(blocks_others(scn, p) for p in scn.policies)
+        host_may_fail = not shared and scn.may_fail_at(CONTAINER_CALLS)
         target = ephemeral_target(scn, variants)
         found: dict[str, PodOutcome | str] = {}  # kind -> failure evidence, or its probe's complete log
         broken: dict[str, CaseError] = {}  # kind -> the error its own container hit (a shared pod)
