@@ -152,8 +152,9 @@ def test_case_lock_exclusive_waits_for_shared(tmp_path: Path) -> None:
 
 
 def test_cases_whose_sandboxes_agree_share_one() -> None:
-    """The node target's batches: same policy and pod-level user and groups share a sandbox, in the order the
-    first case comes; a restart, a user namespace, raw CRI values and an expected sandbox refusal run alone."""
+    """The node target's batches: the same pod-level security context sent (policy, user, groups) share a
+    sandbox, in the order the first case comes, unset with Merge (the same bytes); a restart, a user namespace,
+    raw CRI values and an expected sandbox refusal run alone."""
     catalogue = Catalogue.load(PROJECT / "scenarios", PROJECT / "images")
     cases = [Case(s, p) for s in catalogue.scenarios for p in s.policies]
     batches = NodeRunner.batches(None, cases)  # type: ignore[arg-type]  # batches reads no runner state
@@ -163,6 +164,8 @@ def test_cases_whose_sandboxes_agree_share_one() -> None:
         keys = {shared_sandbox(c.scenario, c.policy) for c in batch if c.scenario is not None}
         assert len(keys) == 1 and (None not in keys or len(batch) == 1)
         assert batch == sorted(batch, key=cases.index)
+    assert any({c.policy for c in b} == {"unset", "Merge"} for b in batches)
+    assert not any("Strict" in {c.policy for c in b} and len({c.policy for c in b}) > 1 for b in batches)
     alone = [b[0].scenario for b in batches if shared_sandbox(b[0].scenario, b[0].policy) is None]
     assert any(s.restart for s in alone) and any(s.user_namespace for s in alone) and any(s.raw_cri for s in alone)
 

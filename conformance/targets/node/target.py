@@ -105,15 +105,14 @@ def userns_host_id() -> int:
     return USERNS_LENGTH * (16 + secrets.randbelow(16384))
 
 
-def shared_sandbox(scn: Scenario, policy: str) -> tuple[str, bytes] | None:
+def shared_sandbox(scn: Scenario, policy: str) -> bytes | None:
     """What a case's sandbox is made of, where cases whose sandboxes agree can share one (each its own
-    container, as a pod carries several): the policy and the pod-level security context sent. None: the case needs
-    a sandbox of its own (a runtime restart, a user namespace, raw CRI values, a sandbox the scenario expects
-    refused)."""
-    refused = any(o.error == "RunPodSandbox" for o in scn.outcomes(policy))
-    if scn.restart or scn.user_namespace or scn.raw_cri or refused:
+    container, as a pod carries several): the pod-level security context as sent, policy included (unset and
+    Merge send the same bytes, as a kubelet does: Merge is the enum's zero). None: the case needs a sandbox of its
+    own (a runtime restart, a user namespace, raw CRI values, a sandbox the scenario expects refused)."""
+    if scn.restart or scn.user_namespace or scn.raw_cri or scn.may_fail_at(("RunPodSandbox",), policy):
         return None
-    return policy, NodeTarget.sandbox_context(scn, policy).SerializeToString(deterministic=True)
+    return NodeTarget.sandbox_context(scn, policy).SerializeToString(deterministic=True)
 
 
 def status_user(status: pb.ContainerStatus) -> dict | None:
@@ -231,7 +230,7 @@ class NodeTarget:
             try:
                 sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
             except CRIError as exc:  # evidence where the scenario allows this refusal or needs a user namespace
-                if not (scn.user_namespace or any(o.error == "RunPodSandbox" for o in scn.outcomes(policy))):
+                if not (scn.user_namespace or scn.may_fail_at(("RunPodSandbox",), policy)):
                     raise
                 return Observation(sandbox_error=exc.details, sent_policy=self.policy_value(scn, policy))
             try:
