@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -206,6 +207,19 @@ class ClientApi:
 
     def get_service_account(self, namespace: str, name: str) -> dict:
         return self._call(f"get serviceaccount {name}", self.core.read_namespaced_service_account, name, namespace)
+
+
+def _import_client() -> None:
+    with contextlib.suppress(Exception):  # client() reports what fails
+        from kubernetes import client, config  # noqa: F401
+
+        client.CoreV1Api  # noqa: B018 - the largest module, imported on first use
+
+
+def warm() -> None:
+    """Import the kubernetes client in the background (about a second of CPU: its CoreV1Api module is large)
+    while a target starts its cluster, so client() finds it imported."""
+    threading.Thread(target=_import_client, name="sgp-import-client", daemon=True).start()
 
 
 def client(kubeconfig: str | None, context: str | None = None) -> KubeApi:

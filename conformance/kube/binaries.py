@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def check_folder(folder: Path, label: str, names: tuple[str, ...] = SERVER) -> s
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise ProvisionError(f"{label}: missing {', '.join(missing)}")
-    versions = {n: tool_version(folder / n) for n in names if n in SERVER}
+    checked = [n for n in names if n in SERVER]
+    with ThreadPoolExecutor(max_workers=len(checked) or 1) as pool:  # each `--version` a Go binary's start
+        versions = dict(zip(checked, pool.map(lambda n: tool_version(folder / n), checked), strict=True))
     if len(set(versions.values())) != 1:
         raise ProvisionError(f"{label}: the binaries disagree on their version: {versions}")
     return versions["kubelet"]

@@ -11,7 +11,7 @@ from conformance.core.catalogue import Catalogue
 from conformance.core.options import Options
 from conformance.errors import InputError, ProvisionError
 from conformance.kube import binaries
-from conformance.kube.api import client
+from conformance.kube.api import client, warm
 from conformance.kube.runner import KubeSession
 from conformance.kube.status import node_ready
 from conformance.kube.waits import NotYet, Waits
@@ -41,6 +41,7 @@ class LocalSession(KubeSession):
 
     def start(self) -> None:
         self.runtime.validate()
+        warm()  # the API client's import, while the runtime and the control plane start
         bins = binaries.resolve(self.opts.k8s_bin_dir, self.opts.k8s, self.opts.etcd_bin, self.opts.cache_dir)
         # the control plane and the kubelet start while the test images load into the runtime
         self.runtime.start(catalogue_archives(self.catalogue, self.opts.cache_dir), lambda: self._cluster(bins))
