@@ -148,6 +148,7 @@ class NodeTarget:
         self.lock = CaseLock(log_root)
         self._cleanup = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sgp-cleanup")
         self._pending: list[Future] = []
+        self._pending_lock = threading.Lock()  # two batches at once queue removals while a restart case drains
         self.stopping = threading.Event()  # the run is ending: a shared sandbox runs no further case
 
     @classmethod
@@ -411,7 +412,7 @@ class NodeTarget:
             with self.lock.hold(exclusive=False):
                 self.remove_sandbox(sandbox_id)
 
-        with interrupt.shielded():  # submit() may start a thread, and waits on an Event for it to run
+        with interrupt.shielded(), self._pending_lock:  # submit() may start a thread and wait for it to run
             self._pending.append(self._cleanup.submit(work))
 
     def drain(self, timeout: float = 60.0) -> list[str]:
@@ -419,8 +420,11 @@ class NodeTarget:
         they hit."""
         problems = []
         deadline = time.monotonic() + timeout
-        while self._pending:
-            pending, self._pending = self._pending, []
+        while True:
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+            if not pending:
+                break
             for future in pending:
                 try:
                     interrupt.result(future, timeout=max(0.1, deadline - time.monotonic()))
