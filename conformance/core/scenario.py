@@ -98,6 +98,11 @@ class Scenario:
         policies = self.policies if policy is None else (policy,)
         return any(o.error in calls for p in policies for o in self.outcomes(p))
 
+    def sandbox_refusal_is_evidence(self, policy: str | None = None) -> bool:
+        """A refused sandbox is evidence, not an error: the scenario allows it (under `policy`; None: any), or
+        it asks for a user namespace (a handler without them refuses it: the verdict is then unsupported)."""
+        return self.user_namespace or self.may_fail_at(("RunPodSandbox",), policy)
+
     def expected_json(self, policy: str) -> dict:
         """The expectation as results.json records it ({"any_of": [...]} for a runtime_choice)."""
         if policy in self.choices:

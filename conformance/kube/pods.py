@@ -232,9 +232,7 @@ class KubeTarget:
                  image: str) -> tuple[dict[str, PodOutcome | CaseError], list[str]]:
         """Each kind's outcome, and the kinds a shared pod could not run (another kind's container failed), or
         must run again alone (another kind's container broke: its error is its own case's)."""
-        # a refused sandbox is evidence where the scenario allows it, or for hostUsers: false (a kubelet refuses
-        # those pods on a runtime handler without user namespaces: the verdict is then unsupported)
-        allowed = scn.user_namespace or scn.may_fail_at(("RunPodSandbox",))
+        allowed = scn.sandbox_refusal_is_evidence()  # a refusal any policy of the scenario allows
         shared = len(variants) > 1
         # alone, `main`'s failure is the ephemeral probe's evidence where the scenario expects containers to fail
         host_may_fail = not shared and scn.may_fail_at(CONTAINER_CALLS)

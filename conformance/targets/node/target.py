@@ -110,7 +110,7 @@ def shared_sandbox(scn: Scenario, policy: str) -> bytes | None:
     container, as a pod carries several): the pod-level security context as sent, policy included (unset and
     Merge send the same bytes, as a kubelet does: Merge is the enum's zero). None: the case needs a sandbox of its
     own (a runtime restart, a user namespace, raw CRI values, a sandbox the scenario expects refused)."""
-    if scn.restart or scn.user_namespace or scn.raw_cri or scn.may_fail_at(("RunPodSandbox",), policy):
+    if scn.restart or scn.raw_cri or scn.sandbox_refusal_is_evidence(policy):
         return None
     return NodeTarget.sandbox_context(scn, policy).SerializeToString(deterministic=True)
 
@@ -231,7 +231,7 @@ class NodeTarget:
             try:
                 sandbox_id = self.client.run_pod_sandbox(sandbox_config, self.handler)
             except CRIError as exc:  # evidence where the scenario allows this refusal or needs a user namespace
-                if not (scn.user_namespace or scn.may_fail_at(("RunPodSandbox",), policy)):
+                if not scn.sandbox_refusal_is_evidence(policy):
                     raise
                 return Observation(sandbox_error=exc.details, sent_policy=self.policy_value(scn, policy))
             try:
